@@ -88,7 +88,7 @@ def check_structure(reference: Any, value: Any, key_path: str, source: str) -> N
 def merge(base: Any, override: Any) -> Any:
     """Deep merge: mappings merge key by key, anything else in ``override`` replaces ``base``."""
     if isinstance(base, dict) and isinstance(override, dict):
-        merged = dict(base)
+        merged = copy.deepcopy(base)
         for key, value in override.items():
             merged[key] = merge(base.get(key), value) if key in base else copy.deepcopy(value)
         return merged

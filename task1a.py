@@ -1,0 +1,344 @@
+#!/usr/bin/env python
+"""DCASE2022/2023 Task 1: low-complexity acoustic scene classification, the baseline system.
+
+    python task1a.py -o                      all stages on the active set (overwrite)
+    python task1a.py -s demo                 the built-in synthetic demo data
+    python task1a.py --mode eval --output out.csv   challenge mode: system output for the evaluation set
+    python task1a.py --predict DIR --model M.tflite --output out.csv   classify any recordings
+
+This file only wires the stages of :mod:`utils.stages`; parameters live in ``task1a.yaml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from utils import __version__  # noqa: E402
+from utils.errors import Task1aError  # noqa: E402
+
+log = logging.getLogger("task1a")
+
+
+def build_argument_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="task1a.py",
+        description="DCASE2022/2023 Task 1 baseline: low-complexity acoustic scene classification (TAU Urban Acoustic Scenes 2022 Mobile).",
+    )
+    parser.add_argument("-m", "--mode", choices=("dev", "eval"), help="dev: development set (train fold / evaluate fold); eval: challenge mode (evaluation set output)")
+    parser.add_argument("-s", "--parameter_set", help="parameter set id(s), comma separated (see --show_sets)")
+    parser.add_argument("-p", "--param_file", help="YAML merged over task1a.yaml (same structure)")
+    parser.add_argument("-o", "--overwrite", action="store_true", help="recompute every stage (otherwise finished stages are reused)")
+    parser.add_argument("--output", help="also write the system output CSV to this file")
+    parser.add_argument("--show_parameters", action="store_true", help="print the resolved parameters of the set(s) and exit")
+    parser.add_argument("--show_sets", action="store_true", help="list the parameter sets and exit")
+    parser.add_argument("--show_results", action="store_true", help="list every evaluated setup and the DCASE2023 ranking, then exit")
+    parser.add_argument("-v", "--version", action="version", version=f"task1a {__version__}")
+    parser.add_argument("-r", "--seed", type=int, help="random seed (overrides general.seed; 0 is a seed)")
+    parser.add_argument("--trials", type=int, help="independent trainings with seeds seed, seed+1, ... (overrides learner iterations)")
+    parser.add_argument("--jobs", type=int, help="feature extraction processes (overrides feature_extractor.n_jobs; -1 = all cores)")
+    parser.add_argument("--download_dataset", metavar="PATH", help="download the TAU 2022 Mobile development set (and with --mode eval the evaluation set) into PATH")
+    parser.add_argument("--model", metavar="PATH", help="test and evaluate this .tflite model instead of the trained one (skips learning)")
+    parser.add_argument("--predict", nargs="+", metavar="PATH", help="classify these recordings (files or folders) and write --output")
+    parser.add_argument("--package", metavar="LABEL", help="challenge mode: write the submission zip LABEL.zip (LABEL.output.csv + LABEL.meta.yaml)")
+    parser.add_argument("--no_progress", action="store_true", help="no progress bars")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def resolve_sets(args, container) -> list[dict]:
+    from utils.parameters import apply_overrides, check_structure
+
+    set_ids = [s.strip() for s in args.parameter_set.split(",")] if args.parameter_set else [container.active_set]
+    resolved = []
+    for set_id in set_ids:
+        params = container.resolve(set_id)
+        overrides = {}
+        if args.seed is not None:
+            overrides["general.seed"] = args.seed
+        if args.mode is not None:
+            overrides["general.mode"] = args.mode
+        if args.jobs is not None:
+            overrides["feature_extractor.n_jobs"] = args.jobs
+        if args.trials is not None:
+            if args.trials < 1:
+                raise Task1aError(f"--trials must be >= 1, got {args.trials}")
+            overrides[f"learner_method_parameters.{params['learner']['method']}.iterations"] = args.trials
+        params = apply_overrides(params, overrides)
+        check_structure(container.defaults["general"], params["general"], "general", "command line")
+        if params["general"]["mode"] not in ("dev", "eval"):
+            raise Task1aError(f"general.mode must be dev or eval, got '{params['general']['mode']}'; fix the set or use -m")
+        resolved.append(params)
+    return resolved
+
+
+def show_sets(container) -> None:
+    for set_id in container.set_ids():
+        marker = "*" if set_id == container.active_set else " "
+        print(f"{marker} {set_id:<30} {container.sets[set_id].get('description', '')}")
+
+
+def run_set(params: dict, args) -> int:
+    """All stages of one parameter set; returns the exit status."""
+    import numpy as np
+    import pandas as pd
+
+    from utils import stages
+    from utils.energy import EnergyMeter, energy_summary
+    from utils.evaluation import aggregate_trials, format_results_table
+    from utils.files import write_yaml_atomic
+    from utils.parameters import stage_hash
+    from utils.reporting import write_run_report
+
+    progress = not args.no_progress
+    overwrite = args.overwrite
+    timer = stages.StageTimer()
+    with timer("dataset"):
+        data = stages.prepare_data(params, ROOT, progress=progress)
+    params = data.params
+    mode = params["general"]["mode"]
+    flow = params["flow"]
+    log.info("set %s (%s), mode %s, data: %s", params["set_id"], params["description"], mode, data.description)
+    if mode == "eval" and data.evaluation is None:
+        raise Task1aError("challenge mode needs the evaluation set; set dataset_method_parameters.tau2022_mobile.evaluation")
+    system_dir = stages.resolve_path(ROOT, params["path"]["system"])
+    meter = EnergyMeter(enabled=params["general"]["energy"], country_iso_code=params["general"]["country_iso_code"], output_dir=system_dir / "energy")
+
+    # -- features
+    feature_dir = stages.stage_folder(params, ROOT, "features")
+    development_items = pd.concat([data.development.train, data.development.evaluate], ignore_index=True).drop_duplicates("filename")
+    tests, test_root, labelled = stages.test_items(data)
+    with timer("feature extraction"), meter.phase("feature_extraction"):
+        development_store = stages.feature_extraction_stage(params, development_items, data.development.path, feature_dir / "development", overwrite, progress)
+        test_store = development_store
+        if mode == "eval":
+            test_store = stages.feature_extraction_stage(params, tests, test_root, feature_dir / "evaluation", overwrite, progress)
+
+    # -- learning (or the given model)
+    learner = params["learner"]["parameters"]
+    io = params["recognizer"]["model_io"]
+    models = []
+    if args.model:
+        model_path = Path(args.model)
+        if not model_path.is_file():
+            raise Task1aError(f"--model {model_path} not found; give a .tflite file")
+        sha = stages.file_sha256(model_path)
+        recognizer_extra = {"model_sha256": sha}
+        normalization = {"method": params["data_processing"]["normalization"], "statistics": None}
+        models.append(stages.TrainedModel(model_path.parent, params["general"]["seed"], {io: model_path}, None, normalization))
+        inference_phase = "baseline_inference" if sha == stages.OFFICIAL_MODEL_SHA256 else "inference"
+    else:
+        recognizer_extra = None
+        inference_phase = "inference"
+        learner_dir = stages.stage_folder(params, ROOT, "learner")
+        seeds = [params["general"]["seed"] + k for k in range(learner["iterations"])]
+        with timer("learning"), meter.phase("training"):
+            for seed in seeds:
+                models.append(stages.learning_stage(params, stages.training_items(data), development_store, learner_dir / f"seed_{seed}", seed, overwrite, progress))
+        if io not in models[0].tflite:
+            raise Task1aError(f"recognizer.model_io '{io}' was not exported (conversion.io: {learner['conversion']['io']}); fix task1a.yaml")
+
+    complexity = None
+    if flow["model_size"]:
+        with timer("model size"):
+            complexity = stages.model_size_stage(models[0].tflite[io], overwrite)
+        from model_size_calculation.nessi import format_nessi_table
+
+        log.info("model size (NeSsi) of %s:\n%s", models[0].tflite[io], format_nessi_table(complexity))
+
+    # -- testing
+    recognizer_dir = stages.stage_folder(params, ROOT, "recognizer", recognizer_extra)
+    outputs = []
+    with timer("testing"), meter.phase(inference_phase):
+        for model in models:
+            folder = recognizer_dir / f"seed_{model.seed}"
+            folder.mkdir(parents=True, exist_ok=True)
+            outputs.append(stages.testing_stage(model.tflite[io], model.normalization, tests, test_store, folder, params["recognizer"]["batch_size"], overwrite, progress))
+    if args.output:
+        stages_output = Path(args.output)
+        from utils.files import atomic_path
+
+        with atomic_path(stages_output) as tmp:
+            shutil.copyfile(outputs[0], tmp)
+        log.info("system output written to %s", stages_output)
+
+    # -- evaluation
+    energy = meter.results()
+    run = {
+        "dataset": {"name": data.name, "synthetic": data.synthetic, "path": str(data.development.path)},
+        "set_id": params["set_id"],
+        "description": params["description"],
+        "mode": mode,
+        "hashes": {stage: stage_hash(params, stage, recognizer_extra if stage in ("recognizer", "evaluator") else None) for stage in ("features", "learner", "recognizer", "evaluator")},
+        "complexity": complexity,
+        "energy": energy,
+        "energy_summary": energy_summary(energy),
+        "quantization": models[0].summary.get("quantization") if models[0].summary else None,
+        "outputs": {"system_output": str(outputs[0])},
+        "plots": {},
+    }
+    report_dir = recognizer_dir
+    status = 0
+    if labelled and flow["evaluation"]:
+        evaluator_dir = stages.stage_folder(params, ROOT, "evaluator", recognizer_extra)
+        report_dir = evaluator_dir
+        info = {"set_id": params["set_id"], "mode": mode, "parameter_hash": run["hashes"]["evaluator"], "synthetic": data.synthetic, "model": str(args.model) if args.model else None}
+        with timer("evaluation"):
+            trial_results = []
+            for model, output in zip(models, outputs):
+                folder = evaluator_dir / f"seed_{model.seed}"
+                folder.mkdir(parents=True, exist_ok=True)
+                trial_results.append(stages.evaluation_stage(output, tests, folder, data.description, params["evaluator"]["confidence_level"], dict(info, seed=model.seed)))
+            results = trial_results[0] if len(trial_results) == 1 else aggregate_trials(trial_results)
+            results = dict(results, **info, dataset=data.description, n_trials=len(trial_results), energy=stages._plain(run["energy_summary"]), complexity=_complexity_brief(complexity))
+            write_yaml_atomic(evaluator_dir / "results.yaml", stages._plain(results))
+        table = format_results_table(results, data.description)
+        print(table)
+        run["evaluation_table"] = table
+        run["headline"] = {"overall_accuracy": results.get("overall_accuracy"), "overall_logloss": results.get("overall_logloss"), "n_trials": len(trial_results)}
+        first = evaluator_dir / f"seed_{models[0].seed}"
+        run["plots"] = {"confusion matrix": os.path.relpath(first / "confusion_matrix.png", evaluator_dir), "per-device accuracy": os.path.relpath(first / "device_accuracy.png", evaluator_dir)}
+        run["outputs"]["results"] = str(evaluator_dir / "results.yaml")
+    if models[0].summary:
+        curves = models[0].folder / "training_curves.png"
+        if curves.exists():
+            run["plots"]["training curves"] = os.path.relpath(curves, report_dir)
+    run["timings"] = dict(timer.seconds)
+    if flow["report"]:
+        report_text = write_run_report(report_dir / "report.md", run)
+        log.info("report: %s", report_dir / "report.md")
+        log.debug(report_text)
+    if args.package:
+        if mode != "eval":
+            raise Task1aError("--package needs challenge mode (--mode eval)")
+        package = write_package(args.package, params, outputs[0], complexity, run["energy_summary"])
+        log.info("submission package written to %s", package)
+    return status
+
+
+def _complexity_brief(complexity: dict | None) -> dict | None:
+    if not complexity:
+        return None
+    keys = ("total_macs", "total_weight_bytes", "peak_memory_bytes", "macs_ok", "memory_ok")
+    return {key: complexity.get(key) for key in keys}
+
+
+def write_package(label: str, params: dict, output_csv: Path, complexity, energy) -> Path:
+    """The submission zip: development-set results come from this set's dev-mode run, if there is one."""
+    import yaml
+
+    from utils import stages
+    from utils.parameters import apply_overrides, stage_hash
+    from utils.submission import build_submission_meta, build_submission_package
+
+    dev_params = apply_overrides(params, {"general.mode": "dev"})
+    dev_results_path = stages.resolve_path(ROOT, params["path"]["system"]) / "evaluator" / stage_hash(dev_params, "evaluator") / "results.yaml"
+    dev_results = yaml.safe_load(dev_results_path.read_text()) if dev_results_path.exists() else None
+    if dev_results is None:
+        log.warning("no development-set results for this set (run it with --mode dev first): the meta's results block stays empty")
+    template = stages.resolve_path(ROOT, params["submission"]["meta_template"])
+    meta = build_submission_meta(label, template, params, complexity, energy, dev_results)
+    out_zip = Path(f"{label}.zip").resolve()
+    build_submission_package(label, output_csv, out_zip, meta)
+    return out_zip
+
+
+def predict(args, params: dict) -> int:
+    """``--predict``: classify any recordings with ``--model`` (or the last trained model of the set)."""
+    from utils import stages
+    from utils.dataset import SCENE_LABELS
+    from utils.submission import write_system_output
+    from utils.testing import find_recordings, predict_recordings
+    from utils.tflite import TFLiteClassifier
+
+    if not args.output:
+        raise Task1aError("--predict needs --output FILE for the system output")
+    normalization = {"method": params["data_processing"]["normalization"], "statistics": None}
+    if args.model:
+        model_path = Path(args.model)
+    else:
+        import yaml
+
+        learner_dir = stages.resolve_path(ROOT, params["path"]["system"]) / "learner"
+        candidates = sorted(learner_dir.glob("*/seed_*/learning.yaml"), key=lambda p: p.stat().st_mtime) if learner_dir.is_dir() else []
+        candidates = [c for c in candidates if yaml.safe_load((c.parent.parent / "parameters.yaml").read_text()).get("set_id") == params["set_id"]]
+        if not candidates:
+            raise Task1aError(f"no trained model of set {params['set_id']} found; train one (python task1a.py -s {params['set_id']}) or give --model")
+        summary = yaml.safe_load(candidates[-1].read_text())
+        model_path = candidates[-1].parent / summary["tflite"][params["recognizer"]["model_io"]]
+        normalization = summary["normalization"]
+    classifier = TFLiteClassifier(model_path)
+    extractor = stages.build_extractor(params)
+    normalizer = stages.build_normalizer(normalization["method"], normalization.get("statistics"))
+    recordings = find_recordings(args.predict)
+    names, probabilities, failures = predict_recordings(
+        recordings, classifier, extractor, normalizer, params["feature_extractor"]["segment_length_seconds"], progress=not args.no_progress
+    )
+    if names:
+        write_system_output(args.output, names, probabilities, SCENE_LABELS)
+    log.info("classified %d recording(s) with %s -> %s", len(names), model_path, args.output)
+    for name, reason in failures.items():
+        print(f"skipped {name}: {reason}", file=sys.stderr)
+    if failures:
+        print(f"error: {len(failures)} of {len(recordings)} recording(s) could not be read (listed above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv=None) -> int:
+    args = build_argument_parser().parse_args(argv)
+    try:
+        from utils.parameters import ParameterContainer
+
+        container = ParameterContainer(override_path=args.param_file)
+        if args.show_sets:
+            show_sets(container)
+            return 0
+        all_params = resolve_sets(args, container)
+        if args.show_parameters:
+            import yaml
+
+            for params in all_params:
+                print(yaml.safe_dump(params, sort_keys=False, default_flow_style=False), end="")
+            return 0
+        if args.show_results:
+            from utils.reporting import show_results
+
+            show_results(ROOT / container.defaults["path"]["system"])
+            return 0
+        from utils.reporting import setup_run_logging
+
+        log_path = setup_run_logging(ROOT / all_params[0]["path"]["log"])
+        log.info("task1a %s, log file %s", __version__, log_path)
+        if args.download_dataset:
+            from utils.download import download_dataset
+
+            which = ("development", "evaluation") if args.mode == "eval" else ("development",)
+            download_dataset(args.download_dataset, which=which, progress=not args.no_progress)
+            return 0
+        if args.predict:
+            return predict(args, all_params[0])
+        status = 0
+        for params in all_params:
+            status = max(status, run_set(params, args))
+        return status
+    except Task1aError as exc:
+        if args.debug:
+            raise
+        logging.getLogger("task1a").debug("error", exc_info=True)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command (without -o) to resume where it stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

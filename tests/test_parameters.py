@@ -1,0 +1,135 @@
+"""Parameter sets, merging, strict validation and stage hashes of task1a.yaml."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from utils.errors import Task1aError
+from utils.parameters import ParameterContainer, apply_overrides, merge, stage_hash
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path, name, data):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return path
+
+
+def test_shipped_sets_resolve_with_method_parameters():
+    container = ParameterContainer()
+    assert {"dcase2023_baseline", "dcase2023_baseline_eval", "demo"} <= set(container.set_ids())
+    baseline = container.resolve("dcase2023_baseline")
+    assert baseline["learner"]["parameters"]["fit"]["batch_size"] == 16
+    assert baseline["learner"]["parameters"]["fit"]["epochs"] == 200
+    assert baseline["learner"]["parameters"]["model_selection"]["initial_delay"] == 50
+    assert baseline["feature_extractor"]["parameters"]["n_mels"] == 40
+    assert baseline["dataset"]["method"] == "tau2022_mobile"
+    assert container.resolve("dcase2023_baseline_eval")["general"]["mode"] == "eval"
+    assert container.resolve("dcase2023_baseline_batch64")["learner"]["parameters"]["fit"]["batch_size"] == 64
+    demo = container.resolve("demo")
+    assert demo["dataset"]["method"] == "demo"
+    assert demo["dataset"]["parameters"] == container.defaults["dataset_method_parameters"]["demo"]
+    assert demo["learner"]["parameters"]["fit"]["epochs"] < 200
+    # the set overrides one key, the rest of the section stays
+    assert demo["learner"]["parameters"]["fit"]["batch_size"] == 16
+
+
+def test_merge_is_deep_and_does_not_alias():
+    base = {"a": {"b": 1, "c": [1, 2]}, "d": 3}
+    merged = merge(base, {"a": {"b": 5}})
+    assert merged == {"a": {"b": 5, "c": [1, 2]}, "d": 3}
+    merged["a"]["c"].append(3)
+    assert base["a"]["c"] == [1, 2]
+
+
+def test_param_file_merges_over_defaults_and_adds_sets(tmp_path):
+    user = write(tmp_path, "user.yaml", {
+        "active_set": "mine",
+        "defaults": {"learner_method_parameters": {"cnn": {"fit": {"epochs": 7}}}},
+        "sets": [{"set_id": "mine", "description": "x", "general": {"seed": 5}}],
+    })
+    container = ParameterContainer(override_path=user)
+    params = container.resolve()
+    assert params["set_id"] == "mine"
+    assert params["general"]["seed"] == 5
+    assert params["learner"]["parameters"]["fit"]["epochs"] == 7
+    assert params["learner"]["parameters"]["fit"]["batch_size"] == 16
+
+
+@pytest.mark.parametrize("data, key", [
+    ({"defaults": {"learner_method_parameters": {"cnn": {"fit": {"epohcs": 3}}}}}, "defaults.learner_method_parameters.cnn.fit.epohcs"),
+    ({"sets": [{"set_id": "x", "genral": {"seed": 1}}]}, "sets.genral"),
+    ({"defaults": {"general": {"seed": "zero"}}}, "defaults.general.seed"),
+    ({"defaults": {"general": {"energy": 1}}}, "defaults.general.energy"),
+    ({"defaults": {"learner_method_parameters": {"cnn": {"validation_amount": "a lot"}}}}, "defaults.learner_method_parameters.cnn.validation_amount"),
+    ({"activ_set": "demo"}, "activ_set"),
+])
+def test_typos_and_wrong_types_are_rejected_with_the_key_path(tmp_path, data, key):
+    with pytest.raises(Task1aError) as error:
+        ParameterContainer(override_path=write(tmp_path, "bad.yaml", data))
+    message = str(error.value)
+    assert key in message and "bad.yaml" in message and "\n" not in message
+
+
+def test_int_accepted_for_float_but_not_bool_for_int(tmp_path):
+    ok = ParameterContainer(override_path=write(tmp_path, "ok.yaml", {"defaults": {"learner_method_parameters": {"cnn": {"optimizer": {"config": {"learning_rate": 1}}}}}}))
+    assert ok.resolve()["learner"]["parameters"]["optimizer"]["config"]["learning_rate"] == 1
+    with pytest.raises(Task1aError, match="must be an integer"):
+        ParameterContainer(override_path=write(tmp_path, "b.yaml", {"defaults": {"general": {"seed": True}}}))
+
+
+def test_malformed_yaml_and_unknown_set_and_method(tmp_path):
+    with pytest.raises(Task1aError, match=r"bad\.yaml line \d+: malformed YAML"):
+        ParameterContainer(override_path=write(tmp_path, "bad.yaml", "defaults: {general: [\n"))
+    with pytest.raises(Task1aError, match="unknown parameter set 'nope'"):
+        ParameterContainer().resolve("nope")
+    container = ParameterContainer(override_path=write(tmp_path, "m.yaml", {"defaults": {"learner": {"method": "transformer"}}}))
+    with pytest.raises(Task1aError, match="learner.method 'transformer'"):
+        container.resolve("dcase2023_baseline")
+
+
+def test_stage_hashes_change_only_downstream():
+    params = ParameterContainer().resolve("demo")
+    base = {stage: stage_hash(params, stage) for stage in ("features", "learner", "recognizer", "evaluator")}
+    learner_change = apply_overrides(params, {"learner_method_parameters.cnn.fit.epochs": 3})
+    assert stage_hash(learner_change, "features") == base["features"]
+    assert stage_hash(learner_change, "learner") != base["learner"]
+    assert stage_hash(learner_change, "recognizer") != base["recognizer"]
+    feature_change = apply_overrides(params, {"feature_extractor_method_parameters.mel.n_mels": 64})
+    assert all(stage_hash(feature_change, s) != h for s, h in base.items())
+    recognizer_change = apply_overrides(params, {"recognizer.model_io": "int8"})
+    assert stage_hash(recognizer_change, "learner") == base["learner"]
+    assert stage_hash(recognizer_change, "recognizer") != base["recognizer"]
+    # worker count does not change outputs
+    jobs = apply_overrides(params, {"feature_extractor.n_jobs": 1})
+    assert stage_hash(jobs, "features") == base["features"]
+    # demo and real data never share a folder
+    real = ParameterContainer().resolve("dcase2023_baseline")
+    assert stage_hash(real, "features") != base["features"]
+    # the challenge-mode model is trained on other data
+    assert stage_hash(apply_overrides(params, {"general.mode": "eval"}), "learner") != base["learner"]
+
+
+def run_cli(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "task1a.py", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_show_sets_parameters_and_errors(tmp_path):
+    shown = run_cli("--show_sets")
+    assert shown.returncode == 0 and "demo" in shown.stdout and "dcase2023_baseline_eval" in shown.stdout
+    params = run_cli("--show_parameters", "-s", "demo", "-r", "0")
+    assert params.returncode == 0
+    parsed = yaml.safe_load(params.stdout)
+    assert parsed["set_id"] == "demo" and parsed["general"]["seed"] == 0
+    bad = run_cli("-p", str(write(tmp_path, "typo.yaml", {"defaults": {"learner_method_parameters": {"cnn": {"fit": {"epohcs": 3}}}}})), "--show_parameters")
+    assert bad.returncode == 1
+    assert bad.stderr.strip().startswith("error:") and "epohcs" in bad.stderr and "Traceback" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    unknown = run_cli("-s", "nope", "--show_parameters")
+    assert unknown.returncode == 1 and "nope" in unknown.stderr
+    version = run_cli("-v")
+    assert version.returncode == 0 and "task1a" in version.stdout

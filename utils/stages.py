@@ -1,0 +1,396 @@
+"""The stages of the application, each a function of parameters and paths returning what it wrote.
+
+A stage writes into its own folder ``<system>/<stage>/<hash>/`` (:func:`utils.parameters.stage_hash`),
+with a ``parameters.yaml`` saying what produced it, and treats its main output as the mark of
+completion: without ``overwrite`` a finished stage is reused, an unfinished one resumes. ``task1a.py``
+only wires these functions together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from utils import dataset as tau
+from utils.errors import Task1aError
+from utils.files import write_yaml_atomic
+from utils.parameters import stage_hash, stage_parameters
+
+log = logging.getLogger("task1a")
+
+# sha256 of the official baseline's model file (../shared/reference/README.md): inference with it
+# is the `baseline_inference` energy figure of the DCASE2023 submission meta.
+OFFICIAL_MODEL_SHA256 = "c627fe9cab07709750072d3ba39a2944a3a33b5a63e2dda97195406fde5cfd9b"
+REAL_DATASET_NAME = "TAU Urban Acoustic Scenes 2022 Mobile"
+SYNTHETIC_LABEL = "SYNTHETIC demo data (not the real TAU dataset)"
+
+
+# --------------------------------------------------------------------------------------- dataset
+@dataclass
+class DataContext:
+    """The datasets of one run and how to label results obtained on them."""
+
+    development: tau.TAUDevelopmentSet
+    evaluation: tau.TAUEvaluationSet | None
+    synthetic: bool
+    name: str
+    params: dict  # the parameters actually used (the dataset section may have fallen back to demo)
+
+    @property
+    def description(self) -> str:
+        return f"{SYNTHETIC_LABEL}: {self.name}" if self.synthetic else f"{self.name} (real data)"
+
+
+def resolve_path(root: Path, value: str | os.PathLike | None) -> Path | None:
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else root / path
+
+
+def prepare_data(params: dict, root: Path, progress: bool = True) -> DataContext:
+    """Find (or generate) the datasets a run needs; fall back to the demo data when allowed.
+
+    Returns a :class:`DataContext`; ``params`` inside it has ``dataset`` switched to ``demo`` when the
+    real development set was not found and ``general.fallback_to_demo`` is on (said in one log line).
+    """
+    from utils.parameters import apply_overrides
+
+    mode = params["general"]["mode"]
+    method = params["dataset"]["method"]
+    if method == "tau2022_mobile":
+        settings = params["dataset"]["parameters"]
+        development_path = resolve_path(root, settings["development"])
+        if not (development_path / tau.META_FILENAME).is_file():
+            if not params["general"]["fallback_to_demo"]:
+                raise Task1aError(
+                    f"development set not found at {development_path}; download it (python task1a.py --download_dataset {development_path.parent}) "
+                    "or set dataset_method_parameters.tau2022_mobile.development"
+                )
+            log.warning("development set not found at %s: running on the built-in %s instead (set general.fallback_to_demo: false to stop this)", development_path, SYNTHETIC_LABEL)
+            params = apply_overrides(params, {"dataset.method": "demo"})
+            method = "demo"
+        else:
+            development = tau.TAUDevelopmentSet.load(development_path)
+            evaluation = None
+            if mode == "eval":
+                evaluation = tau.TAUEvaluationSet.load(resolve_path(root, settings["evaluation"]), resolve_path(root, settings["evaluation_labels"]))
+            return DataContext(development, evaluation, synthetic=False, name=f"{REAL_DATASET_NAME}, development set ({development_path})", params=params)
+    if method != "demo":
+        raise Task1aError(f"unknown dataset.method '{method}' (known: tau2022_mobile, demo); fix task1a.yaml")
+    from utils.demo_dataset import generate_demo_dataset
+
+    settings = params["dataset"]["parameters"]
+    demo_root = resolve_path(root, settings["path"])
+    paths = generate_demo_dataset(demo_root, settings, progress=progress)
+    development = tau.TAUDevelopmentSet.load(paths["development"])
+    evaluation = tau.TAUEvaluationSet.load(paths["evaluation"], paths["evaluation_labels"]) if mode == "eval" else None
+    return DataContext(development, evaluation, synthetic=True, name=f"task1a demo dataset ({demo_root})", params=params)
+
+
+def training_items(data: DataContext) -> pd.DataFrame:
+    """Items to learn from: fold1_train (dev mode), or the whole development set (train + evaluate, challenge mode)."""
+    if data.params["general"]["mode"] == "eval":
+        return pd.concat([data.development.train, data.development.evaluate], ignore_index=True)
+    return data.development.train
+
+
+def test_items(data: DataContext) -> tuple[pd.DataFrame, Path, bool]:
+    """Items to test on, the folder their names are relative to, and whether they have labels."""
+    if data.params["general"]["mode"] == "eval":
+        return data.evaluation.test, data.evaluation.path, data.evaluation.labelled
+    return data.development.evaluate, data.development.path, True
+
+
+# --------------------------------------------------------------------------------- folders
+def stage_folder(params: dict, root: Path, stage: str, extra=None) -> Path:
+    """``<system>/<stage>/<hash>``, created, with ``parameters.yaml`` beside the outputs."""
+    folder = resolve_path(root, params["path"]["system"]) / stage / stage_hash(params, stage, extra)
+    folder.mkdir(parents=True, exist_ok=True)
+    record = folder / "parameters.yaml"
+    if not record.exists():
+        write_yaml_atomic(record, {"set_id": params["set_id"], "stage": stage, "extra": extra, "parameters": stage_parameters(params, stage)})
+    return folder
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------------- feature extraction
+def build_extractor(params: dict):
+    from utils.features import LogMelExtractor
+
+    section = params["feature_extractor"]
+    if section["method"] != "mel":
+        raise Task1aError(f"feature_extractor.method '{section['method']}' is not supported (known: mel); fix task1a.yaml")
+    return LogMelExtractor(**section["parameters"])
+
+
+def feature_extraction_stage(params: dict, items: pd.DataFrame, audio_root: Path, store_dir: Path, overwrite: bool = False, progress: bool = True):
+    """Extract log-mel features of every item into the store at ``store_dir``; return the open store.
+
+    Reuses a complete store (unless ``overwrite``), resumes an interrupted one. Files that cannot be
+    read stop the run with one line naming the first of them (a result on a silently shrunk test set
+    would be wrong).
+    """
+    from utils.features import FeatureStore, extract_to_store
+
+    if overwrite and store_dir.exists():
+        shutil.rmtree(store_dir)
+    keys = items["filename"].tolist()
+    if store_dir.exists():
+        store = FeatureStore(store_dir)
+        if store.is_complete and set(keys) <= set(store.keys) and not store.failed:
+            log.info("features: reusing %s (%d files)", store_dir, len(keys))
+            return store
+    log.info("features: extracting %d files into %s", len(keys), store_dir)
+    section = params["feature_extractor"]
+    store = extract_to_store(
+        [audio_root / key for key in keys],
+        keys,
+        store_dir,
+        build_extractor(params),
+        segment_length_seconds=section["segment_length_seconds"],
+        n_jobs=section["n_jobs"],
+        progress=progress,
+    )
+    if store.failed:
+        first, reason = next(iter(store.failed.items()))
+        raise Task1aError(
+            f"{len(store.failed)} audio file(s) of {audio_root} could not be read, first {first}: {reason}; "
+            "restore or remove them (python -m utils.dataset PATH --check-audio lists them), then rerun"
+        )
+    return store
+
+
+# -------------------------------------------------------------------------------- normalisation
+def build_normalizer(method: str, statistics: dict | None = None):
+    """A function ``(n, n_mels, n_frames) -> same shape float32`` applying ``data_processing.normalization``."""
+    from utils import features
+
+    if method == "max_abs_int16":
+        return features.normalize_max_abs_int16
+    if method == "none":
+        return lambda batch: np.asarray(batch, dtype=np.float32)
+    if method == "mean_std":
+        if statistics is None:
+            raise Task1aError("mean_std normalisation needs the training statistics (normalization.yaml in the model folder); rerun learning with -o")
+        return features.MeanStdNormalizer.from_dict(statistics).transform
+    raise Task1aError(f"data_processing.normalization '{method}' is unknown (known: max_abs_int16, none, mean_std); fix task1a.yaml")
+
+
+def load_normalized(store, keys, normalizer, chunk: int = 4096) -> np.ndarray:
+    """All segments of ``keys`` normalised into one float32 array ``(n_segments, n_mels, n_frames)``.
+
+    The only in-memory copy of the training data (1.1 GB for the full development set); the store
+    itself stays on disk.
+    """
+    rows = store.rows_of(keys)
+    first = normalizer(store.read(rows[:1]))
+    out = np.empty((len(rows),) + first.shape[1:], dtype=np.float32)
+    for start in range(0, len(rows), chunk):
+        out[start : start + chunk] = normalizer(store.read(rows[start : start + chunk]))
+    return out
+
+
+def segment_labels(store, items: pd.DataFrame, column: str) -> np.ndarray:
+    """A per-item column repeated for each of the item's segments."""
+    counts = np.asarray(store.segment_counts(items["filename"].tolist()))
+    return np.repeat(items[column].to_numpy(), counts)
+
+
+# ------------------------------------------------------------------------------------- learning
+@dataclass
+class TrainedModel:
+    folder: Path
+    seed: int
+    tflite: dict  # io -> path
+    keras: Path
+    normalization: dict
+    summary: dict = field(default_factory=dict)
+
+
+def learning_stage(params: dict, items: pd.DataFrame, store, folder: Path, seed: int, overwrite: bool = False, progress: bool = True) -> TrainedModel:
+    """Train one model (one seed) on ``items`` with a location-disjoint validation split, export TFLite.
+
+    Writes into ``folder``: the split, normalisation statistics, checkpoints, ``model.keras``, the
+    training log and curves, ``model_float.tflite`` / ``model_int8.tflite`` and ``learning.yaml``
+    (the summary; the mark of completion). Resumes from the last checkpoint when interrupted.
+    """
+    import yaml
+
+    from utils import features, learning, tflite
+    from utils.model import set_seeds
+
+    summary_path = folder / "learning.yaml"
+    if overwrite and folder.exists():
+        for child in folder.iterdir():
+            if child.name != "parameters.yaml":
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+    if summary_path.exists():
+        summary = yaml.safe_load(summary_path.read_text())
+        log.info("learning: reusing %s (seed %d)", folder, seed)
+        return TrainedModel(folder, seed, {io: folder / p for io, p in summary["tflite"].items()}, folder / summary["keras"], summary["normalization"], summary)
+
+    learner = params["learner"]["parameters"]
+    set_seeds(seed, params["general"]["deterministic"])
+    train_index, validation_index = tau.location_disjoint_split(items, learner["validation_amount"], seed)
+    train_items, validation_items = items.iloc[train_index], items.iloc[validation_index]
+    write_yaml_atomic(
+        folder / "split.yaml",
+        {
+            "seed": seed,
+            "validation_amount": learner["validation_amount"],
+            "train_locations": sorted(train_items["identifier"].unique().tolist()),
+            "validation_locations": sorted(validation_items["identifier"].unique().tolist()),
+            "train_count": int(len(train_items)),
+            "validation_count": int(len(validation_items)),
+        },
+    )
+    method = params["data_processing"]["normalization"]
+    statistics = None
+    if method == "mean_std":
+        normalizer_model = features.MeanStdNormalizer()
+        rows = store.rows_of(train_items["filename"].tolist())
+        for start in range(0, len(rows), 4096):
+            normalizer_model.partial_fit(store.read(rows[start : start + 4096]))
+        statistics = normalizer_model.to_dict()
+    normalization = {"method": method, "statistics": statistics}
+    write_yaml_atomic(folder / "normalization.yaml", normalization)
+    normalizer = build_normalizer(method, statistics)
+
+    class_index = {label: i for i, label in enumerate(tau.SCENE_LABELS)}
+    X_train = load_normalized(store, train_items["filename"].tolist(), normalizer)
+    y_train = np.array([class_index[s] for s in segment_labels(store, train_items, "scene_label")])
+    X_val = load_normalized(store, validation_items["filename"].tolist(), normalizer)
+    y_val = np.array([class_index[s] for s in segment_labels(store, validation_items, "scene_label")])
+    log.info("learning: %d training and %d validation segments (%d / %d locations), seed %d", len(y_train), len(y_val),
+             train_items["identifier"].nunique(), validation_items["identifier"].nunique(), seed)
+
+    trained = learning.train_model(learner, X_train, y_train, X_val, y_val, folder, seed=seed, deterministic=params["general"]["deterministic"], progress=progress)
+    import keras
+
+    model = keras.models.load_model(trained["model_path"]) if "model_path" in trained else trained["model"]
+    devices = segment_labels(store, train_items, "source_label")
+    conversion = learner["conversion"]
+    exported = tflite.export_tflite_models(model, X_train, y_train, devices, folder, ios=tuple(conversion["io"]), n_examples=conversion["representative_examples"], seed=seed)
+    quantization = tflite.evaluate_quantization(model, exported, X_val, y_val)
+    summary = {
+        "seed": seed,
+        "keras": Path(trained.get("model_path", folder / "model.keras")).name,
+        "tflite": {io: Path(path).name for io, path in exported.items()},
+        "normalization": normalization,
+        "best_epoch": trained.get("best_epoch"),
+        "validation": {k: v for k, v in trained.items() if k.startswith("val")},
+        "quantization": quantization,
+        "train_segments": int(len(y_train)),
+        "validation_segments": int(len(y_val)),
+    }
+    write_yaml_atomic(summary_path, _plain(summary))
+    return TrainedModel(folder, seed, {io: folder / p for io, p in summary["tflite"].items()}, folder / summary["keras"], normalization, summary)
+
+
+def _plain(value):
+    """Numpy scalars and paths to plain YAML-able Python values."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+# ----------------------------------------------------------------------------------- model size
+def model_size_stage(tflite_path: Path, overwrite: bool = False) -> dict:
+    """NeSsi figures of a TFLite model, saved beside it as ``<name>.nessi.txt`` and ``.nessi.json``."""
+    import json
+
+    from model_size_calculation.nessi import format_nessi_table, get_model_size
+    from utils.files import write_json_atomic, write_text_atomic
+
+    json_path = tflite_path.with_suffix(".nessi.json")
+    if json_path.exists() and not overwrite and json_path.stat().st_mtime >= tflite_path.stat().st_mtime:
+        return json.loads(json_path.read_text())
+    figures = get_model_size(str(tflite_path), "tflite")
+    write_text_atomic(tflite_path.with_suffix(".nessi.txt"), format_nessi_table(figures) + "\n")
+    write_json_atomic(json_path, figures)
+    return figures
+
+
+# --------------------------------------------------------------------------------------- testing
+def testing_stage(model_path: Path, normalization: dict, items: pd.DataFrame, store, folder: Path, batch_size: int, overwrite: bool = False, progress: bool = True) -> Path:
+    """Run the TFLite model over ``items`` and write the system output ``folder/output.csv``."""
+    from utils.submission import write_system_output
+    from utils.testing import predict_store
+    from utils.tflite import TFLiteClassifier
+
+    output = folder / "output.csv"
+    if output.exists() and not overwrite:
+        log.info("testing: reusing %s", output)
+        return output
+    classifier = TFLiteClassifier(model_path)
+    normalizer = build_normalizer(normalization["method"], normalization.get("statistics"))
+    keys = items["filename"].tolist()
+    probabilities = predict_store(classifier, store, keys, normalizer, batch_size=batch_size, progress=progress)
+    write_system_output(output, keys, probabilities, tau.SCENE_LABELS)
+    log.info("testing: %d files -> %s", len(keys), output)
+    return output
+
+
+# ------------------------------------------------------------------------------------ evaluation
+def evaluation_stage(output_csv: Path, items: pd.DataFrame, folder: Path, dataset_description: str, confidence_level: float, info: dict) -> dict:
+    """Score a system output against the items' labels; save results.yaml and the PNGs in ``folder``."""
+    from utils import evaluation
+    from utils.submission import read_system_output
+
+    filenames, _, probabilities = read_system_output(output_csv)
+    order = pd.Series(np.arange(len(filenames)), index=filenames)
+    missing = set(items["filename"]) - set(filenames)
+    if missing:
+        raise Task1aError(f"{output_csv} lacks {len(missing)} test file(s), first {sorted(missing)[0]}; rerun testing with -o")
+    probabilities = np.asarray(probabilities)[order[items["filename"]].to_numpy()]
+    metrics = evaluation.SceneClassificationMetrics(tau.SCENE_LABELS, confidence_level=confidence_level)
+    metrics.accumulate(items["scene_label"].tolist(), probabilities, items["source_label"].fillna("unknown").tolist())
+    results = metrics.results()
+    results.update(info)
+    results["dataset"] = dataset_description
+    write_yaml_atomic(folder / "results.yaml", _plain(results))
+    evaluation.plot_confusion_matrix(results, folder / "confusion_matrix.png")
+    evaluation.plot_device_accuracy(results, folder / "device_accuracy.png")
+    return results
+
+
+class StageTimer:
+    """Wall-clock seconds per stage, for the report."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, name: str):
+        timer = self
+
+        class _Timing:
+            def __enter__(self):
+                self.start = time.perf_counter()
+
+            def __exit__(self, *exc):
+                timer.seconds[name] = timer.seconds.get(name, 0.0) + time.perf_counter() - self.start
+                return False
+
+        return _Timing()
