@@ -148,7 +148,7 @@ def run_set(params: dict, args) -> int:
     complexity = None
     if flow["model_size"]:
         with timer("model size"):
-            complexity = stages.model_size_stage(models[0].tflite[io], overwrite)
+            complexity = stages.model_size_stage(models[0].tflite[io], params["model_size"], overwrite)
         from model_size_calculation.nessi import format_nessi_table
 
         log.info("model size (NeSsi) of %s:\n%s", models[0].tflite[io], format_nessi_table(complexity))

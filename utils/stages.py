@@ -317,7 +317,7 @@ def _plain(value):
 
 
 # ----------------------------------------------------------------------------------- model size
-def model_size_stage(tflite_path: Path, overwrite: bool = False) -> dict:
+def model_size_stage(tflite_path: Path, limits: dict, overwrite: bool = False) -> dict:
     """NeSsi figures of a TFLite model, saved beside it as ``<name>.nessi.txt`` and ``.nessi.json``."""
     import json
 
@@ -326,8 +326,10 @@ def model_size_stage(tflite_path: Path, overwrite: bool = False) -> dict:
 
     json_path = tflite_path.with_suffix(".nessi.json")
     if json_path.exists() and not overwrite and json_path.stat().st_mtime >= tflite_path.stat().st_mtime:
-        return json.loads(json_path.read_text())
-    figures = get_model_size(str(tflite_path), "tflite")
+        figures = json.loads(json_path.read_text())
+        if figures.get("limits", {}).get("macs") == limits["max_macs"] and figures["limits"].get("memory_bytes") == limits["max_memory_bytes"]:
+            return figures
+    figures = get_model_size(str(tflite_path), "tflite", max_macs=limits["max_macs"], max_memory_bytes=limits["max_memory_bytes"])
     write_text_atomic(tflite_path.with_suffix(".nessi.txt"), format_nessi_table(figures) + "\n")
     write_json_atomic(json_path, figures)
     return figures
