@@ -133,10 +133,10 @@ def run_set(params: dict, args) -> int:
         recognizer_extra = {"model_sha256": sha}
         normalization = {"method": params["data_processing"]["normalization"], "statistics": None}
         models.append(stages.TrainedModel(model_path.parent, params["general"]["seed"], {io: model_path}, None, normalization))
-        inference_phase = "baseline_inference" if sha == stages.OFFICIAL_MODEL_SHA256 else "inference"
+        inference_phase = "baseline_inference" if sha == stages.OFFICIAL_MODEL_SHA256 else "testing"
     else:
         recognizer_extra = None
-        inference_phase = "inference"
+        inference_phase = "testing"
         learner_dir = stages.stage_folder(params, ROOT, "learner")
         seeds = [params["general"]["seed"] + k for k in range(learner["iterations"])]
         with timer("learning"), meter.phase("training"):
@@ -186,6 +186,7 @@ def run_set(params: dict, args) -> int:
     }
     report_dir = recognizer_dir
     status = 0
+    run["evaluation"] = "no labels for the test items" if not labelled else "flow.evaluation is off"
     if labelled and flow["evaluation"]:
         evaluator_dir = stages.stage_folder(params, ROOT, "evaluator", recognizer_extra)
         report_dir = evaluator_dir
@@ -201,8 +202,7 @@ def run_set(params: dict, args) -> int:
             write_yaml_atomic(evaluator_dir / "results.yaml", stages._plain(results))
         table = format_results_table(results, data.description)
         print(table)
-        run["evaluation_table"] = table
-        run["headline"] = {"overall_accuracy": results.get("overall_accuracy"), "overall_logloss": results.get("overall_logloss"), "n_trials": len(trial_results)}
+        run["evaluation"] = {"table": table, "overall_accuracy": results.get("overall_accuracy"), "overall_logloss": results.get("overall_logloss"), "n_trials": len(trial_results)}
         first = evaluator_dir / f"seed_{models[0].seed}"
         run["plots"] = {"confusion matrix": os.path.relpath(first / "confusion_matrix.png", evaluator_dir), "per-device accuracy": os.path.relpath(first / "device_accuracy.png", evaluator_dir)}
         run["outputs"]["results"] = str(evaluator_dir / "results.yaml")

@@ -1,0 +1,547 @@
+"""The record of a run: its log file, its report a person reads, and the DCASE2023 ranking of setups.
+
+- :func:`setup_run_logging`: every run logs to a new ``<log_dir>/task1a_<timestamp>.log`` (detailed:
+  time, level, module) and to the console (concise), through the stdlib logger ``task1a`` and its
+  children (``task1a.features``, ...).
+- :func:`write_run_report`: ``report.md`` in the results folder, also returned for printing, readable
+  by someone who did not run the system: which data (synthetic data said at the top), which
+  parameters, how long each stage took, the results, complexity against the limits, energy, figures
+  and output files. A section without data says "not measured (reason)" instead of vanishing.
+- :func:`rank_systems` / :func:`format_ranking_table`: the DCASE2023 Task 1 ranking of several
+  evaluated setups (weighted average of the ranks by accuracy, parameter memory and MACs).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import pandas as pd
+
+from utils.energy import PHASE_NAMES, energy_summary
+from utils.errors import Task1aError
+from utils.files import write_text_atomic
+
+LOGGER_NAME = "task1a"
+LOG_TIMESTAMP_FORMAT = "%Y%m%d-%H%M%S"
+FILE_LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)-8s %(name)s [%(module)s:%(lineno)d] %(message)s"
+FILE_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+BYTES_PER_KB = 1024  # NeSsi and the task description count KB of 1024 bytes
+MACS_PER_MMAC = 1_000_000
+
+# DCASE2023 Task 1: "ranked by weighted average rank of classification accuracy, memory usage, and MACS".
+RANKING_WEIGHTS = {"accuracy": 0.5, "memory": 0.25, "macs": 0.25}
+RANKING_HIGHER_IS_BETTER = {"accuracy": True, "memory": False, "macs": False}
+
+MODE_EXPLANATIONS = {
+    "dev": " (train on fold1_train, test on fold1_evaluate)",
+    "eval": " (challenge mode: train on the whole development set, output for the evaluation set)",
+}
+
+_RUN_LOGGING_HANDLER_FLAG = "_task1a_run_logging"
+
+
+# ------------------------------------------------------------------------------------------- logging
+class _ConsoleFormatter(logging.Formatter):
+    """Concise console lines: the message alone, ``warning:``/``error:`` prefixed when not INFO."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            message = f"{record.levelname.lower()}: {message}"
+        return message
+
+
+def _new_log_path(log_dir: Path, name: str) -> Path:
+    """Create (exclusively) and return a log file named after the current time; never reuse one."""
+    stamp = dt.datetime.now().strftime(LOG_TIMESTAMP_FORMAT)
+    for attempt in range(1000):
+        suffix = "" if attempt == 0 else f"_{attempt}"
+        path = log_dir / f"{name}_{stamp}{suffix}.log"
+        try:
+            with open(path, "x", encoding="utf-8"):
+                return path
+        except FileExistsError:
+            continue
+    raise Task1aError(f"cannot create a new log file in {log_dir}: 1000 logs named {name}_{stamp}*.log exist; clean the folder")
+
+
+def setup_run_logging(log_dir: str | os.PathLike, name: str = LOGGER_NAME, level: int = logging.INFO) -> Path:
+    """Log this run to a new file ``<log_dir>/<name>_<YYYYmmdd-HHMMSS>.log`` and to the console.
+
+    The file gets every record (DEBUG and up) with time, level, logger and source line; the console
+    (stderr) gets records at ``level`` and up, message only. A log is append-only, so it needs no
+    atomic write; each run gets its own file. Calling it again (a second run in one process) replaces
+    the handlers of the previous call. Returns the log file's path.
+    """
+    if not isinstance(name, str) or not name:
+        raise Task1aError("the logger name must be a non-empty string, e.g. 'task1a'")
+    if isinstance(level, bool) or not isinstance(level, int):
+        raise Task1aError(f"log level must be a logging level such as logging.INFO, not {level!r}")
+    log_dir = Path(log_dir)
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = _new_log_path(log_dir, name)
+    except OSError as exc:
+        raise Task1aError(f"cannot create the log folder {log_dir}: {exc.strerror}; set path.log to a writable folder") from exc
+
+    run_logger = logging.getLogger(name)
+    for handler in list(run_logger.handlers):
+        if getattr(handler, _RUN_LOGGING_HANDLER_FLAG, False):
+            run_logger.removeHandler(handler)
+            handler.close()
+
+    file_handler = logging.FileHandler(log_path, mode="a", encoding="utf-8")
+    file_handler.setLevel(logging.DEBUG)
+    file_handler.setFormatter(logging.Formatter(FILE_LOG_FORMAT, datefmt=FILE_DATE_FORMAT))
+    console_handler = logging.StreamHandler(sys.stderr)
+    console_handler.setLevel(level)
+    console_handler.setFormatter(_ConsoleFormatter())
+    for handler in (file_handler, console_handler):
+        setattr(handler, _RUN_LOGGING_HANDLER_FLAG, True)
+        run_logger.addHandler(handler)
+    run_logger.setLevel(logging.DEBUG)
+    run_logger.propagate = False  # the root logger would print every record a second time
+    run_logger.debug("log file %s; python %s; argv %s", log_path, sys.version.split()[0], " ".join(sys.argv))
+    return log_path
+
+
+# ------------------------------------------------------------------------------------------- report
+def _not_measured(value: Any) -> str | None:
+    """The "not measured (reason)" text when a section is None or a reason string, else None."""
+    if value is None:
+        return "not measured (no data recorded for this run)"
+    if isinstance(value, str):
+        return f"not measured ({value})"
+    return None
+
+
+def _markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A GitHub-flavoured markdown table; ``|`` inside cells is escaped."""
+    def cell(value: Any) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _percent(fraction: Any) -> str:
+    number = _number(fraction)
+    return "n/a" if number is None else f"{100 * number:.2f} %"
+
+
+def _fixed(value: Any, digits: int = 3) -> str:
+    number = _number(value)
+    return "n/a" if number is None else f"{number:.{digits}f}"
+
+
+def _kwh(value: Any) -> str:
+    number = _number(value)
+    return "n/a" if number is None else f"{number:.4g} kWh"
+
+
+def _seconds(value: Any) -> str:
+    number = _number(value)
+    if number is None:
+        return "n/a"
+    minutes, seconds = divmod(number, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{number:.1f} s ({hours:d}:{minutes:02d}:{seconds:04.1f})"
+
+
+def _bytes(value: Any) -> str:
+    number = _number(value)
+    return "n/a" if number is None else f"{int(number):,} B ({number / BYTES_PER_KB:.1f} KB)"
+
+
+def _macs(value: Any) -> str:
+    number = _number(value)
+    return "n/a" if number is None else f"{int(number):,} ({number / MACS_PER_MMAC:.2f} MMAC)"
+
+
+def _verdict(ok: Any) -> str:
+    return "within the limit" if ok is True else "OVER THE LIMIT" if ok is False else "not checked"
+
+
+def _section_header(run: dict[str, Any]) -> list[str]:
+    dataset = run["dataset"]
+    synthetic = dataset["synthetic"]
+    title = f"# DCASE2023 Task 1 run report: {run['set_id']}" + (" [SYNTHETIC DATA]" if synthetic else "")
+    lines = [title, ""]
+    if synthetic:
+        lines += [
+            "> **WARNING: SYNTHETIC DATA, NOT THE REAL DATASET.** Every figure below was computed on the",
+            f"> built-in synthetic demo data ({dataset.get('name', 'demo')}). It checks that the system runs end to",
+            "> end; it says nothing about performance on TAU Urban Acoustic Scenes 2022 Mobile.",
+            "",
+        ]
+    created = run.get("created") or dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    kind = "synthetic demo data" if synthetic else "real data"
+    lines += [
+        f"- Dataset: **{dataset.get('name', 'unknown')}** ({kind}) at `{dataset.get('path', 'unknown')}`",
+        f"- Parameter set: `{run['set_id']}`: {run.get('description') or 'no description'}",
+        f"- Mode: `{run['mode']}`" + MODE_EXPLANATIONS.get(run["mode"], ""),
+        f"- Report written: {created}",
+        "",
+    ]
+    return lines
+
+
+def _section_hashes(hashes: Any) -> list[str]:
+    lines = ["## Parameters and stage folders", ""]
+    missing = _not_measured(hashes)
+    if missing:
+        return lines + [f"Stage hashes: {missing}.", ""]
+    lines += ["Each stage writes to a folder named by a hash of exactly the parameters it depends on; the same",
+              "hash means the same parameters (and a rerun reuses that stage's output).", ""]
+    lines.append(_markdown_table(["Stage", "Parameter hash"], [(stage, f"`{value}`") for stage, value in hashes.items()]))
+    return lines + [""]
+
+
+def _section_timings(timings: Any) -> list[str]:
+    lines = ["## Stage timings", ""]
+    missing = _not_measured(timings)
+    if missing:
+        return lines + [f"Stage timings: {missing}.", ""]
+    rows = [(stage, _seconds(seconds)) for stage, seconds in timings.items()]
+    total = sum(n for n in (_number(s) for s in timings.values()) if n is not None)
+    rows.append(("**total**", _seconds(total)))
+    return lines + [_markdown_table(["Stage", "Wall-clock time"], rows), ""]
+
+
+def _section_evaluation(evaluation: Any) -> list[str]:
+    lines = ["## Results", ""]
+    missing = _not_measured(evaluation)
+    if missing:
+        return lines + [f"Evaluation: {missing}.", ""]
+    n_trials = evaluation.get("n_trials")
+    lines += [
+        f"- Overall accuracy: **{_percent(evaluation.get('overall_accuracy'))}**",
+        f"- Overall log loss: **{_fixed(evaluation.get('overall_logloss'))}**",
+        f"- Trials (independent trainings): {n_trials if n_trials is not None else 'n/a'}",
+        "",
+    ]
+    table = evaluation.get("table")
+    if table:
+        lines += ["```text", str(table).rstrip("\n"), "```", ""]
+    else:
+        lines += ["Per-class and per-device table: not measured (no table given).", ""]
+    return lines
+
+
+def _section_quantization(quantization: Any) -> list[str]:
+    lines = ["## Keras model and TFLite conversion", ""]
+    missing = _not_measured(quantization)
+    if missing:
+        return lines + [f"Accuracy after conversion: {missing}.", ""]
+    variants = list(quantization.items())
+    if not variants:
+        return lines + ["Accuracy after conversion: not measured (no model variant was evaluated).", ""]
+    reference_accuracy = _number(variants[0][1].get("accuracy")) if variants else None
+    rows = []
+    for variant, figures in variants:
+        accuracy = _number(figures.get("accuracy"))
+        change = ("" if accuracy is None or reference_accuracy is None or variant == variants[0][0]
+                  else f"{100 * (accuracy - reference_accuracy):+.2f} points")
+        rows.append((variant, _percent(accuracy), _fixed(figures.get("logloss")), change))
+    lines.append(_markdown_table(["Model", "Accuracy", "Log loss", f"Accuracy change vs {variants[0][0]}"], rows))
+    return lines + [""]
+
+
+def _section_complexity(complexity: Any) -> list[str]:
+    lines = ["## Complexity (NeSsi, as the challenge counts it)", ""]
+    missing = _not_measured(complexity)
+    if missing:
+        return lines + [f"Model complexity: {missing}.", ""]
+    limits = complexity.get("limits") or {}
+    rows = [
+        ("MACs per inference (1 s of audio)", _macs(complexity.get("total_macs")),
+         _macs(limits.get("macs")) if limits.get("macs") is not None else "n/a", _verdict(complexity.get("macs_ok"))),
+        ("Parameter memory (all weights)", _bytes(complexity.get("total_weight_bytes")),
+         _bytes(limits.get("memory_bytes")) if limits.get("memory_bytes") is not None else "n/a",
+         _verdict(complexity.get("memory_ok"))),
+        ("Peak activation memory", _bytes(complexity.get("peak_memory_bytes")),
+         _bytes(limits.get("peak_memory_bytes")) if limits.get("peak_memory_bytes") is not None else "no limit", ""),
+    ]
+    return lines + [_markdown_table(["Figure", "Value", "Limit", "Verdict"], rows), ""]
+
+
+def _section_energy(energy: Any) -> list[str]:
+    lines = ["## Energy (codecarbon, offline)", ""]
+    missing = _not_measured(energy)
+    if missing:
+        return lines + [f"Energy: {missing}.", ""]
+    rows = []
+    measured_records = []
+    for phase in list(PHASE_NAMES) + [p for p in energy if p not in PHASE_NAMES]:
+        record = energy.get(phase)
+        if record is None:
+            continue
+        if record.get("measured"):
+            measured_records.append(record)
+            rows.append((phase, _kwh(record.get("energy_kwh")), _kwh(record.get("cpu_energy_kwh")),
+                         _kwh(record.get("gpu_energy_kwh")), _kwh(record.get("ram_energy_kwh")),
+                         _seconds(record.get("duration_seconds")), record.get("cpu_energy_source", "unknown")))
+        else:
+            rows.append((phase, f"not measured ({record.get('reason', 'no reason given')})", "", "", "",
+                         _seconds(record.get("duration_seconds")), ""))
+    if not rows:
+        return lines + ["Energy: not measured (no phase was tracked in this run).", ""]
+    lines.append(_markdown_table(["Phase", "Energy", "CPU", "GPU", "RAM", "Duration", "CPU energy"], rows))
+    summary = energy_summary(energy)
+    consumption = summary["energy_consumption"]
+    lines += ["", "Submission figures (`system.energy_consumption` of the meta file):", ""]
+    for key, kwh in consumption.items():
+        text = _kwh(kwh) if kwh is not None else f"not measured ({summary['not_measured'][key]})"
+        lines.append(f"- {key}: {text}")
+    ratio = summary["baseline_over_inference_energy_ratio"]
+    lines.append("- baseline inference / inference energy: "
+                 + (f"{ratio:.3f} (above 1: this system's inference needs less energy than the baseline's on this machine)"
+                    if ratio is not None else "not computed (needs both the inference and the baseline inference energy)"))
+    if measured_records:
+        first = measured_records[0]
+        methods = first.get("tracking_methods") or {}
+        lines += [
+            "",
+            f"How it was measured: codecarbon {first.get('codecarbon_version', '?')}, "
+            f"scope `{first.get('tracking_scope', 'machine')}` (the whole machine, so other work running at the "
+            f"same time is included); CPU `{methods.get('cpu', 'unknown')}` ({first.get('cpu_energy_source', 'unknown')}), "
+            f"GPU `{methods.get('gpu', 'unknown')}`, RAM `{methods.get('ram', 'unknown')}`; "
+            f"CPU model {first.get('cpu_model') or 'unknown'}, country {first.get('country_iso_code', '?')}.",
+        ]
+        if any(r.get("cpu_energy_source") == "estimated" for r in measured_records):
+            lines += ["", "The CPU energy is an **estimate** (no hardware energy counter such as RAPL was readable): "
+                          "compare it only with figures estimated the same way on the same machine."]
+        warnings = list(dict.fromkeys(w for r in measured_records for w in r.get("codecarbon_warnings") or []))
+        if warnings:
+            lines += ["", "codecarbon said:", ""] + [f"- {w}" for w in warnings]
+    return lines + [""]
+
+
+def _section_plots(plots: Any, report_dir: Path) -> list[str]:
+    lines = ["## Figures", ""]
+    missing = _not_measured(plots)
+    if missing:
+        return lines + [f"Figures: {missing}.", ""]
+    if not plots:
+        return lines + ["Figures: not measured (no figure was drawn in this run).", ""]
+    for name, relative in plots.items():
+        if (report_dir / str(relative)).is_file():
+            lines += [f"### {name}", "", f"![{name}]({Path(relative).as_posix()})", ""]
+        else:
+            lines += [f"### {name}", "", f"not measured (file missing: `{relative}`)", ""]
+    return lines
+
+
+def _section_outputs(outputs: Any) -> list[str]:
+    lines = ["## Output files", ""]
+    missing = _not_measured(outputs)
+    if missing:
+        return lines + [f"Outputs: {missing}.", ""]
+    return lines + [f"- {name}: `{path}`" for name, path in outputs.items()] + [""]
+
+
+def _check_run(run: Any) -> None:
+    if not isinstance(run, dict):
+        raise Task1aError("the run description for the report must be a dict (see write_run_report)")
+    for key in ("dataset", "set_id", "mode"):
+        if key not in run:
+            raise Task1aError(f"the run description for the report lacks '{key}'; the lead's run dict must set it")
+    dataset = run["dataset"]
+    if not isinstance(dataset, dict) or not isinstance(dataset.get("synthetic"), bool):
+        raise Task1aError("run['dataset'] must be a dict with 'synthetic': true/false (and 'name', 'path')")
+    for key in ("hashes", "timings", "evaluation", "complexity", "energy", "quantization", "plots", "outputs"):
+        value = run.get(key)
+        if value is not None and not isinstance(value, (dict, str)):
+            raise Task1aError(f"run['{key}'] must be a dict, a reason string or None, not {type(value).__name__}")
+
+
+def render_run_report(run: dict[str, Any], report_dir: str | os.PathLike = ".") -> str:
+    """The report's markdown text (see :func:`write_run_report`); figure links are checked in ``report_dir``."""
+    _check_run(run)
+    lines = _section_header(run)
+    lines += _section_evaluation(run.get("evaluation"))
+    lines += _section_quantization(run.get("quantization"))
+    lines += _section_complexity(run.get("complexity"))
+    lines += _section_energy(run.get("energy"))
+    lines += _section_timings(run.get("timings"))
+    lines += _section_hashes(run.get("hashes"))
+    lines += _section_plots(run.get("plots"), Path(report_dir))
+    lines += _section_outputs(run.get("outputs"))
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def write_run_report(path: str | os.PathLike, run: dict[str, Any]) -> str:
+    """Write the run's ``report.md`` at ``path`` (atomically) and return its text for printing.
+
+    ``run`` (filled by the pipeline; keys other than ``dataset``, ``set_id`` and ``mode`` are
+    optional; an optional section given as None or as a reason string is reported as
+    "not measured (reason)")::
+
+        dataset:      {name: str, synthetic: bool, path: str}
+        set_id:       str                     parameter set
+        description:  str                     the set's description
+        mode:         "dev" | "eval"
+        created:      str                     ISO time (default: now)
+        hashes:       {features: str, learner: str, recognizer: str}   stage parameter hashes
+        timings:      {stage: seconds}        wall-clock time per stage, in run order
+        evaluation:   {table: str (formatted by utils.evaluation), overall_accuracy: fraction in [0, 1],
+                       overall_logloss: float, n_trials: int}
+        complexity:   {total_macs: int, total_weight_bytes: int, peak_memory_bytes: int,
+                       macs_ok: bool, memory_ok: bool, limits: {macs: int, memory_bytes: int}}
+        energy:       EnergyMeter.results(): {phase: record}
+        quantization: {model variant: {accuracy: fraction, logloss: float}}, the Keras model first
+                      (e.g. keras, tflite_float, tflite_int8)
+        plots:        {name: PNG path relative to the report's folder}
+        outputs:      {name: path}
+    """
+    path = Path(path)
+    text = render_run_report(run, path.parent)
+    write_text_atomic(path, text)
+    return text
+
+
+# ------------------------------------------------------------------------------------------- ranking
+def rank_systems(setups: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rank evaluated setups as DCASE2023 Task 1 does; best first.
+
+    Each setup: ``name``, ``accuracy`` (fraction in [0, 1]), ``memory`` (parameter bytes, NeSsi) and
+    ``macs`` (NeSsi); other keys are kept. The task ranks by the weighted average of three separate
+    ranks: accuracy (higher is better, weight 0.5), memory and MACs (lower is better, 0.25 each).
+    Equal values share the best of their ranks (1, 2, 2, 4: the usual competition ranking; the task
+    description does not spell out ties), and equal weighted ranks share the final rank. Adds
+    ``accuracy_rank``, ``memory_rank``, ``macs_rank``, ``weighted_rank`` and ``final_rank``.
+    """
+    if isinstance(setups, (str, bytes, dict)) or not isinstance(setups, Sequence) or not setups:
+        raise Task1aError("rank_systems needs a non-empty list of setups with name, accuracy, memory and macs")
+    rows = []
+    for index, setup in enumerate(setups):
+        if not isinstance(setup, dict):
+            raise Task1aError(f"setup #{index + 1} to rank is not a dict with name, accuracy, memory and macs")
+        name = setup.get("name")
+        if not isinstance(name, str) or not name:
+            raise Task1aError(f"setup #{index + 1} to rank has no 'name'")
+        for key in RANKING_WEIGHTS:
+            if _number(setup.get(key)) is None:
+                raise Task1aError(f"setup '{name}' has no numeric '{key}' (got {setup.get(key)!r}); "
+                                  "rank only evaluated setups with NeSsi figures")
+        if not 0 <= float(setup["accuracy"]) <= 1:
+            raise Task1aError(f"setup '{name}': accuracy {setup['accuracy']!r} is not a fraction in [0, 1]; "
+                              "divide a percentage by 100")
+        if float(setup["memory"]) < 0 or float(setup["macs"]) < 0:
+            raise Task1aError(f"setup '{name}': memory and macs must not be negative")
+        rows.append(setup)
+    names = [row["name"] for row in rows]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise Task1aError(f"setup names to rank must be unique; repeated: {', '.join(duplicates)}")
+
+    table = pd.DataFrame({key: [float(row[key]) for row in rows] for key in RANKING_WEIGHTS})
+    weighted = pd.Series(0.0, index=table.index)
+    ranks = {}
+    for key, weight in RANKING_WEIGHTS.items():
+        ranks[key] = table[key].rank(method="min", ascending=not RANKING_HIGHER_IS_BETTER[key]).astype(int)
+        weighted += weight * ranks[key]
+    final = weighted.rank(method="min").astype(int)
+
+    ranked = []
+    for index, row in enumerate(rows):
+        entry = dict(row)
+        entry.update({f"{key}_rank": int(ranks[key][index]) for key in RANKING_WEIGHTS})
+        entry["weighted_rank"] = float(weighted[index])
+        entry["final_rank"] = int(final[index])
+        ranked.append(entry)
+    # Shared final ranks are listed by accuracy, then name, so the order is reproducible.
+    ranked.sort(key=lambda e: (e["final_rank"], -float(e["accuracy"]), e["name"]))
+    return ranked
+
+
+def format_ranking_table(ranked: Sequence[dict[str, Any]]) -> str:
+    """A plain-text table of :func:`rank_systems` output for the console."""
+    if not ranked:
+        return "no setups to rank"
+    missing = [key for key in ("final_rank", "weighted_rank", "accuracy_rank") if key not in ranked[0]]
+    if missing:
+        raise Task1aError("format_ranking_table needs the output of rank_systems (ranks missing)")
+    frame = pd.DataFrame({
+        "Rank": [e["final_rank"] for e in ranked],
+        "System": [e["name"] for e in ranked],
+        "Weighted rank": [f"{e['weighted_rank']:.2f}" for e in ranked],
+        "Accuracy": [f"{100 * float(e['accuracy']):.2f} %" for e in ranked],
+        "Acc. rank": [e["accuracy_rank"] for e in ranked],
+        "Memory": [f"{float(e['memory']) / BYTES_PER_KB:.1f} KB" for e in ranked],
+        "Mem. rank": [e["memory_rank"] for e in ranked],
+        "MACs": [f"{float(e['macs']) / MACS_PER_MMAC:.2f} M" for e in ranked],
+        "MACs rank": [e["macs_rank"] for e in ranked],
+    })
+    weights = ", ".join(f"{key} {weight:g}" for key, weight in RANKING_WEIGHTS.items())
+    return frame.to_string(index=False) + f"\nWeighted rank = {weights} (DCASE2023 Task 1); lower is better."
+
+
+# ------------------------------------------------------------------------------- evaluated setups
+def collect_results(system_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every evaluated setup under ``<system>/evaluator/*/results.yaml``, oldest first."""
+    import yaml
+
+    folder = Path(system_dir) / "evaluator"
+    setups = []
+    for path in sorted(folder.glob("*/results.yaml"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []:
+        try:
+            results = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        complexity = results.get("complexity") or {}
+        setups.append({
+            "name": f"{results.get('set_id', '?')}/{path.parent.name[:8]}",
+            "set_id": results.get("set_id"),
+            "mode": results.get("mode"),
+            "dataset": results.get("dataset"),
+            "synthetic": results.get("synthetic"),
+            "accuracy": _number(results.get("overall_accuracy")),
+            "logloss": _number(results.get("overall_logloss")),
+            "memory": complexity.get("total_weight_bytes"),
+            "macs": complexity.get("total_macs"),
+            "hash": path.parent.name,
+            "n_trials": results.get("n_trials", 1),
+        })
+    return setups
+
+
+def show_results(system_dir: str | os.PathLike) -> str:
+    """Print (and return) every evaluated setup and, where complexity is known, the DCASE2023 ranking."""
+    setups = collect_results(system_dir)
+    if not setups:
+        text = f"no evaluated setups under {Path(system_dir) / 'evaluator'} yet; run python task1a.py first"
+        print(text)
+        return text
+    rows = [(s["set_id"], s["mode"], ("SYNTHETIC demo" if s["synthetic"] else s["dataset"]), _percent(s["accuracy"]), _fixed(s["logloss"]), s["n_trials"], s["hash"]) for s in setups]
+    text = _plain_table(("set", "mode", "dataset", "accuracy", "log loss", "trials", "hash"), rows)
+    rankable = [s for s in setups if s["accuracy"] is not None and s["memory"] is not None and s["macs"] is not None]
+    if rankable:
+        text += "\n\nDCASE2023 ranking (0.5 accuracy, 0.25 memory, 0.25 MACs):\n" + format_ranking_table(rank_systems(rankable))
+    print(text)
+    return text
+
+
+def _plain_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    rows = [[str(cell) for cell in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
