@@ -92,7 +92,7 @@ def run_set(params: dict, args) -> int:
 
     from utils import stages
     from utils.energy import EnergyMeter, energy_summary
-    from utils.evaluation import aggregate_trials, format_results_table
+    from utils.evaluation import aggregate_trials, format_aggregated_table, format_results_table
     from utils.files import write_yaml_atomic
     from utils.parameters import stage_hash
     from utils.reporting import write_run_report
@@ -197,10 +197,15 @@ def run_set(params: dict, args) -> int:
                 folder = evaluator_dir / f"seed_{model.seed}"
                 folder.mkdir(parents=True, exist_ok=True)
                 trial_results.append(stages.evaluation_stage(output, tests, folder, data.description, params["evaluator"]["confidence_level"], dict(info, seed=model.seed)))
-            results = trial_results[0] if len(trial_results) == 1 else aggregate_trials(trial_results)
+            if len(trial_results) == 1:
+                results = trial_results[0]
+                table = format_results_table(results, data.description)
+            else:  # mean +/- std over trials, as the official README's "averaged over 10 iterations"
+                aggregated = aggregate_trials(trial_results)
+                results = dict(aggregated["mean"], std=aggregated["std"])
+                table = format_aggregated_table(aggregated, data.description)
             results = dict(results, **info, dataset=data.description, n_trials=len(trial_results), energy=stages._plain(run["energy_summary"]), complexity=_complexity_brief(complexity))
             write_yaml_atomic(evaluator_dir / "results.yaml", stages._plain(results))
-        table = format_results_table(results, data.description)
         print(table)
         run["evaluation"] = {"table": table, "overall_accuracy": results.get("overall_accuracy"), "overall_logloss": results.get("overall_logloss"), "n_trials": len(trial_results)}
         first = evaluator_dir / f"seed_{models[0].seed}"
@@ -218,7 +223,7 @@ def run_set(params: dict, args) -> int:
     if args.package:
         if mode != "eval":
             raise Task1aError("--package needs challenge mode (--mode eval)")
-        package = write_package(args.package, params, outputs[0], complexity, run["energy_summary"])
+        package = write_package(args.package, params, outputs[0], models[0].tflite[io], complexity, run["energy_summary"])
         log.info("submission package written to %s", package)
     return status
 
@@ -230,7 +235,7 @@ def _complexity_brief(complexity: dict | None) -> dict | None:
     return {key: complexity.get(key) for key in keys}
 
 
-def write_package(label: str, params: dict, output_csv: Path, complexity, energy) -> Path:
+def write_package(label: str, params: dict, output_csv: Path, model_path: Path, complexity, energy) -> Path:
     """The submission zip: development-set results come from this set's dev-mode run, if there is one."""
     import yaml
 
@@ -244,7 +249,18 @@ def write_package(label: str, params: dict, output_csv: Path, complexity, energy
     if dev_results is None:
         log.warning("no development-set results for this set (run it with --mode dev first): the meta's results block stays empty")
     template = stages.resolve_path(ROOT, params["submission"]["meta_template"])
-    meta = build_submission_meta(label, template, params, complexity, energy, dev_results)
+    meta_complexity = None
+    if complexity:
+        counts = stages.tflite_parameter_counts(model_path)
+        meta_complexity = {
+            "total_model_size": complexity["total_weight_bytes"],
+            "total_parameters": counts["parameters"],
+            "total_parameters_non_zero": counts["non_zero"],
+            "memory_use": complexity["total_weight_bytes"],  # the NeSsi memory figure the challenge ranks by
+            "macs": complexity["total_macs"],
+        }
+    meta_energy = (energy or {}).get("energy_consumption")
+    meta = build_submission_meta(label, template, params, meta_complexity, meta_energy, dev_results)
     out_zip = Path(f"{label}.zip").resolve()
     build_submission_package(label, output_csv, out_zip, meta)
     return out_zip

@@ -335,6 +335,23 @@ def model_size_stage(tflite_path: Path, limits: dict, overwrite: bool = False) -
     return figures
 
 
+def tflite_parameter_counts(tflite_path: Path) -> dict:
+    """Elements (and non-zero elements) of a TFLite model's constant tensors: its parameters after conversion."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from model_size_calculation.tflite_reader import read_tflite_graph
+
+    data = Path(tflite_path).read_bytes()
+    graph = read_tflite_graph(data)
+    interpreter = Interpreter(model_content=data)
+    total = non_zero = 0
+    for tensor in graph.tensors:
+        if tensor.buffer_bytes > 0:
+            total += tensor.element_count
+            non_zero += int(np.count_nonzero(interpreter.get_tensor(tensor.id)))
+    return {"parameters": int(total), "non_zero": int(non_zero)}
+
+
 # --------------------------------------------------------------------------------------- testing
 def testing_stage(model_path: Path, normalization: dict, items: pd.DataFrame, store, folder: Path, batch_size: int, overwrite: bool = False, progress: bool = True) -> Path:
     """Run the TFLite model over ``items`` and write the system output ``folder/output.csv``."""
