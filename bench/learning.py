@@ -1,0 +1,257 @@
+"""Benchmark of the learning stage: training samples/s against a bare ``model.fit``, and peak RSS.
+
+    python bench/learning.py [--train 640] [--validation 64] [--epochs 8] [--with-progress]
+                             [--store-clips 139620] [--store-steps 100] [--store-validation 2000]
+
+Throughput: the baseline CNN (task1a.yaml defaults, batch size 16) trained by
+:func:`utils.learning.train_model` (tf.data feed, per-epoch fit, checkpoint, CSV log) and by a bare
+``model.fit`` on the same in-memory arrays (same network, optimizer, smoothed targets, shuffling and
+validation), alternating epoch by epoch in one process so that both see the same load on a shared
+machine. A stage epoch includes everything the stage does between epochs (dataset, fit call,
+checkpoint, CSV log); the first epoch (tracing) is left out. Reported: samples/s of the best epoch
+of each (the others measure the neighbours), the mean wall-clock ratio, and the ratio in CPU time
+(which neighbours disturb least). The best-epoch wall-clock ratio stage / bare must be >= 0.9.
+
+Memory: a synthetic float32 memmap store of ``--store-clips`` clips (139,620 = fold1_train, 1.14 GB = 1,087 MiB)
+is written to a temporary folder; a fresh process learns from it (70 % training, all of it fed from
+the memmap; ``--store-validation`` clips of validation) for ``--store-steps`` batches, then reads every
+training example once through the stage's feed (as a full epoch would). Reported: that process's
+peak RSS (VmHWM, which counts the memmap's file pages it touched), and its peak anonymous memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+N_MELS, N_FRAMES, CLASS_COUNT = 40, 51, 10
+
+
+def baseline_parameters(epochs: int) -> dict:
+    from utils.parameters import DEFAULT_PARAMETER_FILE, load_yaml
+
+    parameters = copy.deepcopy(load_yaml(DEFAULT_PARAMETER_FILE)["defaults"]["learner_method_parameters"]["cnn"])
+    parameters["fit"]["epochs"] = epochs
+    parameters["model_selection"]["initial_delay"] = 0
+    return parameters
+
+
+def toy_data(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, CLASS_COUNT, n)
+    X = rng.uniform(-1, 1, (n, N_MELS, N_FRAMES)).astype(np.float32)
+    X[np.arange(n), y * 4] += 1.0  # a little signal so that the loss moves
+    return X, y
+
+
+def memory_status() -> dict:
+    """Current VmHWM / RssAnon / RssFile of this process in MB (Linux)."""
+    fields = {}
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            key, _, value = line.partition(":")
+            if key in ("VmHWM", "VmRSS", "RssAnon", "RssFile"):
+                fields[key] = int(value.split()[0]) / 1024
+    return fields
+
+
+def clocks() -> np.ndarray:
+    """(wall-clock seconds, CPU seconds of this process, all threads)."""
+    return np.array([time.perf_counter(), time.process_time()])
+
+
+def compiled_bare_model(parameters):
+    import keras
+
+    from utils.model import build_model
+
+    model = build_model(parameters["model"])
+    model.compile(
+        optimizer=keras.optimizers.get(parameters["optimizer"]),
+        loss=parameters["compile"]["loss"],
+        metrics=parameters["compile"]["metrics"],
+    )
+    return model
+
+
+def interleaved_run(parameters, X, y, X_val, y_val, work: Path, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(stage, bare) (wall, CPU) seconds of epochs 2..E-1, the two alternating epoch by epoch.
+
+    After each epoch of the stage, an epoch of the bare ``model.fit`` runs inside the stage's
+    callback; a stage epoch is the interval between the starts of its consecutive epochs less the
+    bare epoch inside it, so it counts everything the stage does between epochs (dataset, fit call,
+    checkpoint, CSV log). Alternating every few seconds, both see the same neighbours on a shared
+    machine. The first epoch of each (tracing) and the stage's last (no next start) are left out.
+    """
+    import keras
+
+    from utils.learning import smooth_labels, train_model
+    from utils.model import set_seeds
+
+    set_seeds(0)
+    bare = compiled_bare_model(parameters)
+    targets = smooth_labels(y, CLASS_COUNT, parameters["fit"]["label_smoothing"])
+    validation = (X_val[..., None], smooth_labels(y_val, CLASS_COUNT, 0.0))
+    starts, bare_seconds = [], []
+
+    class BareEpochAfterEachStageEpoch(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            starts.append(clocks())
+
+        def on_epoch_end(self, epoch, logs=None):
+            begun = clocks()
+            bare.fit(X[..., None], targets, batch_size=parameters["fit"]["batch_size"], epochs=1, shuffle=True, validation_data=validation, verbose=0)
+            bare_seconds.append(clocks() - begun)
+
+    train_model(parameters, X, y, X_val, y_val, work, seed=0, progress=progress, callbacks=[BareEpochAfterEachStageEpoch()])
+    stage_seconds = np.diff(np.array(starts), axis=0) - np.array(bare_seconds[:-1])
+    return stage_seconds[1:], np.array(bare_seconds[1:-1])
+
+
+def throughput(args) -> dict:
+    parameters = baseline_parameters(args.epochs)
+    X, y = toy_data(args.train, seed=0)
+    X_val, y_val = toy_data(args.validation, seed=1)
+    with tempfile.TemporaryDirectory() as work:
+        stage, bare = interleaved_run(parameters, X, y, X_val, y_val, Path(work) / "stage", progress=False)
+        for epoch, (stage_epoch, bare_epoch) in enumerate(zip(stage, bare), start=2):
+            print(
+                f"  epoch {epoch}: bare fit {args.train / bare_epoch[0]:.1f} samples/s ({args.train / bare_epoch[1]:.1f} per CPU s), "
+                f"stage {args.train / stage_epoch[0]:.1f} samples/s ({args.train / stage_epoch[1]:.1f} per CPU s)",
+                flush=True,
+            )
+        # Best epoch of each: on a shared machine the slower epochs measure the neighbours.
+        result = {
+            "bare_fit_samples_per_s": args.train / bare[:, 0].min(),
+            "stage_samples_per_s": args.train / stage[:, 0].min(),
+            "bare_fit_samples_per_cpu_s": args.train / bare[:, 1].min(),
+            "stage_samples_per_cpu_s": args.train / stage[:, 1].min(),
+        }
+        result["ratio"] = result["stage_samples_per_s"] / result["bare_fit_samples_per_s"]
+        result["mean_ratio"] = float(bare[:, 0].sum() / stage[:, 0].sum())
+        result["cpu_ratio"] = result["stage_samples_per_cpu_s"] / result["bare_fit_samples_per_cpu_s"]
+        if args.with_progress:
+            stage_progress, bare_progress = interleaved_run(parameters, X, y, X_val, y_val, Path(work) / "progress", progress=True)
+            result["ratio_with_progress_bar"] = float(bare_progress[:, 0].min() / stage_progress[:, 0].min())
+    return result
+
+
+def write_store(path: Path, n_clips: int, seed: int = 0) -> None:
+    """A float32 (n_clips, 40, 51) .npy memmap of uniform noise in [-1, 1], written in chunks."""
+    rng = np.random.default_rng(seed)
+    store = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n_clips, N_MELS, N_FRAMES))
+    chunk = 8192
+    for start in range(0, n_clips, chunk):
+        stop = min(start + chunk, n_clips)
+        store[start:stop] = rng.uniform(-1, 1, (stop - start, N_MELS, N_FRAMES)).astype(np.float32)
+    store.flush()
+    del store
+
+
+def memory_child(store_path: str, steps: int, validation: int, work: str) -> None:
+    """In a fresh process: learn from the memmap store for ``steps`` batches, then read a full epoch."""
+    import keras
+
+    from utils.learning import batch_dataset, epoch_order, smooth_labels, train_model
+
+    X = np.load(store_path, mmap_mode="r")
+    n_train = int(round(0.7 * len(X)))
+    X_train, X_val = X[:n_train], X[n_train : n_train + validation]
+    rng = np.random.default_rng(0)
+    y_train, y_val = rng.integers(0, CLASS_COUNT, n_train), rng.integers(0, CLASS_COUNT, len(X_val))
+    peak = {"RssAnon": 0.0, "RssFile": 0.0}
+
+    class StopAfter(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            status = memory_status()
+            for key in peak:
+                peak[key] = max(peak[key], status[key])
+            if batch + 1 >= steps:
+                self.model.stop_training = True
+
+    started = time.perf_counter()
+    train_model(baseline_parameters(1), X_train, y_train, X_val, y_val, work, seed=0, progress=False, callbacks=[StopAfter()])
+    training_seconds = time.perf_counter() - started
+    after_training = memory_status()
+    # A full epoch's reads through the stage's feed (no training): every training page is touched.
+    started = time.perf_counter()
+    for _ in batch_dataset(X_train, smooth_labels(y_train, CLASS_COUNT, 0.1), epoch_order(n_train, 0, 0), 16):
+        pass
+    feed_seconds = time.perf_counter() - started
+    final = memory_status()
+    print(json.dumps({
+        "store_clips": len(X),
+        "store_mb": os.path.getsize(store_path) / 2**20,
+        "training_clips": n_train,
+        "steps": steps,
+        "stage_seconds": training_seconds,
+        "peak_rss_after_training_mb": after_training["VmHWM"],
+        "peak_anon_during_training_mb": peak["RssAnon"],
+        "full_epoch_feed_seconds": feed_seconds,
+        "peak_rss_mb": final["VmHWM"],
+        "anon_after_feed_mb": final["RssAnon"],
+        "file_backed_after_feed_mb": final["RssFile"],
+    }))
+
+
+def memory(args) -> dict:
+    with tempfile.TemporaryDirectory() as work:
+        store_path = Path(work) / "features.npy"
+        started = time.perf_counter()
+        write_store(store_path, args.store_clips)
+        print(f"  wrote a {args.store_clips}-clip store in {time.perf_counter() - started:.0f} s", flush=True)
+        completed = subprocess.run(
+            [sys.executable, __file__, "--memory-child", str(store_path), "--store-steps", str(args.store_steps),
+             "--store-validation", str(args.store_validation), "--work", str(Path(work) / "model")],
+            capture_output=True, text=True, check=False,
+        )
+        if completed.returncode != 0:
+            raise SystemExit(f"memory child failed:\n{completed.stderr[-3000:]}")
+        return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", type=int, default=640, help="training examples for the throughput run")
+    parser.add_argument("--validation", type=int, default=64, help="validation examples for the throughput run")
+    parser.add_argument("--epochs", type=int, default=8, help="epochs of the interleaved run (epochs 2..E-1 are timed)")
+    parser.add_argument("--with-progress", action="store_true", help="also time the stage with its progress bar")
+    parser.add_argument("--store-clips", type=int, default=139620, help="clips in the synthetic memmap store")
+    parser.add_argument("--store-steps", type=int, default=100, help="training batches taken from the store")
+    parser.add_argument("--store-validation", type=int, default=2000, help="validation clips taken from the store")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--memory-child", help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child, args.store_steps, args.store_validation, args.work)
+        return
+    print(f"learning benchmark: {os.cpu_count()} CPU cores, baseline CNN, batch size 16", flush=True)
+    if not args.skip_throughput:
+        result = throughput(args)
+        print(f"throughput ({args.train} training + {args.validation} validation examples, epochs 2..{args.epochs - 1}):")
+        for key, value in result.items():
+            print(f"  {key}: {value:.3f}")
+        print(f"  ratio >= 0.9: {'PASS' if result['ratio'] >= 0.9 else 'FAIL'}")
+    if not args.skip_memory:
+        result = memory(args)
+        print(f"memory (synthetic store of {result['store_clips']} clips, {result['store_mb']:.0f} MB float32 memmap):")
+        for key, value in result.items():
+            print(f"  {key}: {value:.1f}" if isinstance(value, float) else f"  {key}: {value}")
+        print(f"  peak RSS <= 3 GB: {'PASS' if result['peak_rss_mb'] <= 3 * 1024 else 'FAIL'}")
+
+
+if __name__ == "__main__":
+    main()

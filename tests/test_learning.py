@@ -1,0 +1,227 @@
+"""Learning: label smoothing, honest validation, best-epoch selection and restore, exact resume."""
+
+import copy
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import log_loss
+
+from utils import learning
+from utils.errors import Task1aError
+from utils.learning import epoch_order, first_selectable_epoch, load_checkpoint, smooth_labels, train_model
+from utils.parameters import DEFAULT_PARAMETER_FILE, load_yaml
+
+CLASS_COUNT = 10
+
+
+def toy_problem(n, seed):
+    """Separable toy features (n, 40, 51): class c raises mel bands 4c..4c+3 above the noise."""
+    rng = np.random.default_rng(seed)
+    y = rng.permutation(np.arange(n) % CLASS_COUNT)
+    X = rng.normal(0.0, 0.3, (n, 40, 51)).astype(np.float32)
+    for label in range(CLASS_COUNT):
+        X[y == label, 4 * label : 4 * label + 4, :] += 1.0
+    return X, y
+
+
+def small_cnn_parameters(epochs, initial_delay, batch_size=16):
+    """The YAML's cnn block with a small network (dropout and batch normalisation kept: they carry state)."""
+    parameters = copy.deepcopy(load_yaml(DEFAULT_PARAMETER_FILE)["defaults"]["learner_method_parameters"]["cnn"])
+    parameters["model"] = {
+        "constants": {"FILTERS": 4},
+        "config": [
+            {"class_name": "Conv2D", "config": {"filters": "FILTERS", "kernel_size": 3, "padding": "same"}},
+            {"class_name": "BatchNormalization", "config": {"axis": -1}},
+            {"class_name": "Activation", "config": {"activation": "relu"}},
+            {"class_name": "MaxPooling2D", "config": {"pool_size": [4, 5]}},
+            {"class_name": "Dropout", "config": {"rate": 0.3}},
+            {"class_name": "Flatten", "config": {}},
+            {"class_name": "Dense", "config": {"units": "CLASS_COUNT", "activation": "softmax"}},
+        ],
+    }
+    parameters["fit"].update(epochs=epochs, batch_size=batch_size)
+    parameters["optimizer"]["config"]["learning_rate"] = 0.01  # learns the toy problem in 2-3 epochs
+    parameters["model_selection"]["initial_delay"] = initial_delay
+    return parameters
+
+
+class WeightRecorder(keras.callbacks.Callback):
+    """Weights at the end of every epoch (1-based)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights[epoch + 1] = self.model.get_weights()
+
+
+class Interrupted(Exception):
+    pass
+
+
+class KillDuringEpoch(keras.callbacks.Callback):
+    """Raise in the middle of epoch ``epoch`` (1-based), as a killed process would stop."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.kill_epoch, self.kill_batch, self.epoch = epoch, batch, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.epoch == self.kill_epoch and batch == self.kill_batch:
+            raise Interrupted
+
+
+class EpochCounter(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch + 1)
+
+
+def saved_weights(path):
+    return keras.models.load_model(path).get_weights()
+
+
+def assert_same_weights(first, second):
+    assert len(first) == len(second)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_label_smoothing_values():
+    y = np.array([0, 3, 9])
+    smoothed = smooth_labels(y, 10, 0.1)
+    expected = np.full((3, 10), 0.01)
+    expected[np.arange(3), y] = 0.91  # the official one-hot * 0.9 + 0.01
+    np.testing.assert_allclose(smoothed, expected, rtol=1e-6)
+    np.testing.assert_allclose(smoothed.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(smooth_labels(y, 10, 0.0), np.eye(10)[y])
+    with pytest.raises(Task1aError, match="label_smoothing"):
+        smooth_labels(y, 10, 1.0)
+
+
+def test_epoch_order_depends_on_seed_and_epoch_only():
+    order = epoch_order(50, seed=3, epoch=7)
+    assert sorted(order) == list(range(50))
+    np.testing.assert_array_equal(order, epoch_order(50, seed=3, epoch=7))
+    assert not np.array_equal(order, epoch_order(50, seed=3, epoch=8))
+    assert not np.array_equal(order, epoch_order(50, seed=4, epoch=7))
+    np.testing.assert_array_equal(epoch_order(5, 0, 0, shuffle=False), np.arange(5))
+
+
+def test_initial_delay_longer_than_training_falls_back_to_all_epochs():
+    assert first_selectable_epoch(200, 50) == (51, None)
+    first, note = first_selectable_epoch(20, 50)
+    assert first == 1 and "initial_delay (50) >= fit.epochs (20)" in note
+
+
+def test_training_targets_smoothed_validation_targets_not(tmp_path, monkeypatch):
+    seen = []
+    original = learning.batch_dataset
+
+    def spy(X, targets, order, batch_size):
+        seen.append(np.array(targets))
+        return original(X, targets, order, batch_size)
+
+    monkeypatch.setattr(learning, "batch_dataset", spy)
+    X, y = toy_problem(60, seed=1)
+    result = train_model(small_cnn_parameters(epochs=1, initial_delay=0), X[:40], y[:40], X[40:], y[40:], tmp_path, progress=False)
+    validation_targets, training_targets = seen[0], seen[1]  # the validation set is built once, first
+    np.testing.assert_allclose(training_targets, smooth_labels(y[:40], CLASS_COUNT, 0.1))
+    np.testing.assert_array_equal(validation_targets, np.eye(CLASS_COUNT)[y[40:]])
+    # The logged validation loss is the plain log loss of the model's predictions.
+    model = keras.models.load_model(result["model_path"])
+    probabilities = model.predict_on_batch(X[40:, ..., None]).astype(np.float64)
+    expected = log_loss(y[40:], probabilities / probabilities.sum(axis=1, keepdims=True), labels=range(CLASS_COUNT))
+    logged = pd.read_csv(result["training_log_path"])
+    assert logged["val_loss"].iloc[0] == pytest.approx(expected, rel=1e-4)
+    assert result["val_log_loss"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_selection_restores_the_best_epoch_after_the_delay(tmp_path):
+    X, y = toy_problem(240, seed=2)
+    store = tmp_path / "features.npy"
+    np.save(store, X[:160])
+    X_train = np.load(store, mmap_mode="r")  # the stage reads a memmap batch by batch
+    # Validation labels shifted by one class: the better the model learns the true classes, the
+    # worse its validation loss, so the best epoch is an early one and differs from the last.
+    y_val = (y[160:] + 1) % CLASS_COUNT
+    parameters = small_cnn_parameters(epochs=4, initial_delay=1)
+    parameters["model_selection"]["monitor"] = "val_loss"
+    recorder = WeightRecorder()
+    result = train_model(parameters, X_train, y[:160], X[160:], y_val, tmp_path / "model", progress=False, callbacks=[recorder])
+
+    logged = pd.read_csv(result["training_log_path"])
+    assert list(logged["epoch"]) == [1, 2, 3, 4]
+    selectable = logged[logged["epoch"] > 1]  # initial_delay 1: epoch 1 is never selected
+    expected_best = int(selectable.loc[selectable["val_loss"].idxmin(), "epoch"])
+    assert result["best_epoch"] == expected_best == int(logged["best_epoch"].iloc[-1])
+    assert expected_best != 4, "toy setup no longer makes the last epoch worse; the test would not tell restore from keep-last"
+    assert_same_weights(saved_weights(result["model_path"]), recorder.weights[expected_best])
+    assert result["training_curves_path"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_resume_after_interruption_gives_the_uninterrupted_weights(tmp_path):
+    X, y = toy_problem(150, seed=3)
+    parameters = small_cnn_parameters(epochs=3, initial_delay=0)
+    arguments = (X[:100], y[:100], X[100:], y[100:])
+
+    uninterrupted = train_model(parameters, *arguments, tmp_path / "whole", seed=7, deterministic=True, progress=False)
+
+    with pytest.raises(Interrupted):
+        train_model(parameters, *arguments, tmp_path / "killed", seed=7, deterministic=True, progress=False, callbacks=[KillDuringEpoch(epoch=3, batch=2)])
+    state, *_ = load_checkpoint(tmp_path / "killed" / learning.CHECKPOINT_FILENAME)
+    assert state["epoch"] == 2 and not (tmp_path / "killed" / learning.MODEL_FILENAME).exists()
+
+    counter = EpochCounter()
+    resumed = train_model(parameters, *arguments, tmp_path / "killed", seed=7, deterministic=True, progress=False, callbacks=[counter])
+    assert counter.epochs == [3]  # only the unfinished epoch was trained again
+    assert resumed["best_epoch"] == uninterrupted["best_epoch"]
+    assert_same_weights(saved_weights(resumed["model_path"]), saved_weights(uninterrupted["model_path"]))
+    columns = ["epoch", "loss", "categorical_accuracy", "val_loss", "val_categorical_accuracy", "best_epoch"]
+    pd.testing.assert_frame_equal(pd.read_csv(resumed["training_log_path"])[columns], pd.read_csv(uninterrupted["training_log_path"])[columns])
+    # The selected epoch is the first best validation accuracy, recomputed from the log.
+    logged = pd.read_csv(uninterrupted["training_log_path"])
+    assert uninterrupted["best_epoch"] == int(logged.loc[logged["val_categorical_accuracy"].idxmax(), "epoch"])
+
+    # A finished run is not trained again.
+    counter = EpochCounter()
+    again = train_model(parameters, *arguments, tmp_path / "whole", seed=7, deterministic=True, progress=False, callbacks=[counter])
+    assert counter.epochs == [] and again["best_epoch"] == uninterrupted["best_epoch"]
+    assert again["val_accuracy"] == uninterrupted["val_accuracy"]
+
+
+def test_without_validation_the_last_epoch_is_kept(tmp_path):
+    X, y = toy_problem(40, seed=5)
+    recorder = WeightRecorder()
+    result = train_model(small_cnn_parameters(epochs=2, initial_delay=0), X, y, None, None, tmp_path, progress=False, callbacks=[recorder])
+    assert result["best_epoch"] == 2 and "val_accuracy" not in result
+    assert_same_weights(saved_weights(result["model_path"]), recorder.weights[2])
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda p, d: p["model_selection"].update(monitor="val_auc"), "model_selection.monitor"),
+        (lambda p, d: p["fit"].update(batch_size=0), "fit.batch_size"),
+        (lambda p, d: p["optimizer"].update(class_name="Adamm"), "optimizer"),
+        (lambda p, d: d.update(y_train=d["y_train"] + 10), "training labels must be class indices"),
+        (lambda p, d: d.update(X_val=d["X_val"][:, :, :5]), "validation features have shape"),
+        (lambda p, d: d.update(X_train=d["X_train"][:, 0]), "training features must be an array of shape"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(tmp_path, change, message):
+    X, y = toy_problem(20, seed=4)
+    parameters = small_cnn_parameters(epochs=1, initial_delay=0)
+    data = {"X_train": X[:10], "y_train": y[:10], "X_val": X[10:], "y_val": y[10:]}
+    change(parameters, data)
+    with pytest.raises(Task1aError, match=message):
+        train_model(parameters, data["X_train"], data["y_train"], data["X_val"], data["y_val"], tmp_path, progress=False)
