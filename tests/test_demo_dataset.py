@@ -292,17 +292,21 @@ def test_same_recording_on_two_devices_differs_in_spectrum_but_correlates(genera
 
 
 def test_scenes_differ_measurably(generated):
-    """A nearest-centroid classifier on mean log-mel, fitted on the training fold, beats chance (10 %) widely on the test fold."""
+    """A nearest-centroid classifier on mean log-mel beats chance (10 %) widely on new locations.
+
+    Fitted on the device-a clips of the training fold, scored on the device-a clips of the test
+    fold (locations it has never seen).
+    """
     _, paths = generated
     development = paths["development"]
 
-    def features(table):
+    def features(fold):
+        table = read_tsv(development / "evaluation_setup" / fold)
+        table = table[table["filename"].str.endswith("-a.wav")]
         return np.stack([log_mel(development / f).mean(axis=1) for f in table["filename"]]), table["scene_label"].to_numpy()
 
-    x_train, y_train = features(read_tsv(development / "evaluation_setup" / "fold1_train.csv"))
-    evaluate = read_tsv(development / "evaluation_setup" / "fold1_evaluate.csv")
-    evaluate = evaluate[evaluate["filename"].str.endswith(("-a.wav", "-b.wav", "-c.wav", "-s1.wav"))]
-    x_test, y_test = features(evaluate)
+    x_train, y_train = features("fold1_train.csv")
+    x_test, y_test = features("fold1_evaluate.csv")
     centroids = np.stack([x_train[y_train == scene].mean(axis=0) for scene in SCENES])
     predicted = np.array(SCENES)[np.argmin(((x_test[:, None, :] - centroids[None]) ** 2).sum(axis=-1), axis=1)]
-    assert np.mean(predicted == y_test) > 0.4
+    assert len(y_test) == 30 and np.mean(predicted == y_test) > 0.4

@@ -400,7 +400,7 @@ def plan_recordings(parameters: dict) -> tuple[list[RecordingJob], list[dict], l
         if not candidates:
             candidates = [(i, s, d) for ps in eval_positions.values() for i in ps for s in range(n_sub) for d in EVALUATION_DEVICES if (i, s, d) not in chosen]
         chosen.add(candidates[int(rng.integers(len(candidates)))])
-    eval_order = [chosen_item for chosen_item in sorted(chosen)]
+    eval_order = sorted(chosen)
     eval_order = [eval_order[i] for i in rng.permutation(len(eval_order))]
     eval_name = {item: f"audio/{number}.wav" for number, item in enumerate(eval_order)}
 
@@ -791,7 +791,10 @@ def _is_ours(root: Path) -> bool:
 
 
 def _remove_abandoned_builds(root: Path) -> None:
-    """Delete temporary build folders of generations that were killed (their process is gone)."""
+    """Delete temporary build folders of generations that were killed (their process is gone)
+    and old copies whose removal was interrupted."""
+    for stale in root.parent.glob(f".{root.name}.stale-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     for candidate in root.parent.glob(f".{root.name}.building-*"):
         try:
             pid = int(candidate.name.split("-")[-2])

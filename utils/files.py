@@ -18,6 +18,9 @@ import yaml
 
 from utils.errors import Task1aError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -31,6 +34,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
         os.close(fd)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the permissions of a plain open()
     except OSError as exc:
         raise Task1aError(f"cannot write {path}: {exc.strerror}; choose a writable output folder") from exc
     tmp_path = Path(tmp)
