@@ -222,11 +222,12 @@ class TAUEvaluationSet:
 def location_disjoint_split(items: pd.DataFrame, validation_amount: float = 0.3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Split items into training and validation so that no recording location is on both sides.
 
-    Locations (``identifier``) are assigned whole. Within each (scene, city) group the locations
-    are shuffled with ``seed`` and moved to validation one at a time while that brings the group's
-    validation share closer to ``validation_amount``; a group with two or more locations always
-    keeps at least one on each side. So every city is on both sides and every scene gets close to
-    ``validation_amount`` of its items in validation, as far as the locations allow.
+    Locations (``identifier``) are assigned whole. For each scene, its locations are shuffled with
+    ``seed``, interleaved across cities, and moved to validation one at a time while that brings the
+    scene's validation share closer to ``validation_amount``. Then every city with two or more
+    locations is put on both sides (its smallest location is moved across when one side lacks it).
+    So no location is shared, every city is on both sides as far as it has locations, and every scene
+    gets close to ``validation_amount`` of its items in validation.
 
     (The official 2022/23 code claims this but balances by class only: its location mode fails on
     2022 file names. This one is really location-disjoint.)
@@ -247,23 +248,32 @@ def location_disjoint_split(items: pd.DataFrame, validation_amount: float = 0.3,
         if column not in items or items[column].isna().any():
             raise Task1aError(f"the validation split needs '{column}' for every training item; take it from meta.csv or official file names")
     rng = np.random.default_rng(seed)
-    counts = items.groupby("identifier", sort=True).agg(scene=("scene_label", "first"), city=("city", "first"), n=("scene_label", "size"))
-    validation_locations = []
-    for _, group in counts.groupby(["scene", "city"], sort=True):
-        if len(group) < 2:
+    locations = items.groupby("identifier", sort=True).agg(scene=("scene_label", "first"), city=("city", "first"), n=("scene_label", "size"))
+    validation = pd.Series(False, index=locations.index)
+    for _, scene_locations in locations.groupby("scene", sort=True):
+        if len(scene_locations) < 2:
             continue
-        order = rng.permutation(len(group))
-        target = validation_amount * group["n"].sum()
-        chosen, taken = [], 0
-        for position in order:
-            if len(chosen) == len(group) - 1:
+        shuffled = scene_locations.iloc[rng.permutation(len(scene_locations))]
+        # round-robin over cities (rank within city first), so validation spreads across cities
+        rank = shuffled.groupby("city", sort=False).cumcount()
+        ordered = shuffled.assign(rank=rank.to_numpy()).sort_values("rank", kind="stable")
+        target, taken, chosen = validation_amount * scene_locations["n"].sum(), 0, 0
+        for identifier, n in zip(ordered.index, ordered["n"]):
+            if chosen == len(ordered) - 1:
                 break
-            n = group["n"].iloc[position]
-            if not chosen or abs(taken + n - target) < abs(taken - target):
-                chosen.append(group.index[position])
-                taken += n
-        validation_locations.extend(chosen)
-    is_validation = items["identifier"].isin(set(validation_locations)).to_numpy()
+            if chosen == 0 or abs(taken + n - target) < abs(taken - target):
+                validation[identifier] = True
+                taken, chosen = taken + n, chosen + 1
+    for _, city_locations in locations.groupby("city", sort=True):
+        if len(city_locations) < 2:
+            continue
+        side = validation[city_locations.index]
+        for lacking in (True, False):  # a city without validation locations, then one without training locations
+            if not (side == lacking).any():
+                candidates = city_locations[side != lacking]
+                validation[candidates["n"].idxmin()] = lacking
+                side = validation[city_locations.index]
+    is_validation = items["identifier"].map(validation).to_numpy(dtype=bool)
     return np.flatnonzero(~is_validation), np.flatnonzero(is_validation)
 
 

@@ -281,9 +281,8 @@ def learning_stage(params: dict, items: pd.DataFrame, store, folder: Path, seed:
              train_items["identifier"].nunique(), validation_items["identifier"].nunique(), seed)
 
     trained = learning.train_model(learner, X_train, y_train, X_val, y_val, folder, seed=seed, deterministic=params["general"]["deterministic"], progress=progress)
-    import keras
 
-    model = keras.models.load_model(trained["model_path"]) if "model_path" in trained else trained["model"]
+    model = trained["model"]
     devices = segment_labels(store, train_items, "source_label")
     conversion = learner["conversion"]
     exported = tflite.export_tflite_models(model, X_train, y_train, devices, folder, ios=tuple(conversion["io"]), n_examples=conversion["representative_examples"], seed=seed)
