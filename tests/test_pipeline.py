@@ -33,8 +33,10 @@ def workspace(tmp_path_factory):
                     "evaluation_files": 40,
                 },
             },
-            "learner_method_parameters": {"cnn": {"fit": {"epochs": 2}, "model_selection": {"initial_delay": 0}, "conversion": {"representative_examples": 20}}},
+            "learner_method_parameters": {"cnn": {"conversion": {"representative_examples": 20}}},
         },
+        # a set's own overrides win over defaults: shorten the demo set itself
+        "sets": [{"set_id": "demo", "learner_method_parameters": {"cnn": {"fit": {"epochs": 2}, "model_selection": {"initial_delay": 0}}}}],
     }
     param_file = root / "tiny.yaml"
     param_file.write_text(yaml.safe_dump(overrides))
