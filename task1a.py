@@ -20,6 +20,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
+# TensorFlow's C++ start-up chatter (CUDA probing, CPU features) is not for the console; errors stay.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
 
 from utils import __version__  # noqa: E402
 from utils.errors import Task1aError  # noqa: E402
@@ -53,13 +56,27 @@ def build_argument_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def resolve_sets(args, container) -> list[dict]:
+def resolve_sets(args, container, fallback: bool = False) -> list[dict]:
+    """The parameters of each set asked for, with the command line's overrides applied.
+
+    With ``fallback``, a set whose real development set is not found is replaced (one log line) by
+    ``general.fallback_set`` on the demo data, keeping the mode and the command line's overrides.
+    """
+    from utils import stages
     from utils.parameters import apply_overrides, check_structure
 
     set_ids = [s.strip() for s in args.parameter_set.split(",")] if args.parameter_set else [container.active_set]
     resolved = []
     for set_id in set_ids:
         params = container.resolve(set_id)
+        if fallback and params["general"]["fallback_to_demo"] and not stages.development_set_found(params, ROOT):
+            missing = stages.resolve_path(ROOT, params["dataset"]["parameters"]["development"])
+            mode = args.mode or params["general"]["mode"]
+            params = apply_overrides(container.resolve(params["general"]["fallback_set"]), {"general.mode": mode})
+            log.warning(
+                "development set not found at %s: running set '%s' on the built-in %s instead (general.fallback_to_demo: false turns this off)",
+                missing, params["set_id"], stages.SYNTHETIC_LABEL,
+            )
         overrides = {}
         if args.seed is not None:
             overrides["general.seed"] = args.seed
@@ -333,6 +350,8 @@ def main(argv=None) -> int:
 
         log_path = setup_run_logging(ROOT / all_params[0]["path"]["log"])
         log.info("task1a %s, log file %s", __version__, log_path)
+        if not (args.download_dataset or args.predict):
+            all_params = resolve_sets(args, container, fallback=True)
         if args.download_dataset:
             from utils.download import download_dataset
 

@@ -56,34 +56,34 @@ def resolve_path(root: Path, value: str | os.PathLike | None) -> Path | None:
     return path if path.is_absolute() else root / path
 
 
+def development_set_found(params: dict, root: Path) -> bool:
+    """Whether the real development set the parameters point at is there (the demo data always is)."""
+    if params["dataset"]["method"] != "tau2022_mobile":
+        return True
+    return (resolve_path(root, params["dataset"]["parameters"]["development"]) / tau.META_FILENAME).is_file()
+
+
 def prepare_data(params: dict, root: Path, progress: bool = True) -> DataContext:
-    """Find (or generate) the datasets a run needs; fall back to the demo data when allowed.
+    """Load the datasets a run needs, generating the demo data on first use.
 
-    Returns a :class:`DataContext`; ``params`` inside it has ``dataset`` switched to ``demo`` when the
-    real development set was not found and ``general.fallback_to_demo`` is on (said in one log line).
+    Raises :class:`Task1aError` when the configured real dataset is not found (``task1a.py`` falls
+    back to the demo set before calling this, when allowed).
     """
-    from utils.parameters import apply_overrides
-
     mode = params["general"]["mode"]
     method = params["dataset"]["method"]
     if method == "tau2022_mobile":
         settings = params["dataset"]["parameters"]
         development_path = resolve_path(root, settings["development"])
-        if not (development_path / tau.META_FILENAME).is_file():
-            if not params["general"]["fallback_to_demo"]:
-                raise Task1aError(
-                    f"development set not found at {development_path}; download it (python task1a.py --download_dataset {development_path.parent}) "
-                    "or set dataset_method_parameters.tau2022_mobile.development"
-                )
-            log.warning("development set not found at %s: running on the built-in %s instead (set general.fallback_to_demo: false to stop this)", development_path, SYNTHETIC_LABEL)
-            params = apply_overrides(params, {"dataset.method": "demo"})
-            method = "demo"
-        else:
-            development = tau.TAUDevelopmentSet.load(development_path)
-            evaluation = None
-            if mode == "eval":
-                evaluation = tau.TAUEvaluationSet.load(resolve_path(root, settings["evaluation"]), resolve_path(root, settings["evaluation_labels"]))
-            return DataContext(development, evaluation, synthetic=False, name=f"{REAL_DATASET_NAME}, development set ({development_path})", params=params)
+        if not development_set_found(params, root):
+            raise Task1aError(
+                f"development set not found at {development_path}; download it (python task1a.py --download_dataset {development_path.parent}) "
+                "or set dataset_method_parameters.tau2022_mobile.development"
+            )
+        development = tau.TAUDevelopmentSet.load(development_path)
+        evaluation = None
+        if mode == "eval":
+            evaluation = tau.TAUEvaluationSet.load(resolve_path(root, settings["evaluation"]), resolve_path(root, settings["evaluation_labels"]))
+        return DataContext(development, evaluation, synthetic=False, name=f"{REAL_DATASET_NAME}, development set ({development_path})", params=params)
     if method != "demo":
         raise Task1aError(f"unknown dataset.method '{method}' (known: tau2022_mobile, demo); fix task1a.yaml")
     from utils.demo_dataset import generate_demo_dataset
