@@ -260,7 +260,7 @@ def _section_quantization(quantization: Any) -> list[str]:
         accuracy = _number(figures.get("accuracy"))
         change = ("" if accuracy is None or reference_accuracy is None or variant == variants[0][0]
                   else f"{100 * (accuracy - reference_accuracy):+.2f} points")
-        rows.append((variant, _percent(accuracy), _fixed(figures.get("logloss")), change))
+        rows.append((variant, _percent(accuracy), _fixed(figures.get("logloss", figures.get("log_loss"))), change))
     lines.append(_markdown_table(["Model", "Accuracy", "Log loss", f"Accuracy change vs {variants[0][0]}"], rows))
     return lines + [""]
 
