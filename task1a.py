@@ -278,7 +278,7 @@ def write_package(label: str, params: dict, output_csv: Path, model_path: Path, 
         }
     meta_energy = (energy or {}).get("energy_consumption")
     meta = build_submission_meta(label, template, params, meta_complexity, meta_energy, dev_results)
-    out_zip = Path(f"{label}.zip").resolve()
+    out_zip = stages.resolve_path(ROOT, params["path"]["system"]) / "submission" / f"{label}.zip"
     build_submission_package(label, output_csv, out_zip, meta)
     return out_zip
 
@@ -325,6 +325,17 @@ def predict(args, params: dict) -> int:
     return 0
 
 
+def check_output_path(path: Path, what: str) -> None:
+    """Fail before any work when an output file cannot be created: a parent that is a file, or a read-only folder."""
+    for parent in (path.parent.resolve(), *path.parent.resolve().parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise Task1aError(f"{what} {path}: {parent} is a file, not a folder; choose another path")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise Task1aError(f"{what} {path}: {parent} is not writable; choose a writable folder")
+            return
+
+
 def main(argv=None) -> int:
     args = build_argument_parser().parse_args(argv)
     try:
@@ -346,6 +357,8 @@ def main(argv=None) -> int:
 
             show_results(ROOT / container.defaults["path"]["system"])
             return 0
+        if args.output:
+            check_output_path(Path(args.output), "--output")
         from utils.reporting import setup_run_logging
 
         log_path = setup_run_logging(ROOT / all_params[0]["path"]["log"])
@@ -369,6 +382,13 @@ def main(argv=None) -> int:
             raise
         logging.getLogger("task1a").debug("error", exc_info=True)
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a full disk or an unwritable folder met by a library writing its own file
+        if args.debug:
+            raise
+        logging.getLogger("task1a").debug("error", exc_info=True)
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: cannot read or write{where}: {exc.strerror or exc}; free disk space or choose writable folders (path.system, path.log, --output), then rerun to resume", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted: rerun the same command (without -o) to resume where it stopped", file=sys.stderr)

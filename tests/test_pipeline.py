@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import yaml
 
 from utils.dataset import SCENE_LABELS
+from utils.submission import validate_submission
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = ["filename", "scene_label", *SCENE_LABELS]
@@ -101,12 +103,23 @@ def test_rerun_reuses_finished_stages_and_show_results(workspace, dev_run):
 def test_eval_mode_writes_output_for_every_evaluation_file(workspace, dev_run):
     root, param_file = workspace
     out = root / "eval_output.csv"
-    result = task1a("-s", "demo", "-p", str(param_file), "--mode", "eval", "--output", str(out))
+    result = task1a("-s", "demo", "-p", str(param_file), "--mode", "eval", "--output", str(out), "--package", "Doe_Demo_task1_1")
     assert result.returncode == 0, result.stderr[-3000:]
     table = read_output(out)
     listed = pd.read_csv(next((root / "datasets" / "demo").rglob("evaluation/evaluation_setup/fold1_test.csv")), sep="\t")
     assert sorted(table["filename"]) == sorted(listed["filename"])
     assert all(Path(name).stem.isdigit() for name in table["filename"])
+    # the package holds this output and a meta filled from the run; only the person fields are left
+    package = root / "system" / "submission" / "Doe_Demo_task1_1.zip"
+    problems = validate_submission(package, expected_file_count=len(listed))
+    assert problems and all("FILL IN" in problem for problem in problems), problems
+    with zipfile.ZipFile(package) as archive:
+        meta = yaml.safe_load(archive.read("task1/Doe_Demo_task1_1/Doe_Demo_task1_1.meta.yaml"))
+        packaged = archive.read("task1/Doe_Demo_task1_1/Doe_Demo_task1_1.output.csv")
+    assert packaged == out.read_bytes()
+    assert meta["system"]["complexity"]["macs"] > 29_000_000
+    # development-set results come from the dev-mode run of the same parameters
+    assert meta["results"]["development_dataset"]["overall"]["accuracy"] is not None
 
 
 def test_predict_real_recordings_with_the_official_model(workspace, real_audio_dir, reference_dir):
