@@ -155,6 +155,12 @@ class TAUDevelopmentSet:
             fold_path = path / SETUP_FOLDER / FOLD_FILES[split]
             fold = _check_rows(read_metadata_csv(fold_path, columns), fold_path, check_scene=True, allowed_devices=None)
             folds[split] = _attach_meta(fold[list(columns)], meta, fold_path)
+        shared = folds["train"]["filename"][folds["train"]["filename"].isin(folds["evaluate"]["filename"])]
+        if len(shared):  # a test file learned from would give an optimistic result without a word
+            raise Task1aError(
+                f"{path / SETUP_FOLDER / FOLD_FILES['train']}: {len(shared)} file(s) also in {FOLD_FILES['evaluate']}, first '{shared.iloc[0]}'; "
+                "restore the official fold files (train and evaluate must not share files)"
+            )
         return cls(path=path, meta=meta, **folds)
 
     def audio_path(self, filename: str) -> Path:
@@ -164,6 +170,15 @@ class TAUDevelopmentSet:
 def _attach_meta(fold: pd.DataFrame, meta: pd.DataFrame, fold_path: Path) -> pd.DataFrame:
     """Add identifier, city and device from meta.csv (or the file name) to a fold table."""
     columns = ["filename", "identifier", "city", "source_label"] + ([] if "scene_label" in fold else ["scene_label"])
+    if "scene_label" in fold:  # a fold file and meta.csv that disagree on a label: one of them is damaged
+        labels = fold[["filename", "scene_label"]].merge(meta[["filename", "scene_label"]], on="filename", how="inner", suffixes=("", "_meta"))
+        differ = labels["scene_label"] != labels["scene_label_meta"]
+        if differ.any():
+            row = labels[differ].iloc[0]
+            raise Task1aError(
+                f"{fold_path}: '{row['filename']}' is labelled '{row['scene_label']}' but meta.csv says '{row['scene_label_meta']}' "
+                f"({int(differ.sum())} such row(s)); restore the official metadata files"
+            )
     joined = fold.merge(meta[columns], on="filename", how="left", validate="one_to_one")
     lacking = joined["identifier"].isna()
     if lacking.any():
@@ -288,11 +303,13 @@ def split_summary(items: pd.DataFrame) -> dict:
 
 
 def check_audio_files(root: Path, filenames, max_listed: int = 5) -> dict:
-    """Check that every listed audio file exists and is readable by soundfile (header only).
+    """Check that every listed audio file exists, is readable by soundfile (header only) and, for WAV, is not truncated.
 
     Returns ``{"checked": N, "missing": {"count", "first"}, "unreadable": {"count", "first"}}``.
     """
     import soundfile
+
+    from utils.features import wav_truncation
 
     missing, unreadable = [], []
     for name in filenames:
@@ -302,8 +319,11 @@ def check_audio_files(root: Path, filenames, max_listed: int = 5) -> dict:
             continue
         try:
             info = soundfile.info(str(path))
+            truncation = wav_truncation(path) if path.suffix.lower() == ".wav" else None
             if info.frames <= 0:
                 unreadable.append(f"{name} (no samples)")
+            elif truncation:
+                unreadable.append(f"{name} (truncated: {truncation})")
         except (RuntimeError, soundfile.LibsndfileError) as exc:
             unreadable.append(f"{name} ({str(exc).splitlines()[0]})")
     return {

@@ -154,7 +154,36 @@ def _read_any(path: Path):
         return np.atleast_2d(data), int(fs)
 
 
-def load_audio(path, fs: int = 44100, mono: bool = True) -> np.ndarray:
+def wav_truncation(path) -> str | None:
+    """Why a RIFF WAV file is cut short (its data chunk declares more bytes than the file holds), or None.
+
+    libsndfile (and so dcase_util) silently reads whatever part of such a file is there; for a dataset
+    file that is a broken download or copy, and its features would be silently wrong. Sizes 0 and
+    0xFFFFFFFF (streaming writers that never fill in the length) are not counted as truncation.
+    """
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(12)
+            if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+                return None
+            size = os.fstat(handle.fileno()).st_size
+            position = 12
+            while position + 8 <= size:
+                handle.seek(position)
+                chunk = handle.read(8)
+                chunk_id, chunk_size = chunk[:4], int.from_bytes(chunk[4:8], "little")
+                if chunk_id == b"data":
+                    available = size - (position + 8)
+                    if chunk_size not in (0, 0xFFFFFFFF) and chunk_size > available:
+                        return f"its data chunk declares {chunk_size} bytes but the file holds {available}"
+                    return None
+                position += 8 + chunk_size + (chunk_size & 1)
+    except OSError:
+        return None
+    return None
+
+
+def load_audio(path, fs: int = 44100, mono: bool = True, strict: bool = False) -> np.ndarray:
     """Load an audio file exactly as dcase_util ``AudioContainer.load(filename, mono, fs)`` (spec sections 1-3).
 
     Samples are libsndfile's float64 scaling (PCM ``v / 2**(bits-1)``, float as stored), the
@@ -162,6 +191,9 @@ def load_audio(path, fs: int = 44100, mono: bool = True) -> np.ndarray:
     converted with ``librosa.resample(res_type='kaiser_best')`` (resampy, then ``fix_length`` to
     ``ceil(n * fs / rate)``). dcase_util reads non-WAV files with ``librosa.load`` in float32;
     here every format is read in float64 (the difference is below 1e-7 of full scale).
+
+    ``strict`` also rejects a truncated WAV file (:func:`wav_truncation`) instead of reading the part
+    that is there as libsndfile does: dataset files are extracted strictly.
 
     Returns ``(n_samples,)`` float64 when ``mono``, else ``(n_channels, n_samples)``.
     Raises :class:`Task1aError` naming the file for a missing, empty, unreadable or non-finite file.
@@ -173,6 +205,10 @@ def load_audio(path, fs: int = 44100, mono: bool = True) -> np.ndarray:
         raise Task1aError(f"audio file {path} not found; check the dataset path (or download the dataset)")
     if path.stat().st_size == 0:
         raise Task1aError(f"audio file {path} is empty (0 bytes); restore it from the dataset archive")
+    if strict and path.suffix.lower() == ".wav":
+        truncation = wav_truncation(path)
+        if truncation:
+            raise Task1aError(f"audio file {path} is truncated ({truncation}); restore it from the dataset archive")
     loaded = _read_wav_fast(path) if path.suffix.lower() == ".wav" else None
     data, source_fs, is_float = loaded if loaded is not None else (*_read_any(path), True)
     if data.shape[-1] == 0:
@@ -727,7 +763,7 @@ def _extract_chunk(task):
     keys, counts, features, failed, filled = [], [], [], {}, 0
     for path, key in items:
         try:
-            clip_segments = segment_audio(load_audio(path, fs=extractor.fs, mono=True), segment_samples)
+            clip_segments = segment_audio(load_audio(path, fs=extractor.fs, mono=True, strict=True), segment_samples)
         except Task1aError as exc:
             failed[key] = str(exc)
             continue
@@ -807,7 +843,10 @@ class _StoreWriter:
         """Write a chunk's rows after the last row; they count once :meth:`commit` journals them."""
         if rows is not None:
             offset = (self.rows + sum(self._pending["counts"])) * self.row_bytes
-            os.pwrite(self._data.fileno(), np.ascontiguousarray(rows).tobytes(), offset)
+            try:
+                os.pwrite(self._data.fileno(), np.ascontiguousarray(rows).tobytes(), offset)
+            except OSError as exc:  # a full disk: what is journaled stays valid, a rerun resumes from it
+                raise Task1aError(f"cannot write {self.path / 'data.bin'}: {exc.strerror}; free disk space (or choose another folder), then rerun to resume") from None
         self._pending["keys"] += keys
         self._pending["counts"] += counts
         self._pending["failed"].update(failed)
@@ -903,8 +942,14 @@ def extract_to_store(
             _init_worker(extractor, segment_samples, storage)
             results = map(_extract_chunk, tasks)
         else:
-            pool = _pool_context().Pool(jobs, initializer=_init_worker, initargs=(extractor, segment_samples, storage))
-            results = pool.imap(_extract_chunk, tasks)  # in order: rows land in the order of the keys
+            # concurrent.futures rather than multiprocessing.Pool: Pool.terminate() after an error here
+            # (a full disk) can hang for ever when it kills a worker that holds the result queue's lock
+            # (seen in tests); the executor cancels what has not started and lets running chunks end.
+            from concurrent.futures import ProcessPoolExecutor
+
+            pool = ProcessPoolExecutor(jobs, mp_context=_pool_context(), initializer=_init_worker, initargs=(extractor, segment_samples, storage))
+            results = pool.map(_extract_chunk, tasks)  # in order: rows land in the order of the keys
+        finished = False
         try:
             last_commit = time.monotonic()
             for _, chunk_keys, counts, rows, failed in results:
@@ -914,11 +959,11 @@ def extract_to_store(
                     writer.commit()
                     last_commit = time.monotonic()
             writer.commit()
+            finished = True
         finally:
             bar.close()
             if pool is not None:
-                pool.terminate()
-                pool.join()
+                pool.shutdown(wait=finished, cancel_futures=True)
             if "limits" in _WORKER:
                 _WORKER.pop("limits").unregister()
     finally:

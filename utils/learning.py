@@ -13,16 +13,34 @@ run would; with deterministic ops on, its final weights are bit-identical.
 
 Features are fed batch by batch from array-likes (numpy memmaps of the feature store included)
 through ``tf.data``; the training set is never copied whole.
+
+Beyond one device, on TensorFlow's own engine (``learner.distribute``): ``mirrored``
+(``tf.distribute.MirroredStrategy``, every GPU of one machine) and ``multi_worker``
+(``tf.distribute.MultiWorkerMirroredStrategy``, several machines described by ``TF_CONFIG``). The
+global batch stays ``fit.batch_size`` (each replica gets ``batch_size / replicas`` of it; gradients
+are all-reduced, so with an even split a step is the single-device step on the same batch, except
+that batch normalisation sees per-replica statistics). Every worker builds the same batches in the
+same order (the (seed, epoch) order above) and keeps its replicas' share of each (auto-shard policy
+DATA), so a step trains on exactly the global batch of the single-device run. Only the chief
+(worker 0) writes into the output folder; the other workers write their copies to a temporary folder
+they delete, as TensorFlow's multi-worker guide recommends (saving may involve collectives every
+worker must join).
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import copy
 import hashlib
 import json
 import logging
 import math
+import os
+import shutil
+import tempfile
 import time
+import zlib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -39,6 +57,8 @@ CHECKPOINT_FILENAME = "checkpoint.npz"
 TRAINING_LOG_FILENAME = "training_log.csv"
 TRAINING_CURVES_FILENAME = "training_curves.png"
 CHECKPOINT_FORMAT = 1
+DISTRIBUTE_KEY = "learner.distribute"
+DISTRIBUTE_CHOICES = ("none", "mirrored", "multi_worker")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -200,6 +220,12 @@ def batch_dataset(X: Any, targets: np.ndarray, order: np.ndarray, batch_size: in
             tf.TensorSpec((None, class_count), tf.float32),
         ),
     )
+    # Under a tf.distribute strategy each global batch is split into per-replica batches and each
+    # worker keeps its own (DATA): every worker runs this same generator in the same order. FILE
+    # sharding has no files to split here; OFF would train every worker on the whole global batch.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    dataset = dataset.with_options(options)
     return dataset.apply(tf.data.experimental.assert_cardinality(batch_count)).prefetch(tf.data.AUTOTUNE)
 
 
@@ -236,6 +262,128 @@ def _progress_callback(epoch_count: int, step_count: int):
             self.bar.close()
 
     return EpochProgress()
+
+
+# ----------------------------------------------------------------------------------------------
+# Distribution
+
+_STRATEGIES: dict = {}  # one strategy per process: MultiWorkerMirroredStrategy may be created only once
+
+
+def _check_tf_config() -> dict:
+    """The ``TF_CONFIG`` cluster description multi-worker training needs, validated."""
+    raw = os.environ.get("TF_CONFIG")
+    example = '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}'
+    if not raw:
+        raise Task1aError(f"{DISTRIBUTE_KEY} multi_worker needs the TF_CONFIG environment variable on every worker, e.g. TF_CONFIG='{example}'")
+    try:
+        config = json.loads(raw)
+        workers = config["cluster"]["worker"]
+        task_type, task_index = config["task"]["type"], int(config["task"]["index"])
+        if not isinstance(workers, list) or not workers or task_type not in config["cluster"] or task_index >= len(config["cluster"][task_type]):
+            raise ValueError("the task is not in the cluster")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise Task1aError(f"TF_CONFIG is not a valid cluster description ({exc}); set it as {example} (this worker's index in task)") from None
+    return config
+
+
+def distribution_strategy(distribute: str):
+    """The ``tf.distribute`` strategy of ``learner.distribute``: None for ``none``, else created once per process.
+
+    ``mirrored``: MirroredStrategy over every visible GPU (the CPU when there is none);
+    ``multi_worker``: MultiWorkerMirroredStrategy over the cluster in ``TF_CONFIG`` (NCCL between
+    GPUs, ring all-reduce over gRPC between CPUs, chosen by TensorFlow).
+    """
+    if distribute not in DISTRIBUTE_CHOICES:
+        raise Task1aError(f"{DISTRIBUTE_KEY} must be one of {', '.join(DISTRIBUTE_CHOICES)}, got {distribute!r}; fix task1a.yaml")
+    if distribute == "none":
+        return None
+    if distribute not in _STRATEGIES:
+        import tensorflow as tf
+
+        if distribute == "mirrored":
+            _STRATEGIES[distribute] = tf.distribute.MirroredStrategy()
+        else:
+            _check_tf_config()
+            _fix_keras_multi_worker_step_logs()
+            try:
+                _STRATEGIES[distribute] = tf.distribute.MultiWorkerMirroredStrategy()
+            except RuntimeError as exc:  # "Collective ops must be configured at program startup"
+                raise Task1aError(f"{DISTRIBUTE_KEY} multi_worker: {str(exc).splitlines()[0]}; run the training in a fresh process (TensorFlow must not have run anything before)") from exc
+        LOGGER.info("%s: %d replicas in sync", distribute, _STRATEGIES[distribute].num_replicas_in_sync)
+    return _STRATEGIES[distribute]
+
+
+def _fix_keras_multi_worker_step_logs() -> None:
+    """Make Keras' per-step log reduction work across workers (once per process).
+
+    Keras 3 (3.15) averages a training step's logs over the replicas of a multi-worker cluster with
+    ``strategy.reduce("MEAN", value, axis=0)``, which fails for the scalar logs every step returns
+    ("Invalid reduction dimension 0 for input with 0 dimensions"), so ``fit`` cannot run. A scalar is
+    averaged with ``axis=None`` here (the mean over replicas Keras means); everything else goes to
+    Keras unchanged.
+    """
+    import tensorflow as tf
+    from keras.src.backend.tensorflow import trainer as keras_trainer
+
+    keras_reduce = keras_trainer.reduce_per_replica
+    if getattr(keras_reduce, "task1a_fixed", False):
+        return
+
+    def scalar_mean(value, strategy):
+        local = strategy.experimental_local_results(value)[0] if isinstance(value, tf.distribute.DistributedValues) else value
+        if getattr(local, "shape", None) is not None and local.shape.rank == 0:
+            return strategy.reduce("MEAN", value, axis=None)
+        return keras_reduce(value, strategy, reduction="auto")
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction == "auto" and keras_trainer._collective_all_reduce_multi_worker(strategy):
+            return tf.nest.map_structure(lambda value: scalar_mean(value, strategy), values)
+        return keras_reduce(values, strategy, reduction)
+
+    reduce_per_replica.task1a_fixed = True
+    keras_trainer.reduce_per_replica = reduce_per_replica
+
+
+def _batch_normalization_layers(layer) -> list:
+    """Every BatchNormalization layer in ``layer`` (nested models included)."""
+    import keras
+
+    found = [layer] if isinstance(layer, keras.layers.BatchNormalization) else []
+    for child in getattr(layer, "layers", []):
+        found += _batch_normalization_layers(child)
+    return found
+
+
+def is_chief(strategy) -> bool:
+    """Whether this process writes the outputs: always, except on a multi-worker cluster's non-chief workers.
+
+    TensorFlow's rule: the ``chief`` task, or worker 0 when the cluster has no ``chief``.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None) if strategy is not None else None
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    if not cluster:
+        return True
+    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster)
+
+
+def is_chief_worker(distribute: str) -> bool:
+    """:func:`is_chief` for a ``learner.distribute`` value (what ``task1a.py`` asks before the later stages)."""
+    return is_chief(distribution_strategy(distribute))
+
+
+def _workers_agree(strategy, value: int) -> bool:
+    """Whether every replica of every worker holds the same ``value`` (an all-gather; all workers must call it)."""
+    import tensorflow as tf
+
+    values = strategy.experimental_distribute_values_from_function(lambda context: tf.constant([value], dtype=tf.int64))
+    gathered = strategy.gather(values, axis=0).numpy()
+    return bool(np.all(gathered == gathered[0]))
+
+
+def _checkpoint_code(path: Path) -> int:
+    """A checksum of the checkpoint this worker would resume from (0: none)."""
+    return zlib.crc32(path.read_bytes()) + 1 if path.is_file() else 0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -381,6 +529,7 @@ def train_model(
     progress: bool = True,
     class_count: int = 10,
     callbacks: Sequence = (),
+    distribute: str = "none",
 ) -> dict:
     """Train one model (``parameters`` is the ``learner_method_parameters.cnn`` block) and keep its best epoch.
 
@@ -389,14 +538,20 @@ def train_model(
     validation, the last epoch is kept). Writes to ``output_dir``: ``model.keras`` (the selected
     weights), ``checkpoint.npz`` (after every epoch; a rerun resumes from it), ``training_log.csv``
     and ``training_curves.png``. ``callbacks`` are extra Keras callbacks (run after the stage's own).
+    ``distribute`` is ``learner.distribute`` (``none``, ``mirrored``, ``multi_worker``; see the module
+    docstring): on a multi-worker cluster every worker calls this with the same arguments; only the
+    chief writes ``output_dir`` (the others write to a temporary folder they delete) and resumes
+    from ``output_dir/checkpoint.npz`` when every worker sees the same file there (a shared folder).
 
-    Returns paths, the selected epoch and the selected model's validation accuracy and log loss.
+    Returns paths, the selected epoch, the selected model's validation accuracy and log loss, and
+    ``chief`` (whether this process wrote the outputs).
     """
     import keras
 
     from utils.model import build_model, set_seeds
 
     settings = _check_parameters(parameters)
+    strategy = distribution_strategy(distribute)
     y_train = _check_arrays(X_train, y_train, "training", class_count)
     has_validation = X_val is not None
     if has_validation:
@@ -418,21 +573,56 @@ def train_model(
         first_selectable, note = epochs, "no validation split: the last epoch is kept"
     if note:
         LOGGER.warning(note)
+    chief = is_chief(strategy)
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    if batch_size % replicas:
+        LOGGER.warning("fit.batch_size %d is not a multiple of the %d replicas: replicas get unequal parts of each batch (the gradient is then a mean of their means)", batch_size, replicas)
+    # A non-chief worker writes what the chief writes (saving may involve collectives every worker
+    # must join) into its own temporary folder.
+    write_dir = output_dir if chief else Path(tempfile.mkdtemp(prefix="task1a_worker_"))
+    if not chief:
+        atexit.register(shutil.rmtree, write_dir, True)  # also when the training fails
+    checkpoint_out = write_dir / CHECKPOINT_FILENAME
 
     set_seeds(seed, deterministic)
-    model = build_model(parameters["model"], input_shape=(*X_train.shape[1:], 1), class_count=class_count)
-    try:
-        optimizer = keras.optimizers.get({"class_name": parameters["optimizer"]["class_name"], "config": parameters["optimizer"].get("config", {})})
-    except (ValueError, TypeError) as exc:
-        raise Task1aError(f"{PARAMETER_KEY}.optimizer: {str(exc).splitlines()[0]}; fix class_name or config") from exc
-    try:
-        model.compile(optimizer=optimizer, loss=settings["loss"], metrics=settings["metrics"])
-    except (ValueError, TypeError) as exc:
-        raise Task1aError(f"{PARAMETER_KEY}.compile: {str(exc).splitlines()[0]}; fix loss or metrics") from exc
-    model.optimizer.build(model.trainable_variables)  # so a checkpoint's optimizer state can be restored
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = build_model(parameters["model"], input_shape=(*X_train.shape[1:], 1), class_count=class_count)
+        try:
+            optimizer = keras.optimizers.get({"class_name": parameters["optimizer"]["class_name"], "config": parameters["optimizer"].get("config", {})})
+        except (ValueError, TypeError) as exc:
+            raise Task1aError(f"{PARAMETER_KEY}.optimizer: {str(exc).splitlines()[0]}; fix class_name or config") from exc
+        try:
+            model.compile(optimizer=optimizer, loss=settings["loss"], metrics=settings["metrics"])
+        except (ValueError, TypeError) as exc:
+            raise Task1aError(f"{PARAMETER_KEY}.compile: {str(exc).splitlines()[0]}; fix loss or metrics") from exc
+        model.optimizer.build(model.trainable_variables)  # so a checkpoint's optimizer state can be restored
+    # Batch normalisation over the global batch, as on one device: Keras' default takes each replica's
+    # statistics and updates each replica's moving averages from its own share (aggregation "none"),
+    # so replicas would end with different moving statistics (and a replica whose share of a last
+    # batch is empty with NaN ones). Synchronised, every replica computes the same statistics.
+    # Switched back before saving: the saved model is the single-device model.
+    synchronized_layers = _batch_normalization_layers(model) if strategy is not None else []
+    for layer in synchronized_layers:
+        layer.synchronized = True
+    if distribute == "multi_worker":
+        # Keras 3.15 fit()/evaluate() first reduce a whole (x, y) batch with strategy.reduce to learn
+        # its shapes, which MultiWorkerMirroredStrategy cannot do for a nested value across workers
+        # ("Attempt to convert a value (PerReplica...)"). Without its own strategy the model defers
+        # that build to tracing (Keras' compatibility path) and takes the strategy of the scope fit()
+        # runs in, below.
+        model._distribute_strategy = None
+    fit_scope = strategy.scope if distribute == "multi_worker" else contextlib.nullcontext
 
     fingerprint = _fingerprint(parameters, seed, X_train, y_train, X_val if has_validation else None, y_val if has_validation else None, class_count)
-    state, best_weights = _resume_state(paths["checkpoint"], model, fingerprint, epochs, first_selectable, mode, monitor)
+    if strategy is not None:  # a checkpoint of another layout of replicas is not resumed
+        fingerprint = hashlib.sha256(f"{fingerprint} {distribute} {replicas}".encode()).hexdigest()
+    resumable = True
+    if distribute == "multi_worker" and not _workers_agree(strategy, _checkpoint_code(paths["checkpoint"])):
+        LOGGER.warning("the workers do not all see the same %s (the output folder must be shared to resume multi-worker training); training starts over", paths["checkpoint"])
+        resumable = False
+    state, best_weights = (None, None)
+    if resumable:
+        state, best_weights = _resume_state(paths["checkpoint"], model, fingerprint, epochs, first_selectable, mode, monitor)
     if state is None:
         state = {"format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, "epoch": 0, "history": [], "best_epoch": None, "best_value": None, "first_selectable_epoch": first_selectable}
         best_weights = None
@@ -449,15 +639,16 @@ def train_model(
     for epoch in range(state["epoch"], epochs):
         started = time.monotonic()
         order = epoch_order(len(y_train), seed, epoch, settings["shuffle"])
-        history = model.fit(
-            batch_dataset(X_train, train_targets, order, batch_size),
-            validation_data=validation,
-            initial_epoch=epoch,
-            epochs=epoch + 1,
-            shuffle=False,  # the order is the epoch's own (see epoch_order)
-            verbose=0,
-            callbacks=[*own_callbacks, *callbacks],
-        )
+        with fit_scope():
+            history = model.fit(
+                batch_dataset(X_train, train_targets, order, batch_size),
+                validation_data=validation,
+                initial_epoch=epoch,
+                epochs=epoch + 1,
+                shuffle=False,  # the order is the epoch's own (see epoch_order)
+                verbose=0,
+                callbacks=[*own_callbacks, *callbacks],
+            )
         logs = {name: float(values[-1]) for name, values in history.history.items()}
         epoch_number = epoch + 1
         if epoch_number >= first_selectable and (not has_validation or _is_better(logs.get(monitor, math.nan), state["best_value"], mode)):
@@ -465,8 +656,9 @@ def train_model(
             best_weights = model.get_weights()
         state["history"].append({"epoch": epoch_number, **logs, "seconds": round(time.monotonic() - started, 3), "best_epoch": state["best_epoch"]})
         state["epoch"] = epoch_number
-        save_checkpoint(paths["checkpoint"], model, state, best_weights)
-        _write_training_log(paths["training_log"], state["history"])
+        save_checkpoint(checkpoint_out, model, state, best_weights)
+        if chief:
+            _write_training_log(paths["training_log"], state["history"])
         if model.stop_training:  # an extra callback (e.g. early stopping) asked to stop
             break
 
@@ -475,11 +667,19 @@ def train_model(
         state["best_epoch"] = state["epoch"]
     else:
         model.set_weights(best_weights)
-    with atomic_path(paths["model"]) as tmp:
+    for layer in synchronized_layers:
+        layer.synchronized = False
+    with atomic_path(write_dir / MODEL_FILENAME) as tmp:
         model.save(tmp)
-    _write_training_log(paths["training_log"], state["history"])
-    metric = settings["metrics"][0] if settings["metrics"] else "loss"
-    plot_training_curves(paths["training_curves"], state["history"], metric, state["best_epoch"], first_selectable)
+    if strategy is not None:
+        # The model without the strategy (built outside its scope): what testing and export use.
+        model = keras.models.load_model(write_dir / MODEL_FILENAME)
+    if chief:
+        _write_training_log(paths["training_log"], state["history"])
+        metric = settings["metrics"][0] if settings["metrics"] else "loss"
+        plot_training_curves(paths["training_curves"], state["history"], metric, state["best_epoch"], first_selectable)
+    else:
+        shutil.rmtree(write_dir, ignore_errors=True)
 
     result = {
         "model_path": paths["model"],
@@ -493,6 +693,9 @@ def train_model(
         "first_selectable_epoch": first_selectable,
         "selection_note": note,
         "model": model,
+        "history": state["history"],
+        "chief": chief,
+        "replicas": replicas,
     }
     if has_validation:
         scores = classification_scores(y_val, predict_proba(model, X_val, batch_size=batch_size))

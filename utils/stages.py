@@ -114,7 +114,10 @@ def test_items(data: DataContext) -> tuple[pd.DataFrame, Path, bool]:
 def stage_folder(params: dict, root: Path, stage: str, extra=None) -> Path:
     """``<system>/<stage>/<hash>``, created, with ``parameters.yaml`` beside the outputs."""
     folder = resolve_path(root, params["path"]["system"]) / stage / stage_hash(params, stage, extra)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise Task1aError(f"cannot create the output folder {folder}: {exc.strerror}; set path.system to a writable folder") from None
     record = folder / "parameters.yaml"
     if not record.exists():
         write_yaml_atomic(record, {"set_id": params["set_id"], "stage": stage, "extra": extra, "parameters": stage_parameters(params, stage)})
@@ -156,6 +159,9 @@ def feature_extraction_stage(params: dict, items: pd.DataFrame, audio_root: Path
         if store.is_complete and set(keys) <= set(store.keys) and not store.failed:
             log.info("features: reusing %s (%d files)", store_dir, len(keys))
             return store
+        done = len(set(keys) & set(store.keys))
+        if done:
+            log.info("features: resuming %s (%d of %d files already extracted)", store_dir, done, len(keys))
     log.info("features: extracting %d files into %s", len(keys), store_dir)
     section = params["feature_extractor"]
     store = extract_to_store(
@@ -280,7 +286,10 @@ def learning_stage(params: dict, items: pd.DataFrame, store, folder: Path, seed:
     log.info("learning: %d training and %d validation segments (%d / %d locations), seed %d", len(y_train), len(y_val),
              train_items["identifier"].nunique(), validation_items["identifier"].nunique(), seed)
 
-    trained = learning.train_model(learner, X_train, y_train, X_val, y_val, folder, seed=seed, deterministic=params["general"]["deterministic"], progress=progress)
+    trained = learning.train_model(learner, X_train, y_train, X_val, y_val, folder, seed=seed, deterministic=params["general"]["deterministic"],
+                                   progress=progress, distribute=params["learner"].get("distribute", "none"))
+    if not trained["chief"]:  # a multi-worker non-chief worker: the chief exports, tests and evaluates
+        return TrainedModel(folder, seed, {}, None, normalization, {"chief": False})
 
     model = trained["model"]
     devices = segment_labels(store, train_items, "source_label")

@@ -95,7 +95,7 @@ def predict_recordings(recordings, classifier, extractor, normalizer, segment_le
     segment_samples = int(round(segment_length_seconds * extractor.fs))
     for path, name in tqdm(recordings, desc="predicting", unit="file", disable=not progress, leave=False):
         try:
-            audio = load_audio(path, fs=extractor.fs, mono=True)
+            audio = load_audio(path, fs=extractor.fs, mono=True, strict=True)
         except Task1aError as exc:
             failures[name] = str(exc)
             continue
