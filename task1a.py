@@ -109,7 +109,6 @@ def run_set(params: dict, args) -> int:
 
     from utils import stages
     from utils.energy import EnergyMeter, energy_summary
-    from utils.evaluation import aggregate_trials, format_aggregated_table, format_results_table
     from utils.files import write_yaml_atomic
     from utils.parameters import stage_hash
     from utils.reporting import write_run_report
@@ -205,6 +204,8 @@ def run_set(params: dict, args) -> int:
     status = 0
     run["evaluation"] = "no labels for the test items" if not labelled else "flow.evaluation is off"
     if labelled and flow["evaluation"]:
+        from utils.evaluation import aggregate_trials, format_aggregated_table, format_results_table  # scipy.stats: 2 s, imported when needed
+
         evaluator_dir = stages.stage_folder(params, ROOT, "evaluator", recognizer_extra)
         report_dir = evaluator_dir
         info = {"set_id": params["set_id"], "mode": mode, "parameter_hash": run["hashes"]["evaluator"], "synthetic": data.synthetic, "model": str(args.model) if args.model else None}
@@ -362,6 +363,12 @@ def main(argv=None) -> int:
         from utils.reporting import setup_run_logging
 
         log_path = setup_run_logging(ROOT / all_params[0]["path"]["log"])
+        # utils.learning and utils.download log under their module names: send those records to the
+        # run's console and log file too (training's "resuming from checkpoint" was lost otherwise)
+        module_logger = logging.getLogger("utils")
+        module_logger.handlers[:] = log.handlers
+        module_logger.setLevel(logging.DEBUG)
+        module_logger.propagate = False
         log.info("task1a %s, log file %s", __version__, log_path)
         if not (args.download_dataset or args.predict):
             all_params = resolve_sets(args, container, fallback=True)

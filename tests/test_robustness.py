@@ -256,6 +256,22 @@ def test_restored_file_is_picked_up_by_the_rerun(workspace, tmp_path, reference)
     assert len(mine) == 90 and mine.equals(theirs.loc[mine.index])
 
 
+def test_check_audio_lists_every_damaged_file(workspace, tmp_path):
+    """``python -m utils.dataset PATH --check-audio``, which the extraction error points to, lists them all."""
+    names = evaluate_table(workspace.development)["filename"].iloc[:4].tolist()
+    raw = (workspace.development / names[0]).read_bytes()
+    replace_file(workspace.development / names[0], raw[: len(raw) // 2])
+    replace_file(workspace.development / names[1], b"")
+    replace_file(workspace.development / names[2], b"not audio\n" * 50)
+    (workspace.development / names[3]).unlink()
+    result = subprocess.run([sys.executable, "-m", "utils.dataset", str(workspace.development), "--check-audio"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "135 checked, 1 missing, 3 unreadable" in result.stdout
+    listed = {line.split(": ", 1)[1].split(" ")[0]: line.split(":")[0].strip() for line in result.stdout.splitlines() if line.startswith("    ")}
+    assert listed == {names[0]: "unreadable", names[1]: "unreadable", names[2]: "unreadable", names[3]: "missing"}
+    assert "truncated" in result.stdout
+
+
 def test_audio_file_missing_from_audio_folder(workspace):
     name = read_table(workspace.development / "evaluation_setup" / "fold1_train.csv")["filename"].iloc[7]
     (workspace.development / name).unlink()
@@ -366,10 +382,11 @@ def test_bad_metadata_is_one_line_naming_file_and_row(workspace, damage):
 
 
 # ------------------------------------------------------------------------------------- parameters
-BAD_YAML = {
-    "typo": ("sets: [{set_id: robust, learner_method_parameters: {cnn: {fit: {epohcs: 3}}}}]\n", ["unknown parameter", "fit.epohcs", "epochs"]),
-    "wrong type": ("defaults: {learner_method_parameters: {cnn: {fit: {batch_size: sixteen}}}}\n", ["fit.batch_size", "must be an integer", "sixteen"]),
-    "malformed": ("defaults:\n  general: {seed: 0\n", ["malformed YAML", "line"]),
+BAD_YAML = {  # case: (the -p file, what the error line must hold; "{file}" stands for the file's path)
+    "typo": ("sets: [{set_id: robust, learner_method_parameters: {cnn: {fit: {epohcs: 3}}}}]\n", ["{file}", "unknown parameter", "fit.epohcs", "epochs"]),
+    "wrong type": ("defaults: {learner_method_parameters: {cnn: {fit: {batch_size: sixteen}}}}\n", ["{file}", "fit.batch_size", "must be an integer", "sixteen"]),
+    "malformed": ("defaults:\n  general: {seed: 0\n", ["{file}", "malformed YAML", "line"]),
+    "unknown active set": ("active_set: robsut\n", ["active_set 'robsut' is not among the sets", "demo", "fix active_set"]),
 }
 
 
@@ -378,7 +395,7 @@ def test_bad_parameter_file(workspace, case):
     text, fragments = BAD_YAML[case]
     extra = workspace.root / "extra.yaml"
     extra.write_text(text)
-    one_line_error(task1a("-p", extra, "-s", "demo"), str(extra), *fragments)
+    one_line_error(task1a("-p", extra, "-s", "demo"), *(fragment.replace("{file}", str(extra)) for fragment in fragments))
 
 
 def test_unknown_parameter_set(workspace):
@@ -419,16 +436,16 @@ def test_unwritable_system_log_and_output_paths(demo_source, tmp_path):
 
 def test_full_disk_during_feature_extraction(workspace):
     """The disk fills while the store is written (os.pwrite raises ENOSPC): one line, exit 1, and the
-    store stays consistent (nothing journaled that is not on disk), so a rerun resumes."""
+    store stays consistent (nothing journaled that is not on disk), so a rerun can resume from it."""
     inject = (
         "import errno, faulthandler, os, runpy, sys\n"
-        "faulthandler.dump_traceback_later(20, exit=True)\n"
+        "faulthandler.dump_traceback_later(60)\n"  # a hang (multiprocessing.Pool.terminate did) shows where
         "def full(*args): raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))\n"
         "os.pwrite = full\n"
         f"sys.argv = ['task1a.py', '--no_progress', '-p', {str(workspace.params)!r}, '-s', {SET_ID!r}]\n"
         "runpy.run_path('task1a.py', run_name='__main__')\n"
     )
-    result = subprocess.run([sys.executable, "-c", inject], cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", inject], cwd=REPO, capture_output=True, text=True, timeout=120)
     one_line_error(result, "data.bin", "No space left on device", "free disk space")
     store = workspace.store()
     assert not store.is_complete and len(store) == 0 and store.failed == {}
@@ -500,7 +517,7 @@ def kill_chain(resume_dataset, reference, tmp_path_factory):
 
 def test_kill_during_feature_extraction_then_rerun_resumes(kill_chain, reference):
     killed = kill_chain["features"]
-    assert killed["killed"] and killed["status"] == -signal.SIGKILL
+    assert killed["killed"] and killed["status"] == -signal.SIGKILL, killed["stderr"][-3000:]
     # the store a kill left behind opens, holds part of the files, and says it is not complete
     assert 0 < killed["stored"] < killed["planned"] and not killed["complete"]
     resumed = kill_chain["training"]["stderr"]
@@ -514,7 +531,7 @@ def test_kill_during_feature_extraction_then_rerun_resumes(kill_chain, reference
 
 def test_kill_during_training_then_rerun_resumes_from_the_checkpoint(kill_chain, reference):
     killed = kill_chain["training"]
-    assert killed["killed"] and killed["status"] == -signal.SIGKILL and not killed["finished"]
+    assert killed["killed"] and killed["status"] == -signal.SIGKILL and not killed["finished"], killed["stderr"][-3000:]
     epoch = killed["checkpoint_epoch"]
     assert 1 <= epoch <= EPOCHS
     assert re.search(rf"resuming from .*checkpoint.npz after epoch {epoch}", kill_chain["testing"]["stderr"]), kill_chain["testing"]["stderr"][-3000:]
@@ -531,7 +548,7 @@ def test_kill_during_training_then_rerun_resumes_from_the_checkpoint(kill_chain,
 
 def test_kill_during_testing_then_rerun_gives_the_same_results(kill_chain, reference):
     killed = kill_chain["testing"]
-    assert killed["killed"] and killed["status"] == -signal.SIGKILL
+    assert killed["killed"] and killed["status"] == -signal.SIGKILL, killed["stderr"][-3000:]
     assert killed["learned"] and killed["outputs"] == [] and killed["results"] == []  # killed inside testing: no output yet
     final = kill_chain["final"]
     assert final["status"] == 0, final["stderr"][-3000:]
