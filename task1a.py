@@ -63,7 +63,7 @@ def resolve_sets(args, container, fallback: bool = False) -> list[dict]:
     ``general.fallback_set`` on the demo data, keeping the mode and the command line's overrides.
     """
     from utils import stages
-    from utils.parameters import apply_overrides, check_structure
+    from utils.parameters import apply_overrides, check_choices, check_structure
 
     set_ids = [s.strip() for s in args.parameter_set.split(",")] if args.parameter_set else [container.active_set]
     resolved = []
@@ -90,8 +90,7 @@ def resolve_sets(args, container, fallback: bool = False) -> list[dict]:
             overrides[f"learner_method_parameters.{params['learner']['method']}.iterations"] = args.trials
         params = apply_overrides(params, overrides)
         check_structure(container.defaults["general"], params["general"], "general", "command line")
-        if params["general"]["mode"] not in ("dev", "eval"):
-            raise Task1aError(f"general.mode must be dev or eval, got '{params['general']['mode']}'; fix the set or use -m")
+        check_choices(params, "command line")
         resolved.append(params)
     return resolved
 
@@ -158,6 +157,9 @@ def run_set(params: dict, args) -> int:
         with timer("learning"), meter.phase("training"):
             for seed in seeds:
                 models.append(stages.learning_stage(params, stages.training_items(data), development_store, learner_dir / f"seed_{seed}", seed, overwrite, progress))
+        if not all(m.summary.get("chief", True) for m in models):
+            log.info("multi-worker training: this worker is done; the chief (worker 0) exports, tests and evaluates")
+            return 0
         if io not in models[0].tflite:
             raise Task1aError(f"recognizer.model_io '{io}' was not exported (conversion.io: {learner['conversion']['io']}); fix task1a.yaml")
 
@@ -176,7 +178,7 @@ def run_set(params: dict, args) -> int:
         for model in models:
             folder = recognizer_dir / f"seed_{model.seed}"
             folder.mkdir(parents=True, exist_ok=True)
-            outputs.append(stages.testing_stage(model.tflite[io], model.normalization, tests, test_store, folder, params["recognizer"]["batch_size"], overwrite, progress))
+            outputs.append(stages.testing_stage(model.tflite[io], model.normalization, tests, test_store, folder, params["recognizer"], overwrite, progress))
     if args.output:
         stages_output = Path(args.output)
         from utils.files import atomic_path
@@ -308,7 +310,7 @@ def predict(args, params: dict) -> int:
         summary = yaml.safe_load(candidates[-1].read_text())
         model_path = candidates[-1].parent / summary["tflite"][params["recognizer"]["model_io"]]
         normalization = summary["normalization"]
-    classifier = TFLiteClassifier(model_path)
+    classifier = TFLiteClassifier(model_path, batch_size=params["recognizer"]["batch_size"], num_threads=params["recognizer"]["num_threads"])
     extractor = stages.build_extractor(params)
     normalizer = stages.build_normalizer(normalization["method"], normalization.get("statistics"))
     recordings = find_recordings(args.predict)

@@ -133,3 +133,15 @@ def test_cli_show_sets_parameters_and_errors(tmp_path):
     assert unknown.returncode == 1 and "nope" in unknown.stderr
     version = run_cli("-v")
     assert version.returncode == 0 and "task1a" in version.stdout
+
+
+def test_values_outside_their_choices_are_rejected_when_resolving(tmp_path):
+    container = ParameterContainer(override_path=write(tmp_path, "d.yaml", {"defaults": {"learner": {"distribute": "horovod"}}}))
+    with pytest.raises(Task1aError, match="'learner.distribute' must be one of none, mirrored, multi_worker, got 'horovod'"):
+        container.resolve("demo")
+    container = ParameterContainer(override_path=write(tmp_path, "n.yaml", {"sets": [{"set_id": "demo", "data_processing": {"normalization": "zscore"}}]}))
+    with pytest.raises(Task1aError, match="set demo: 'data_processing.normalization'"):
+        container.resolve("demo")
+    # threads and batch size of the interpreter do not change results, so they stay out of the hash
+    params = ParameterContainer().resolve("demo")
+    assert stage_hash(apply_overrides(params, {"recognizer.num_threads": 1}), "recognizer") == stage_hash(params, "recognizer")

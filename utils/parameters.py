@@ -27,8 +27,16 @@ DEFAULT_PARAMETER_FILE = Path(__file__).resolve().parents[1] / "task1a.yaml"
 # Lists whose items have their own structure (checked by the code that uses them, e.g. the model
 # builder) are replaced whole rather than compared item by item.
 _FREE_FORM_KEYS = {"config", "cities", "io", "metrics"}
+# Parameters with a fixed set of values, checked when a set is resolved so that a bad value stops the
+# run at once rather than after feature extraction.
+CHOICES = {
+    ("general", "mode"): ("dev", "eval"),
+    ("data_processing", "normalization"): ("max_abs_int16", "none", "mean_std"),
+    ("learner", "distribute"): ("none", "mirrored", "multi_worker"),
+    ("recognizer", "model_io"): ("float", "int8"),
+}
 # Parameters that do not change a stage's output and so stay out of its hash.
-_UNHASHED = {("feature_extractor", "n_jobs")}
+_UNHASHED = {("feature_extractor", "n_jobs"), ("recognizer", "batch_size"), ("recognizer", "num_threads")}
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -184,7 +192,16 @@ class ParameterContainer:
                 body["parameters"] = copy.deepcopy(methods[body["method"]])
         params["set_id"] = set_id
         params["description"] = entry.get("description", "")
+        check_choices(params, f"set {set_id}")
         return params
+
+
+def check_choices(params: dict, source: str) -> None:
+    """Raise :class:`Task1aError` for a parameter outside its fixed set of values (:data:`CHOICES`)."""
+    for (section, key), allowed in CHOICES.items():
+        value = params.get(section, {}).get(key)
+        if value not in allowed:
+            raise Task1aError(f"{source}: '{section}.{key}' must be one of {', '.join(allowed)}, got {value!r}; fix the value")
 
 
 def apply_overrides(params: dict, overrides: dict) -> dict:

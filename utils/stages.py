@@ -361,7 +361,7 @@ def tflite_parameter_counts(tflite_path: Path) -> dict:
 
 
 # --------------------------------------------------------------------------------------- testing
-def testing_stage(model_path: Path, normalization: dict, items: pd.DataFrame, store, folder: Path, batch_size: int, overwrite: bool = False, progress: bool = True) -> Path:
+def testing_stage(model_path: Path, normalization: dict, items: pd.DataFrame, store, folder: Path, recognizer: dict, overwrite: bool = False, progress: bool = True) -> Path:
     """Run the TFLite model over ``items`` and write the system output ``folder/output.csv``."""
     from utils.submission import write_system_output
     from utils.testing import predict_store
@@ -371,10 +371,10 @@ def testing_stage(model_path: Path, normalization: dict, items: pd.DataFrame, st
     if output.exists() and not overwrite:
         log.info("testing: reusing %s", output)
         return output
-    classifier = TFLiteClassifier(model_path)
+    classifier = TFLiteClassifier(model_path, batch_size=recognizer["batch_size"], num_threads=recognizer["num_threads"])
     normalizer = build_normalizer(normalization["method"], normalization.get("statistics"))
     keys = items["filename"].tolist()
-    probabilities = predict_store(classifier, store, keys, normalizer, batch_size=batch_size, progress=progress)
+    probabilities = predict_store(classifier, store, keys, normalizer, batch_size=recognizer["batch_size"], progress=progress)
     write_system_output(output, keys, probabilities, tau.SCENE_LABELS)
     log.info("testing: %d files -> %s", len(keys), output)
     return output
