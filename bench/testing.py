@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="end-to-end passes per batch size (the best is reported)")
     parser.add_argument("--model", type=Path, default=OFFICIAL_MODEL, help="TFLite model (default: the official baseline)")
     parser.add_argument("--meta", type=Path, default=DEFAULT_META)
+    parser.add_argument("--threads", type=int, default=-1, help="interpreter threads (recognizer.num_threads; -1 = all cores)")
     args = parser.parse_args()
     if not args.model.is_file():
         raise SystemExit(f"error: TFLite model {args.model} not found; give one with --model")
@@ -95,7 +96,7 @@ def main() -> None:
         print("end to end (utils.testing.predict_store: read + max_abs_int16 + TFLite, as the testing stage)")
         best = {}
         for batch_size in (int(b) for b in args.batch_sizes.split(",")):
-            classifier = TFLiteClassifier(args.model, batch_size=batch_size)
+            classifier = TFLiteClassifier(args.model, batch_size=batch_size, num_threads=args.threads)
             runs = [clocked(predict_store, classifier, store, test_keys, normalize_max_abs_int16, batch_size=batch_size, progress=False) for _ in range(args.repeats)]
             _, wall, cpu = min(runs, key=lambda run: run[1])
             best[batch_size] = len(test_keys) / wall
@@ -105,7 +106,7 @@ def main() -> None:
         rows = store.rows_of(test_keys)
         raw, _, read_cpu = clocked(lambda: np.concatenate([store.read(rows[i : i + 256]) for i in range(0, len(rows), 256)]))
         normalised, _, norm_cpu = clocked(lambda: np.concatenate([normalize_max_abs_int16(raw[i : i + 256]) for i in range(0, len(raw), 256)]))
-        classifier = TFLiteClassifier(args.model, batch_size=256)
+        classifier = TFLiteClassifier(args.model, batch_size=256, num_threads=args.threads)
         _, _, predict_cpu = clocked(classifier.predict_proba, normalised)
         n = len(test_keys)
         for name, cpu in (("store read", read_cpu), ("max_abs_int16", norm_cpu), ("TFLite predict_proba", predict_cpu)):
