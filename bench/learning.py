@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from process_memory import memory_status  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 N_MELS, N_FRAMES, CLASS_COUNT = 40, 51, 10
 
@@ -55,17 +56,6 @@ def toy_data(n: int, seed: int):
     X = rng.uniform(-1, 1, (n, N_MELS, N_FRAMES)).astype(np.float32)
     X[np.arange(n), y * 4] += 1.0  # a little signal so that the loss moves
     return X, y
-
-
-def memory_status() -> dict:
-    """Current VmHWM / RssAnon / RssFile of this process in MB (Linux)."""
-    fields = {}
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            key, _, value = line.partition(":")
-            if key in ("VmHWM", "VmRSS", "RssAnon", "RssFile"):
-                fields[key] = int(value.split()[0]) / 1024
-    return fields
 
 
 def clocks() -> np.ndarray:

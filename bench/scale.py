@@ -41,6 +41,7 @@ import numpy as np
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_DIR))
+from process_memory import memory_status  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 DEFAULT_META = REPO_DIR.parent / "shared" / "data" / "real" / "tau2022_meta" / "meta.csv"
 OFFICIAL_MODEL = REPO_DIR.parent / "shared" / "reference" / "model_task1.tflite"
@@ -125,15 +126,7 @@ class MemorySampler:
         self.interval, self.peak_anon_mb, self._stop = interval, 0.0, threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    @staticmethod
-    def status() -> dict:
-        fields = {}
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                key, _, value = line.partition(":")
-                if key in ("VmHWM", "VmRSS", "RssAnon", "RssFile"):
-                    fields[key] = int(value.split()[0]) / 1024
-        return fields
+    status = staticmethod(memory_status)
 
     def _run(self):
         while not self._stop.is_set():
