@@ -94,12 +94,13 @@ def main() -> int:
         load_before = os.getloadavg()[0]
         single, single_cpu = time_store(paths, extractor, 1, work, args.repeat)
         parallel, parallel_cpu = time_store(paths, extractor, jobs, work, args.repeat)
+        load_after = os.getloadavg()[0]  # of the timed runs (this process's own runs count in it)
         loop = time_one_by_one(paths[: min(len(paths), 500)], extractor)
         extract_to_store(paths, [p.name for p in paths], work / "read", extractor, n_jobs=jobs, progress=False)
         reads = time_reads(work / "read")
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rss_worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"machine: {os.cpu_count()} cores, load average {load_before:.1f} before the runs (other processes share the cores)")
+    print(f"machine: {os.cpu_count()} cores, load average {load_before:.1f} before the runs, {load_after:.1f} after (other processes share the cores)")
     print(f"{args.files} synthetic 1 s 24-bit clips, best of {args.repeat}; files/s wall clock (files per CPU-second)")
     print(f"extract_to_store, 1 process:     {single:6.0f} files/s ({single_cpu:.0f} per CPU-s)")
     print(f"extract_to_store, {jobs} processes:   {parallel:6.0f} files/s ({parallel_cpu:.0f} per CPU-s)")

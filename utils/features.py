@@ -24,11 +24,13 @@ Importing this module does not import TensorFlow.
 from __future__ import annotations
 
 import argparse
+import errno
 import fcntl
 import json
 import math
 import multiprocessing
 import os
+import stat
 import sys
 import time
 import warnings
@@ -80,57 +82,52 @@ def _read_wav_fast(path: Path):
     for a 1 s clip, half the whole feature budget); numpy does the same exact conversion (a
     power-of-two scaling) several times faster. Only PCM 16/24/32 and float 32/64 (also
     WAVE_FORMAT_EXTENSIBLE) are handled; anything else, or any header this parser does not fully
-    understand (truncated data, odd block sizes), returns None and goes through soundfile.
+    understand (truncated data, odd block sizes), returns None and goes through soundfile. So a
+    result also means that the file is not truncated (:func:`wav_truncation` walks the same chunks).
+    The file is read in one call: its data chunk is nearly all of it.
     """
     try:
         with open(path, "rb") as handle:
-            header = handle.read(12)
-            if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
-                return None
-            size = os.fstat(handle.fileno()).st_size
-            fmt, position = None, 12
-            while position + 8 <= size:
-                handle.seek(position)
-                chunk = handle.read(8)
-                chunk_id, chunk_size = chunk[:4], int.from_bytes(chunk[4:8], "little")
-                if chunk_id == b"fmt ":
-                    fmt = handle.read(min(chunk_size, 40))
-                elif chunk_id == b"data":
-                    break
-                position += 8 + chunk_size + (chunk_size & 1)  # chunks are padded to even sizes
-            else:
-                return None
-            if fmt is None or len(fmt) < 16:
-                return None
-            tag, channels = int.from_bytes(fmt[0:2], "little"), int.from_bytes(fmt[2:4], "little")
-            fs, block_align, bits = int.from_bytes(fmt[4:8], "little"), int.from_bytes(fmt[12:14], "little"), int.from_bytes(fmt[14:16], "little")
-            if tag == 0xFFFE and len(fmt) >= 26:  # WAVE_FORMAT_EXTENSIBLE: the sub-format GUID starts with the tag
-                tag = int.from_bytes(fmt[24:26], "little")
-            layout = _PLAIN_WAV_LAYOUTS.get((tag, bits))
-            if (layout is None or channels < 1 or fs < 1 or block_align != channels * bits // 8
-                    or chunk_size > size - (position + 8) or chunk_size % block_align):
-                return None  # unusual or truncated: let libsndfile decide what it means
-            dtype, scale = layout
-            n_frames = chunk_size // block_align
-            n_values = n_frames * channels
-            if dtype == "i3":
-                # Read from one byte before the data, so that each 24-bit value v is the top three
-                # bytes of a little-endian int32 whose low byte is the byte before it:
-                # (int32 & ~0xFF) = v * 256, and v * 256 / 2**31 = v / 2**23, libsndfile's scaling.
-                handle.seek(position + 7)
-                raw = handle.read(chunk_size + 1)
-                words = np.ndarray((n_values,), dtype="<i4", buffer=raw, strides=(3,))
-                values = np.bitwise_and(words, -256)
-            else:
-                handle.seek(position + 8)
-                values = np.frombuffer(handle.read(chunk_size), dtype=dtype)
+            raw = handle.read()
+        size = len(raw)
+        if size < 12 or raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
+            return None
+        fmt, position = None, 12
+        while position + 8 <= size:
+            chunk_id, chunk_size = raw[position : position + 4], int.from_bytes(raw[position + 4 : position + 8], "little")
+            if chunk_id == b"fmt ":
+                fmt = raw[position + 8 : position + 8 + min(chunk_size, 40)]
+            elif chunk_id == b"data":
+                break
+            position += 8 + chunk_size + (chunk_size & 1)  # chunks are padded to even sizes
+        else:
+            return None
+        if fmt is None or len(fmt) < 16:
+            return None
+        tag, channels = int.from_bytes(fmt[0:2], "little"), int.from_bytes(fmt[2:4], "little")
+        fs, block_align, bits = int.from_bytes(fmt[4:8], "little"), int.from_bytes(fmt[12:14], "little"), int.from_bytes(fmt[14:16], "little")
+        if tag == 0xFFFE and len(fmt) >= 26:  # WAVE_FORMAT_EXTENSIBLE: the sub-format GUID starts with the tag
+            tag = int.from_bytes(fmt[24:26], "little")
+        layout = _PLAIN_WAV_LAYOUTS.get((tag, bits))
+        if (layout is None or channels < 1 or fs < 1 or block_align != channels * bits // 8
+                or chunk_size > size - (position + 8) or chunk_size % block_align):
+            return None  # unusual or truncated: let libsndfile decide what it means
+        dtype, scale = layout
+        n_frames = chunk_size // block_align
+        n_values = n_frames * channels
+        if dtype == "i3":
+            # Read from one byte before the data, so that each 24-bit value v is the top three
+            # bytes of a little-endian int32 whose low byte is the byte before it:
+            # (int32 & ~0xFF) = v * 256, and v * 256 / 2**31 = v / 2**23, libsndfile's scaling.
+            words = np.ndarray((n_values,), dtype="<i4", buffer=raw, offset=position + 7, strides=(3,))
+            values = np.bitwise_and(words, -256)
+        else:
+            values = np.frombuffer(raw, dtype=dtype, count=n_values, offset=position + 8)
     except (OSError, ValueError, TypeError):
         return None
-    data = np.empty(n_values, dtype=np.float64)
-    if scale is None:
-        data[...] = values
-    else:
-        np.multiply(values, scale, out=data)  # a power of two: exact, as libsndfile's division
+    data = values.astype(np.float64)  # integers and float32 convert exactly
+    if scale is not None:
+        data *= scale  # a power of two: exact, as libsndfile's division
     return data.reshape(n_frames, channels).T, fs, scale is None
 
 
@@ -201,16 +198,25 @@ def load_audio(path, fs: int = 44100, mono: bool = True, strict: bool = False) -
     path = Path(path)
     if not isinstance(fs, (int, np.integer)) or isinstance(fs, bool) or fs <= 0:
         raise Task1aError(f"load_audio: fs must be a positive integer sampling rate, got {fs!r}")
-    if not path.is_file():
+    try:
+        status = os.stat(path)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+            raise
+        status = None
+    if status is None or not stat.S_ISREG(status.st_mode):
         raise Task1aError(f"audio file {path} not found; check the dataset path (or download the dataset)")
-    if path.stat().st_size == 0:
+    if status.st_size == 0:
         raise Task1aError(f"audio file {path} is empty (0 bytes); restore it from the dataset archive")
-    if strict and path.suffix.lower() == ".wav":
-        truncation = wav_truncation(path)
-        if truncation:
-            raise Task1aError(f"audio file {path} is truncated ({truncation}); restore it from the dataset archive")
-    loaded = _read_wav_fast(path) if path.suffix.lower() == ".wav" else None
-    data, source_fs, is_float = loaded if loaded is not None else (*_read_any(path), True)
+    is_wav = path.suffix.lower() == ".wav"
+    loaded = _read_wav_fast(path) if is_wav else None  # a result: a plain WAV file, not truncated
+    if loaded is None:
+        if strict and is_wav:
+            truncation = wav_truncation(path)
+            if truncation:
+                raise Task1aError(f"audio file {path} is truncated ({truncation}); restore it from the dataset archive")
+        loaded = (*_read_any(path), True)
+    data, source_fs, is_float = loaded
     if data.shape[-1] == 0:
         raise Task1aError(f"audio file {path} has no samples; restore it from the dataset archive")
     if is_float and not np.all(np.isfinite(data)):  # integer PCM is always finite
@@ -268,8 +274,12 @@ class LogMelExtractor:
     1e-4 on real recordings (measured on ../shared/data/real/audio), the whole tolerance.
     """
 
-    #: clips per STFT call in :meth:`extract_batch`: bounds the work buffers (~5 MB per clip-second)
+    #: clips per block in :meth:`extract_batch` and the store workers: its frames share one mel
+    #: product row grouping (see :meth:`_extract_into`); kept at 16 so stored values stay bit-identical
     clips_per_block = 16
+    #: frames per window / FFT / mel pass: small enough to stay in cache (64 rows: about 2.5 MB
+    #: of work buffers); a multiple of 4 (see :meth:`_extract_into`)
+    rows_per_pass = 64
 
     def __init__(
         self,
@@ -412,42 +422,64 @@ class LogMelExtractor:
         return Y
 
     def _work_buffers(self, n_clips: int, n_samples: int):
-        """Reused per shape: fresh multi-megabyte arrays for every block cost more in page faults than the FFT."""
+        """Reused per shape: fresh multi-megabyte arrays cost more in page faults than the FFT.
+
+        Only the mel energies span the whole block; the centred signal holds one clip and the
+        frames, spectrum and magnitude one pass of ``rows_per_pass`` rows, small enough to stay in
+        cache from the window product to the mel product (and few pages for a fresh worker to fault in).
+        """
         key = (n_clips, n_samples)
         if key not in self._buffers:
             if len(self._buffers) > 4:
                 self._buffers.clear()
-            n_frames = self.n_frames(n_samples)
-            pad = self.n_fft // 2
-            n_rows, n_bins = n_clips * n_frames, self.n_fft // 2 + 1
+            n_rows = n_clips * self.n_frames(n_samples)
+            pass_rows, n_bins = min(self.rows_per_pass, n_rows), self.n_fft // 2 + 1
             self._buffers[key] = (
-                np.zeros((n_clips, n_samples + 2 * pad)),  # centred signal; the padding stays 0
-                np.zeros((n_rows, self.n_fft)),  # windowed frames; outside the window stays 0
-                np.empty((n_rows, n_bins), dtype=np.complex128),
-                np.empty((n_rows, n_bins)),
+                np.zeros(n_samples + 2 * (self.n_fft // 2)),  # one centred clip; the padding stays 0
+                np.zeros((pass_rows, self.n_fft)),  # windowed frames; outside the window stays 0
+                np.empty((pass_rows, n_bins), dtype=np.complex128),
+                np.empty((pass_rows, n_bins)),
                 np.empty((self.n_mels, n_rows)),
             )
         return self._buffers[key]
 
-    def _extract_into(self, Y: np.ndarray, out: np.ndarray):
-        n_clips, n_samples = Y.shape
+    def _extract_into(self, Y, out: np.ndarray):
+        """Log-mel of the clips ``Y`` (an array ``(n_clips, n_samples)`` or a list of ``(n_samples,)``
+        arrays of one length) into ``out (n_clips, n_mels, n_frames)``; the list spares a copy."""
+        n_clips, n_samples = len(Y), len(Y[0])
         n_frames = out.shape[2]
+        n_rows = n_clips * n_frames
         padded, frames, spectrum, magnitude, mel = self._work_buffers(n_clips, n_samples)
         pad = self.n_fft // 2
-        np.add(Y, EPS, out=padded[:, pad : pad + n_samples])  # eps on every sample, not on the padding
-        windows = np.lib.stride_tricks.sliding_window_view(padded, self.win_length, axis=1)
-        windows = windows[:, self.window_offset :: self.hop_length][:, :n_frames]
+        windows = np.lib.stride_tricks.sliding_window_view(padded, self.win_length)
+        windows = windows[self.window_offset :: self.hop_length][:n_frames]  # (n_frames, win_length) of the centred clip
         span = frames[:, self.window_offset : self.window_offset + self.win_length]
-        np.multiply(windows, self.window, out=span.reshape(n_clips, n_frames, self.win_length))
-        np.fft.rfft(frames, axis=-1, out=spectrum)
-        np.abs(spectrum, out=magnitude)
-        if self.spectrogram_type == "power":
-            np.square(magnitude, out=magnitude)
-        for band, (lo, hi, weights) in enumerate(self._bands):
-            if hi > lo:
-                np.dot(magnitude[:, lo:hi], weights, out=mel[band])
-            else:
-                mel[band] = 0.0
+        centred = -1  # the clip now in padded
+        # Rows (frames, clip after clip) go through in passes of rows_per_pass. The mel product must
+        # see the same row grouping as one product over all rows of the block: OpenBLAS's dgemv
+        # computes groups of 4 rows with one kernel and the last n_rows % 4 rows with another
+        # (they differ in the last bit), so every pass but the last has a multiple of 4 rows.
+        for start in range(0, n_rows, self.rows_per_pass):
+            stop = min(start + self.rows_per_pass, n_rows)
+            row = start
+            while row < stop:  # the frames of this pass, clip by clip
+                clip, frame = divmod(row, n_frames)
+                if clip != centred:
+                    np.add(Y[clip], EPS, out=padded[pad : pad + n_samples])  # eps on every sample, not on the padding
+                    centred = clip
+                frame_stop = min(n_frames, frame + stop - row)
+                np.multiply(windows[frame:frame_stop], self.window, out=span[row - start : row - start + frame_stop - frame])
+                row += frame_stop - frame
+            n = stop - start
+            np.fft.rfft(frames[:n], axis=-1, out=spectrum[:n])
+            np.abs(spectrum[:n], out=magnitude[:n])
+            if self.spectrogram_type == "power":
+                np.square(magnitude[:n], out=magnitude[:n])
+            for band, (lo, hi, weights) in enumerate(self._bands):
+                if hi > lo:
+                    np.dot(magnitude[:n, lo:hi], weights, out=mel[band, start:stop])
+                else:
+                    mel[band, start:stop] = 0.0
         if self.logarithmic:
             np.add(mel, EPS, out=mel)
             np.log(mel, out=mel)
@@ -738,29 +770,52 @@ def _json_ready(value):
 _WORKER = {}
 
 
-def _init_worker(extractor, segment_samples, storage):
-    # One BLAS thread per process: the workers are the parallelism.
-    try:
-        from threadpoolctl import threadpool_limits
+def _limit_blas_threads():
+    """One BLAS thread in this process (the workers are the parallelism): the limit to undo, or None.
 
-        _WORKER["limits"] = threadpool_limits(1)
+    Only where some library allows more: setting OpenBLAS's thread count in a forked child that
+    inherited a limit of one restarts its thread pool, whose spinning threads then take CPU from
+    the workers (measured: a fresh worker's first blocks ran 2-3x slower).
+    """
+    try:
+        from threadpoolctl import threadpool_info, threadpool_limits
     except ImportError:
-        pass
+        return None
+    if all(pool.get("num_threads", 1) <= 1 for pool in threadpool_info()):
+        return None
+    return threadpool_limits(1)
+
+
+def _init_worker(extractor, segment_samples, storage):
+    _WORKER["limits"] = _limit_blas_threads()  # none needed when forked from extract_to_store's process
     _WORKER.update(extractor=extractor, segment_samples=segment_samples, storage=storage)
 
 
 def _extract_chunk(task):
     """Load, segment and extract one chunk of files: ``(chunk index, keys, counts, rows, failed)``.
 
-    Segments are copied into one reused block buffer and extracted a block at a time: allocating
-    a fresh array for the whole chunk costs more in page faults than the copy.
+    Segments are copied into reused block rows and extracted ``clips_per_block`` at a time. Rows
+    rather than one block array: above 4 MB numpy asks for huge pages, whose compaction cost a
+    fresh worker tens of milliseconds. Reused rather than keeping each file's array until its
+    block is done: freeing megabytes at once lets malloc return them to the system, and touching
+    them again page by page cost 50 page faults per file (10-30 % of the run).
     """
     chunk_index, items = task
     extractor, segment_samples, storage = _WORKER["extractor"], _WORKER["segment_samples"], _WORKER["storage"]
+    row_shape = (extractor.n_mels, extractor.n_frames(segment_samples))
     block = _WORKER.get("block")
-    if block is None or block.shape != (extractor.clips_per_block, segment_samples):
-        block = _WORKER["block"] = np.empty((extractor.clips_per_block, segment_samples))
-    keys, counts, features, failed, filled = [], [], [], {}, 0
+    if block is None or len(block) != extractor.clips_per_block or block[0].shape != (segment_samples,):
+        block = _WORKER["block"] = [np.empty(segment_samples) for _ in range(extractor.clips_per_block)]
+    block_features = _WORKER.get("block_features")  # (clips_per_block, n_mels, n_frames) float64
+    if block_features is None or block_features.shape != (extractor.clips_per_block,) + row_shape:
+        block_features = _WORKER["block_features"] = np.empty((extractor.clips_per_block,) + row_shape)
+    keys, counts, rows, failed, filled = [], [], [], {}, 0
+
+    def extract_block():
+        features = block_features[:filled]
+        extractor._extract_into(block[:filled], features)
+        rows.append(to_official_int16(features) if storage == "int16" else features.astype(np.float32))  # both per clip
+
     for path, key in items:
         try:
             clip_segments = segment_audio(load_audio(path, fs=extractor.fs, mono=True, strict=True), segment_samples)
@@ -773,18 +828,14 @@ def _extract_chunk(task):
         keys.append(key)
         counts.append(len(clip_segments))
         for segment in clip_segments:
-            block[filled] = segment
+            block[filled][...] = segment
             filled += 1
-            if filled == len(block):
-                features.append(extractor.extract_batch(block, dtype=np.float64))
+            if filled == extractor.clips_per_block:
+                extract_block()
                 filled = 0
     if filled:
-        features.append(extractor.extract_batch(block[:filled], dtype=np.float64))
-    rows = None
-    if features:
-        features = np.concatenate(features)
-        rows = to_official_int16(features) if storage == "int16" else features.astype(np.float32)
-    return chunk_index, keys, counts, rows, failed
+        extract_block()
+    return chunk_index, keys, counts, np.concatenate(rows) if rows else None, failed
 
 
 def _pool_context():
@@ -938,8 +989,10 @@ def extract_to_store(
         bar = tqdm(total=sum(len(c) for c in chunks), desc="features", unit="file", disable=not progress, smoothing=0.1)
         jobs = max(1, min(jobs, len(tasks)))
         pool = None
+        # Limited here (before the workers fork, undone below) so that forked workers inherit it.
+        _WORKER["limits"] = _limit_blas_threads()
         if jobs == 1:
-            _init_worker(extractor, segment_samples, storage)
+            _WORKER.update(extractor=extractor, segment_samples=segment_samples, storage=storage)
             results = map(_extract_chunk, tasks)
         else:
             # concurrent.futures rather than multiprocessing.Pool: Pool.terminate() after an error here
@@ -964,7 +1017,7 @@ def extract_to_store(
             bar.close()
             if pool is not None:
                 pool.shutdown(wait=finished, cancel_futures=True)
-            if "limits" in _WORKER:
+            if _WORKER.get("limits") is not None:
                 _WORKER.pop("limits").unregister()
     finally:
         writer.close()  # an interrupted run loses at most the rows since the last commit
