@@ -103,7 +103,6 @@ def show_sets(container) -> None:
 
 def run_set(params: dict, args) -> int:
     """All stages of one parameter set; returns the exit status."""
-    import numpy as np
     import pandas as pd
 
     from utils import stages
@@ -180,12 +179,11 @@ def run_set(params: dict, args) -> int:
             folder.mkdir(parents=True, exist_ok=True)
             outputs.append(stages.testing_stage(model.tflite[io], model.normalization, tests, test_store, folder, params["recognizer"], overwrite, progress))
     if args.output:
-        stages_output = Path(args.output)
         from utils.files import atomic_path
 
-        with atomic_path(stages_output) as tmp:
+        with atomic_path(args.output) as tmp:
             shutil.copyfile(outputs[0], tmp)
-        log.info("system output written to %s", stages_output)
+        log.info("system output written to %s", args.output)
 
     # -- evaluation
     energy = meter.results()
@@ -203,7 +201,6 @@ def run_set(params: dict, args) -> int:
         "plots": {},
     }
     report_dir = recognizer_dir
-    status = 0
     run["evaluation"] = "no labels for the test items" if not labelled else "flow.evaluation is off"
     if labelled and flow["evaluation"]:
         from utils.evaluation import aggregate_trials, format_aggregated_table, format_results_table  # scipy.stats: 2 s, imported when needed
@@ -224,8 +221,8 @@ def run_set(params: dict, args) -> int:
                 aggregated = aggregate_trials(trial_results)
                 results = dict(aggregated["mean"], std=aggregated["std"])
                 table = format_aggregated_table(aggregated, data.description)
-            results = dict(results, **info, dataset=data.description, n_trials=len(trial_results), energy=stages._plain(run["energy_summary"]), complexity=_complexity_brief(complexity))
-            write_yaml_atomic(evaluator_dir / "results.yaml", stages._plain(results))
+            results = dict(results, **info, dataset=data.description, n_trials=len(trial_results), energy=stages.plain_values(run["energy_summary"]), complexity=_complexity_brief(complexity))
+            write_yaml_atomic(evaluator_dir / "results.yaml", stages.plain_values(results))
         print(table)
         run["evaluation"] = {"table": table, "overall_accuracy": results.get("overall_accuracy"), "overall_logloss": results.get("overall_logloss"), "n_trials": len(trial_results)}
         first = evaluator_dir / f"seed_{models[0].seed}"
@@ -245,7 +242,7 @@ def run_set(params: dict, args) -> int:
             raise Task1aError("--package needs challenge mode (--mode eval)")
         package = write_package(args.package, params, outputs[0], models[0].tflite[io], complexity, run["energy_summary"])
         log.info("submission package written to %s", package)
-    return status
+    return 0
 
 
 def _complexity_brief(complexity: dict | None) -> dict | None:

@@ -307,16 +307,16 @@ def learning_stage(params: dict, items: pd.DataFrame, store, folder: Path, seed:
         "train_segments": int(len(y_train)),
         "validation_segments": int(len(y_val)),
     }
-    write_yaml_atomic(summary_path, _plain(summary))
+    write_yaml_atomic(summary_path, plain_values(summary))
     return TrainedModel(folder, seed, {io: folder / p for io, p in summary["tflite"].items()}, folder / summary["keras"], normalization, summary)
 
 
-def _plain(value):
+def plain_values(value):
     """Numpy scalars and paths to plain YAML-able Python values."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain_values(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain_values(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, Path):
@@ -397,7 +397,7 @@ def evaluation_stage(output_csv: Path, items: pd.DataFrame, folder: Path, datase
     results = metrics.results()
     results.update(info)
     results["dataset"] = dataset_description
-    write_yaml_atomic(folder / "results.yaml", _plain(results))
+    write_yaml_atomic(folder / "results.yaml", plain_values(results))
     evaluation.plot_confusion_matrix(results, folder / "confusion_matrix.png")
     evaluation.plot_device_accuracy(results, folder / "device_accuracy.png")
     return results
