@@ -111,11 +111,17 @@ def run_set(params: dict, args) -> int:
     from utils.parameters import stage_hash
     from utils.reporting import write_run_report
 
+    from utils.distribute import WorkerGroup
+
     progress = not args.no_progress
     overwrite = args.overwrite
     timer = stages.StageTimer()
+    # Before any work: the Keras configs of the learner (optimizer, loss, callbacks) are valid.
+    stages.check_learner_settings(params)
+    # On a multi-worker cluster the chief prepares the data and features while the others wait.
+    group = WorkerGroup(params["learner"]["distribute"])
     with timer("dataset"):
-        data = stages.prepare_data(params, ROOT, progress=progress)
+        data = group.chief_first(stages.prepare_data, params, ROOT, progress=progress and group.chief)
     params = data.params
     mode = params["general"]["mode"]
     flow = params["flow"]
@@ -123,17 +129,23 @@ def run_set(params: dict, args) -> int:
     if mode == "eval" and data.evaluation is None:
         raise Task1aError("challenge mode needs the evaluation set; set dataset_method_parameters.tau2022_mobile.evaluation")
     system_dir = stages.resolve_path(ROOT, params["path"]["system"])
-    meter = EnergyMeter(enabled=params["general"]["energy"], country_iso_code=params["general"]["country_iso_code"], output_dir=system_dir / "energy")
+    meter = EnergyMeter(enabled=params["general"]["energy"] and group.chief, country_iso_code=params["general"]["country_iso_code"], output_dir=system_dir / "energy")
 
     # -- features
     feature_dir = stages.stage_folder(params, ROOT, "features")
     development_items = pd.concat([data.development.train, data.development.evaluate], ignore_index=True).drop_duplicates("filename")
     tests, test_root, labelled = stages.test_items(data)
-    with timer("feature extraction"), meter.phase("feature_extraction"):
-        development_store = stages.feature_extraction_stage(params, development_items, data.development.path, feature_dir / "development", overwrite, progress)
-        test_store = development_store
+
+    def extract_features():
+        rewrite = overwrite and group.chief  # the others wait for the chief's finished store
+        development = stages.feature_extraction_stage(params, development_items, data.development.path, feature_dir / "development", rewrite, progress)
+        test = development
         if mode == "eval":
-            test_store = stages.feature_extraction_stage(params, tests, test_root, feature_dir / "evaluation", overwrite, progress)
+            test = stages.feature_extraction_stage(params, tests, test_root, feature_dir / "evaluation", rewrite, progress)
+        return development, test
+
+    with timer("feature extraction"), meter.phase("feature_extraction"):
+        development_store, test_store = group.chief_first(extract_features)
 
     # -- learning (or the given model)
     learner = params["learner"]["parameters"]
@@ -152,12 +164,12 @@ def run_set(params: dict, args) -> int:
         recognizer_extra = None
         inference_phase = "testing"
         learner_dir = stages.stage_folder(params, ROOT, "learner")
-        seeds = [params["general"]["seed"] + k for k in range(learner["iterations"])]
         with timer("learning"), meter.phase("training"):
-            for seed in seeds:
-                models.append(stages.learning_stage(params, stages.training_items(data), development_store, learner_dir / f"seed_{seed}", seed, overwrite, progress))
-        if not all(m.summary.get("chief", True) for m in models):
-            log.info("multi-worker training: this worker is done; the chief (worker 0) exports, tests and evaluates")
+            for seed in stages.trial_seeds(params):
+                models.append(stages.learning_stage(params, stages.training_items(data), development_store, learner_dir / f"seed_{seed}", seed, overwrite, progress, group))
+        if not group.chief:
+            log.info("multi-worker training: this worker is done; it waits for the chief (worker 0), which exports, tests and evaluates")
+            group.finish()
             return 0
         if io not in models[0].tflite:
             raise Task1aError(f"recognizer.model_io '{io}' was not exported (conversion.io: {learner['conversion']['io']}); fix task1a.yaml")
@@ -206,7 +218,7 @@ def run_set(params: dict, args) -> int:
         from utils.evaluation import aggregate_trials, format_aggregated_table, format_results_table  # scipy.stats: 2 s, imported when needed
 
         evaluator_dir = stages.stage_folder(params, ROOT, "evaluator", recognizer_extra)
-        report_dir = evaluator_dir
+        report_dir = evaluator_dir / stages.trials_folder_name([model.seed for model in models])
         info = {"set_id": params["set_id"], "mode": mode, "parameter_hash": run["hashes"]["evaluator"], "synthetic": data.synthetic, "model": str(args.model) if args.model else None}
         with timer("evaluation"):
             trial_results = []
@@ -221,13 +233,15 @@ def run_set(params: dict, args) -> int:
                 aggregated = aggregate_trials(trial_results)
                 results = dict(aggregated["mean"], std=aggregated["std"])
                 table = format_aggregated_table(aggregated, data.description)
-            results = dict(results, **info, dataset=data.description, n_trials=len(trial_results), energy=stages.plain_values(run["energy_summary"]), complexity=_complexity_brief(complexity))
-            write_yaml_atomic(evaluator_dir / "results.yaml", stages.plain_values(results))
+            results = dict(results, **info, seeds=[model.seed for model in models], dataset=data.description, n_trials=len(trial_results),
+                           energy=stages.plain_values(run["energy_summary"]), complexity=_complexity_brief(complexity))
+            report_dir.mkdir(parents=True, exist_ok=True)
+            write_yaml_atomic(report_dir / "results.yaml", stages.plain_values(results))
         print(table)
         run["evaluation"] = {"table": table, "overall_accuracy": results.get("overall_accuracy"), "overall_logloss": results.get("overall_logloss"), "n_trials": len(trial_results)}
         first = evaluator_dir / f"seed_{models[0].seed}"
-        run["plots"] = {"confusion matrix": os.path.relpath(first / "confusion_matrix.png", evaluator_dir), "per-device accuracy": os.path.relpath(first / "device_accuracy.png", evaluator_dir)}
-        run["outputs"]["results"] = str(evaluator_dir / "results.yaml")
+        run["plots"] = {"confusion matrix": os.path.relpath(first / "confusion_matrix.png", report_dir), "per-device accuracy": os.path.relpath(first / "device_accuracy.png", report_dir)}
+        run["outputs"]["results"] = str(report_dir / "results.yaml")
     if models[0].summary:
         curves = models[0].folder / "training_curves.png"
         if curves.exists():
@@ -242,6 +256,7 @@ def run_set(params: dict, args) -> int:
             raise Task1aError("--package needs challenge mode (--mode eval)")
         package = write_package(args.package, params, outputs[0], models[0].tflite[io], complexity, run["energy_summary"])
         log.info("submission package written to %s", package)
+    group.finish()
     return 0
 
 
@@ -261,7 +276,8 @@ def write_package(label: str, params: dict, output_csv: Path, model_path: Path, 
     from utils.submission import build_submission_meta, build_submission_package
 
     dev_params = apply_overrides(params, {"general.mode": "dev"})
-    dev_results_path = stages.resolve_path(ROOT, params["path"]["system"]) / "evaluator" / stage_hash(dev_params, "evaluator") / "results.yaml"
+    dev_results_path = (stages.resolve_path(ROOT, params["path"]["system"]) / "evaluator" / stage_hash(dev_params, "evaluator")
+                        / stages.trials_folder_name(stages.trial_seeds(dev_params)) / "results.yaml")
     dev_results = yaml.safe_load(dev_results_path.read_text()) if dev_results_path.exists() else None
     if dev_results is None:
         log.warning("no development-set results for this set (run it with --mode dev first): the meta's results block stays empty")

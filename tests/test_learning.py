@@ -117,24 +117,29 @@ def test_epoch_order_depends_on_seed_and_epoch_only():
     np.testing.assert_array_equal(epoch_order(5, 0, 0, shuffle=False), np.arange(5))
 
 
-def test_initial_delay_longer_than_training_falls_back_to_all_epochs():
-    assert first_selectable_epoch(200, 50) == (51, None)
-    first, note = first_selectable_epoch(20, 50)
-    assert first == 1 and "initial_delay (50) >= fit.epochs (20)" in note
+def test_first_selectable_epoch_counts_as_the_official_stasher():
+    # StasherCallback compares the 0-based epoch index with initial_delay: index 51 (epoch 52) is the first candidate.
+    assert first_selectable_epoch(200, 50) == (52, None)
+    assert first_selectable_epoch(20, 0) == (2, None)
+    assert first_selectable_epoch(20, 18) == (20, None)
+    # A delay at or beyond the last index leaves only the last epoch, not none.
+    for delay in (19, 50):
+        first, note = first_selectable_epoch(20, delay)
+        assert first == 20 and "only the last epoch" in note
 
 
 def test_training_targets_smoothed_validation_targets_not(tmp_path, monkeypatch):
     seen = []
-    original = learning.batch_dataset
 
-    def spy(X, targets, order, batch_size):
-        seen.append(np.array(targets))
-        return original(X, targets, order, batch_size)
+    class SpyFeed(learning.EpochFeed):
+        def __init__(self, X, targets, *args, **kwargs):
+            seen.append(np.array(targets))
+            super().__init__(X, targets, *args, **kwargs)
 
-    monkeypatch.setattr(learning, "batch_dataset", spy)
+    monkeypatch.setattr(learning, "EpochFeed", SpyFeed)
     X, y = toy_problem(60, seed=1)
     result = train_model(small_cnn_parameters(epochs=1, initial_delay=0), X[:40], y[:40], X[40:], y[40:], tmp_path, progress=False)
-    validation_targets, training_targets = seen[0], seen[1]  # the validation set is built once, first
+    training_targets, validation_targets = seen[0], seen[1]  # the training feed is built first
     np.testing.assert_allclose(training_targets, smooth_labels(y[:40], CLASS_COUNT, 0.1))
     np.testing.assert_array_equal(validation_targets, np.eye(CLASS_COUNT)[y[40:]])
     # The logged validation loss is the plain log loss of the model's predictions.
@@ -161,7 +166,7 @@ def test_selection_restores_the_best_epoch_after_the_delay(tmp_path):
 
     logged = pd.read_csv(result["training_log_path"])
     assert list(logged["epoch"]) == [1, 2, 3, 4]
-    selectable = logged[logged["epoch"] > 1]  # initial_delay 1: epoch 1 is never selected
+    selectable = logged[logged["epoch"] >= 3]  # initial_delay 1: as the official StasherCallback, epoch 3 (index 2 > 1) is the first candidate
     expected_best = int(selectable.loc[selectable["val_loss"].idxmin(), "epoch"])
     assert result["best_epoch"] == expected_best == int(logged["best_epoch"].iloc[-1])
     assert expected_best != 4, "toy setup no longer makes the last epoch worse; the test would not tell restore from keep-last"
@@ -172,6 +177,7 @@ def test_selection_restores_the_best_epoch_after_the_delay(tmp_path):
 def test_resume_after_interruption_gives_the_uninterrupted_weights(tmp_path):
     X, y = toy_problem(150, seed=3)
     parameters = small_cnn_parameters(epochs=3, initial_delay=0)
+    parameters["fit"]["steps_per_execution"] = 2  # 7 batches an epoch: calls start at batches 0, 2, 4, 6
     arguments = (X[:100], y[:100], X[100:], y[100:])
 
     uninterrupted = train_model(parameters, *arguments, tmp_path / "whole", seed=7, deterministic=True, progress=False)

@@ -1,51 +1,42 @@
-"""Learning: train the CNN on the training split, select the best epoch on the validation split, resume.
+"""Learning: train the CNN with one Keras ``fit``, keep the best validation epoch, resume exactly.
 
-What the official baseline does, kept: Adam with the YAML's optimizer config, categorical
-cross-entropy, label smoothing on the training targets only (one-hot * 0.9 + 0.01 for 0.1),
-shuffled mini-batches, and model selection on the best validation categorical accuracy considered
-only after ``model_selection.initial_delay`` epochs (its StasherCallback), restored at the end.
+What the official baseline does, kept: the YAML's optimizer and loss (Adam 0.001, categorical
+cross-entropy), label smoothing on the training targets only (one-hot * 0.9 + 0.01 for 0.1),
+shuffled mini-batches, and model selection on the best validation categorical accuracy as dcase_util's
+StasherCallback counts it (:func:`first_selectable_epoch`), restored at the end.
 
-What is added: a checkpoint after every epoch (model variables including the dropout seed
-generators, optimizer state, epoch, history, best-so-far weights) written atomically, so a killed run
-resumes from the last finished epoch. The shuffling order of an epoch is derived from (seed, epoch)
-rather than from a running random state, so a resumed run sees exactly the batches an uninterrupted
-run would; with deterministic ops on, its final weights are bit-identical.
+How it runs: one ``model.fit`` over all epochs. The batches of an epoch come from its own (seed,
+epoch) order (:class:`EpochFeed`, a ``tf.data`` pipeline re-read every epoch), so a killed run
+resumes with exactly the batches an uninterrupted run would see. Everything between epochs is a
+Keras callback: best-epoch selection (:class:`BestEpochSelection`), the checkpoint after every epoch
+(:class:`TrainingCheckpoint`: model variables including the dropout seed generators, optimizer state,
+history, best weights), one log line per epoch (:class:`EpochLog`), one progress bar over the epochs
+(:class:`EpochProgress`). Users add any Keras callback in YAML (``fit.callbacks``); on resume they are
+shown the epochs already trained (``on_epoch_end`` with the logged figures), so an ``EarlyStopping``
+or ``ReduceLROnPlateau`` continues with the state it had. ``fit.steps_per_execution`` runs several
+steps per call into TensorFlow (same updates, less Python per step).
 
-Features are fed batch by batch from array-likes (numpy memmaps of the feature store included)
-through ``tf.data``; the training set is never copied whole.
-
-Beyond one device, on TensorFlow's own engine (``learner.distribute``): ``mirrored``
-(``tf.distribute.MirroredStrategy``, every GPU of one machine) and ``multi_worker``
-(``tf.distribute.MultiWorkerMirroredStrategy``, several machines described by ``TF_CONFIG``). The
-global batch stays ``fit.batch_size`` (each replica gets ``batch_size / replicas`` of it; gradients
-are all-reduced, so with an even split a step is the single-device step on the same batch, except
-that batch normalisation sees per-replica statistics). Every worker builds the same batches in the
-same order (the (seed, epoch) order above) and keeps its replicas' share of each (auto-shard policy
-DATA), so a step trains on exactly the global batch of the single-device run. Only the chief
-(worker 0) writes into the output folder; the other workers write their copies to a temporary folder
-they delete, as TensorFlow's multi-worker guide recommends (saving may involve collectives every
-worker must join).
+Features are fed batch by batch from array-likes (numpy memmaps of the feature store included); the
+training set is never copied whole. Distribution (``learner.distribute``) is :mod:`utils.distribute`.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import copy
 import hashlib
+import importlib
 import json
 import logging
 import math
-import os
 import shutil
 import tempfile
-import time
-import zlib
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from utils import distribute as dist
 from utils.errors import Task1aError
 from utils.files import atomic_path, write_text_atomic
 
@@ -56,9 +47,14 @@ MODEL_FILENAME = "model.keras"
 CHECKPOINT_FILENAME = "checkpoint.npz"
 TRAINING_LOG_FILENAME = "training_log.csv"
 TRAINING_CURVES_FILENAME = "training_curves.png"
-CHECKPOINT_FORMAT = 1
-DISTRIBUTE_KEY = "learner.distribute"
-DISTRIBUTE_CHOICES = ("none", "mirrored", "multi_worker")
+TENSORBOARD_DIRNAME = "tensorboard"
+CHECKPOINT_FORMAT = 2
+# Columns of a history row that are ours, not Keras' logs.
+OWN_COLUMNS = ("epoch", "seconds", "best_epoch")
+# Keras callback arguments that name a file or folder: a relative one is put in the model folder.
+PATH_ARGUMENTS = ("filename", "filepath", "log_dir", "backup_dir")
+# Settings that change how fast training runs or what it logs, never its result: out of the checkpoint fingerprint.
+_NOT_FINGERPRINTED = (("fit", "epochs"), ("fit", "steps_per_execution"), ("fit", "tensorboard"), ("model_selection", "initial_delay"), ("iterations",))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -109,21 +105,23 @@ def classification_scores(y: np.ndarray, probabilities: np.ndarray) -> dict:
 
 
 def first_selectable_epoch(epochs: int, initial_delay: int) -> tuple[int, str | None]:
-    """First epoch (1-based) model selection considers, and a note when the delay had to be ignored.
+    """First epoch (1-based) model selection considers, and a note when the delay leaves only the last one.
 
-    As the official StasherCallback, epochs 1..initial_delay are skipped. When the run is not longer
-    than the delay, every epoch is considered instead of selecting nothing.
+    As dcase_util's StasherCallback: it sees the 0-based epoch index and considers an epoch only when
+    that index is greater than ``initial_delay``, so a delay of 50 makes the 52nd epoch the first
+    candidate. A delay at or beyond the last index leaves the last epoch, not none.
     """
-    if epochs > initial_delay:
-        return initial_delay + 1, None
-    return 1, (
-        f"model_selection.initial_delay ({initial_delay}) >= fit.epochs ({epochs}): "
-        "the best epoch is selected over all epochs"
+    first = initial_delay + 2
+    if first <= epochs:
+        return first, None
+    return epochs, (
+        f"model_selection.initial_delay ({initial_delay}) is at or beyond the last epoch index ({epochs - 1}): "
+        "only the last epoch can be selected"
     )
 
 
-def _is_better(value: float, best: float | None, mode: str) -> bool:
-    if not math.isfinite(value):
+def is_better(value: float, best: float | None, mode: str) -> bool:
+    if value is None or not math.isfinite(value):
         return False
     if best is None:
         return True
@@ -131,7 +129,7 @@ def _is_better(value: float, best: float | None, mode: str) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------
-# Argument checks
+# Settings: the application's keys strictly, Keras configs passed to Keras
 
 
 def _check_int(value: Any, key: str, minimum: int) -> int:
@@ -140,41 +138,121 @@ def _check_int(value: Any, key: str, minimum: int) -> int:
     return value
 
 
-def _check_parameters(parameters: dict) -> dict:
-    """The settings train_model uses, validated; one-line error naming the key."""
+def _keras_error(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def build_optimizer(config: Any):
+    """A Keras optimizer from ``{class_name, config}`` (any Keras optimizer and argument), validated by Keras."""
+    import keras
+
+    key = f"{PARAMETER_KEY}.optimizer"
+    if not isinstance(config, dict) or not isinstance(config.get("class_name"), str) or not isinstance(config.get("config", {}), dict):
+        raise Task1aError(f"{key} must be {{class_name: Adam, config: {{learning_rate: 0.001, ...}}}}, got {config!r}; fix the value")
+    try:
+        return keras.optimizers.get({"class_name": config["class_name"], "config": dict(config.get("config") or {})})
+    except (ValueError, TypeError, KeyError) as exc:
+        raise Task1aError(f"{key}: {_keras_error(exc)}; fix class_name or config (any keras.optimizers class and its arguments)") from None
+
+
+def build_loss(config: Any):
+    """A Keras loss from a name or ``{class_name, config}``, validated by Keras."""
+    import keras
+
+    key = f"{PARAMETER_KEY}.compile.loss"
+    if not isinstance(config, (str, dict)) or (isinstance(config, dict) and not isinstance(config.get("class_name"), str)):
+        raise Task1aError(f"{key} must be a Keras loss name or {{class_name, config}}, got {config!r}; fix the value")
+    try:
+        loss = keras.losses.get(config if isinstance(config, str) else {"class_name": config["class_name"], "config": dict(config.get("config") or {})})
+    except (ValueError, TypeError, KeyError) as exc:
+        raise Task1aError(f"{key}: {_keras_error(exc)}; fix the loss (any keras.losses name or class and its arguments)") from None
+    if loss is None:
+        raise Task1aError(f"{key}: unknown loss {config!r}; use a keras.losses name or class")
+    return loss
+
+
+def _callback_class(class_name: str, key: str):
+    import keras
+
+    if "." in class_name:  # a user's own callback: package.module.ClassName
+        module_name, _, attribute = class_name.rpartition(".")
+        try:
+            found = getattr(importlib.import_module(module_name), attribute, None)
+        except ImportError as exc:
+            raise Task1aError(f"{key}.class_name: cannot import {module_name} ({exc}); fix the module path") from None
+    else:
+        found = getattr(keras.callbacks, class_name, None)
+    if not (isinstance(found, type) and issubclass(found, keras.callbacks.Callback)):
+        raise Task1aError(f"{key}.class_name: {class_name!r} is not a Keras callback; use a class of keras.callbacks or package.module.Class")
+    return found
+
+
+def build_callbacks(configs: Any, folder: Path | None = None) -> list:
+    """Keras callbacks from ``fit.callbacks`` (a list of ``{class_name, config}``), validated by Keras.
+
+    A relative file or folder argument (``filename``, ``filepath``, ``log_dir``, ``backup_dir``) is
+    taken inside ``folder`` (the model folder), so a callback's files land beside the model.
+    """
+    key = f"{PARAMETER_KEY}.fit.callbacks"
+    if not isinstance(configs, list):
+        raise Task1aError(f"{key} must be a list of {{class_name, config}}, got {configs!r}; fix the value")
+    callbacks = []
+    for index, item in enumerate(configs):
+        where = f"{key}[{index}]"
+        if not isinstance(item, dict) or not isinstance(item.get("class_name"), str) or not isinstance(item.get("config", {}) or {}, dict) or set(item) - {"class_name", "config"}:
+            raise Task1aError(f"{where} must be {{class_name: EarlyStopping, config: {{...}}}}, got {item!r}; fix the value")
+        config = dict(item.get("config") or {})
+        if folder is not None:
+            for name in PATH_ARGUMENTS:
+                if isinstance(config.get(name), str) and not Path(config[name]).expanduser().is_absolute():
+                    config[name] = str(Path(folder) / config[name])
+        klass = _callback_class(item["class_name"], where)
+        try:
+            callbacks.append(klass(**config))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise Task1aError(f"{where}.config: {_keras_error(exc)}; fix the arguments of {item['class_name']}") from None
+    return callbacks
+
+
+def check_settings(parameters: dict) -> dict:
+    """The settings :func:`train_model` uses, validated (Keras configs by building them); one-line error naming the key."""
     if not isinstance(parameters, dict):
         raise Task1aError(f"{PARAMETER_KEY} must be a mapping (model, compile, optimizer, fit, model_selection)")
     for section in ("model", "compile", "optimizer", "fit", "model_selection"):
         if not isinstance(parameters.get(section), dict):
             raise Task1aError(f"{PARAMETER_KEY}.{section} is missing or not a mapping; add it (see task1a.yaml)")
-    fit, compile_, selection, optimizer = (parameters[k] for k in ("fit", "compile", "model_selection", "optimizer"))
+    fit, compile_, selection = (parameters[k] for k in ("fit", "compile", "model_selection"))
     for key in ("epochs", "batch_size", "shuffle", "label_smoothing"):
         if key not in fit:
             raise Task1aError(f"{PARAMETER_KEY}.fit.{key} is missing; add it (see task1a.yaml)")
     if not isinstance(fit["shuffle"], bool):
         raise Task1aError(f"{PARAMETER_KEY}.fit.shuffle must be true or false, got {fit['shuffle']!r}")
-    if isinstance(fit["label_smoothing"], bool) or not isinstance(fit["label_smoothing"], (int, float)):
+    if isinstance(fit["label_smoothing"], bool) or not isinstance(fit["label_smoothing"], (int, float)) or not 0 <= fit["label_smoothing"] < 1:
         raise Task1aError(f"{PARAMETER_KEY}.fit.label_smoothing must be a number in [0, 1), got {fit['label_smoothing']!r}")
     metrics = compile_.get("metrics", [])
     if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
         raise Task1aError(f"{PARAMETER_KEY}.compile.metrics must be a list of Keras metric names, got {metrics!r}")
-    if not isinstance(compile_.get("loss"), str):
-        raise Task1aError(f"{PARAMETER_KEY}.compile.loss must be a Keras loss name, got {compile_.get('loss')!r}")
     monitor = selection.get("monitor", "val_categorical_accuracy")
     known = ["val_loss"] + [f"val_{m}" for m in metrics]
     if monitor not in known:
         raise Task1aError(f"{PARAMETER_KEY}.model_selection.monitor {monitor!r} is not logged (known: {', '.join(known)}); fix the value")
-    if not isinstance(optimizer.get("class_name"), str) or not isinstance(optimizer.get("config", {}), dict):
-        raise Task1aError(f"{PARAMETER_KEY}.optimizer must have class_name (e.g. Adam) and a config mapping")
+    if not isinstance(fit.get("tensorboard", False), bool):
+        raise Task1aError(f"{PARAMETER_KEY}.fit.tensorboard must be true or false, got {fit['tensorboard']!r}")
+    build_optimizer(parameters["optimizer"])
+    build_loss(compile_.get("loss"))
+    build_callbacks(fit.get("callbacks", []))
+    batch_size = _check_int(fit["batch_size"], "fit.batch_size", 1)
     return {
         "epochs": _check_int(fit["epochs"], "fit.epochs", 1),
-        "batch_size": _check_int(fit["batch_size"], "fit.batch_size", 1),
+        "batch_size": batch_size,
+        "validation_batch_size": _check_int(fit.get("validation_batch_size", batch_size), "fit.validation_batch_size", 1),
+        "steps_per_execution": _check_int(fit.get("steps_per_execution", 1), "fit.steps_per_execution", 1),
         "shuffle": fit["shuffle"],
         "label_smoothing": float(fit["label_smoothing"]),
+        "tensorboard": fit.get("tensorboard", False),
         "initial_delay": _check_int(selection.get("initial_delay", 0), "model_selection.initial_delay", 0),
         "monitor": monitor,
         "mode": "min" if monitor.endswith("loss") else "max",
-        "loss": compile_["loss"],
         "metrics": metrics,
     }
 
@@ -196,37 +274,55 @@ def _check_arrays(X: Any, y: Any, name: str, class_count: int) -> np.ndarray:
 # Data feeding
 
 
-def batch_dataset(X: Any, targets: np.ndarray, order: np.ndarray, batch_size: int):
-    """A ``tf.data.Dataset`` of ``(features (b, n_mels, n_frames, 1) float32, targets (b, n_classes))`` batches.
+class EpochFeed:
+    """The batches of one epoch, ``(features (b, n_mels, n_frames, 1) float32, targets (b, n_classes))``, in its (seed, epoch) order.
 
-    Reads ``X[order[i:i + batch_size]]`` one batch at a time (a memmap stays on disk) and prefetches
-    the next batch while the current one trains.
+    :meth:`dataset` is a ``tf.data.Dataset`` that ``fit`` re-reads every epoch; each reading takes
+    the order of :attr:`epoch` (set by :meth:`callback` at the start of every epoch). ``X[indices]``
+    is read one batch at a time (a memmap stays on disk) and the next batch is prefetched while the
+    current one trains. ``replicas``: see :func:`utils.distribute.batch_bounds`.
     """
-    import tensorflow as tf
 
-    _, n_mels, n_frames = X.shape
-    class_count = targets.shape[1]
-    batch_count = math.ceil(len(order) / batch_size)
+    def __init__(self, X: Any, targets: np.ndarray, batch_size: int, seed: int = 0, shuffle: bool = False, replicas: int = 1):
+        self.X, self.targets, self.seed, self.shuffle = X, targets, seed, shuffle
+        self.bounds = dist.batch_bounds(len(targets), batch_size, replicas)
+        self.epoch = 0
 
-    def batches():
-        for start in range(0, len(order), batch_size):
-            indices = order[start : start + batch_size]
-            yield np.asarray(X[indices], dtype=np.float32)[..., np.newaxis], targets[indices]
+    def __len__(self) -> int:
+        return len(self.bounds)
 
-    dataset = tf.data.Dataset.from_generator(
-        batches,
-        output_signature=(
-            tf.TensorSpec((None, n_mels, n_frames, 1), tf.float32),
-            tf.TensorSpec((None, class_count), tf.float32),
-        ),
-    )
-    # Under a tf.distribute strategy each global batch is split into per-replica batches and each
-    # worker keeps its own (DATA): every worker runs this same generator in the same order. FILE
-    # sharding has no files to split here; OFF would train every worker on the whole global batch.
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    dataset = dataset.with_options(options)
-    return dataset.apply(tf.data.experimental.assert_cardinality(batch_count)).prefetch(tf.data.AUTOTUNE)
+    def batches(self, epoch: int | None = None):
+        """The batches of ``epoch`` (default :attr:`epoch`) as numpy arrays."""
+        order = epoch_order(len(self.targets), self.seed, self.epoch if epoch is None else epoch, self.shuffle)
+        for start, stop in self.bounds:
+            indices = order[start:stop]
+            yield np.asarray(self.X[indices], dtype=np.float32)[..., np.newaxis], self.targets[indices]
+
+    def dataset(self):
+        import tensorflow as tf
+
+        _, n_mels, n_frames = self.X.shape
+        dataset = tf.data.Dataset.from_generator(
+            self.batches,
+            output_signature=(tf.TensorSpec((None, n_mels, n_frames, 1), tf.float32), tf.TensorSpec((None, self.targets.shape[1]), tf.float32)),
+        )
+        # Under a tf.distribute strategy each global batch is split into per-replica batches and each
+        # worker keeps its own (DATA): every worker runs this same generator in the same order.
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return dataset.with_options(options).apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(tf.data.AUTOTUNE)
+
+    def callback(self):
+        """A Keras callback that points the feed at each epoch as it begins."""
+        import keras
+
+        feed = self
+
+        class FeedEpoch(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                feed.epoch = epoch
+
+        return FeedEpoch()
 
 
 def predict_proba(model, X: Any, batch_size: int) -> np.ndarray:
@@ -238,165 +334,19 @@ def predict_proba(model, X: Any, batch_size: int) -> np.ndarray:
     return np.concatenate(chunks).astype(np.float64)
 
 
-def _progress_callback(epoch_count: int, step_count: int):
-    """A tqdm bar per epoch showing the running loss/accuracy, then the validation figures."""
-    import keras
-    from tqdm.auto import tqdm
-
-    class EpochProgress(keras.callbacks.Callback):
-        async_safe = True  # only draws; lets Keras dispatch batch ends without waiting
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.bar = tqdm(total=step_count, desc=f"epoch {epoch + 1}/{epoch_count}", unit="batch", leave=True)
-            self.last_postfix = 0.0
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.bar.update(1)
-            now = time.monotonic()
-            if logs and now - self.last_postfix > self.bar.mininterval:
-                self.bar.set_postfix({k: f"{float(v):.4f}" for k, v in logs.items()}, refresh=False)
-                self.last_postfix = now
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.bar.set_postfix({k: f"{float(v):.4f}" for k, v in (logs or {}).items()}, refresh=False)
-            self.bar.close()
-
-    return EpochProgress()
-
-
-# ----------------------------------------------------------------------------------------------
-# Distribution
-
-_STRATEGIES: dict = {}  # one strategy per process: MultiWorkerMirroredStrategy may be created only once
-
-
-def _check_tf_config() -> dict:
-    """The ``TF_CONFIG`` cluster description multi-worker training needs, validated."""
-    raw = os.environ.get("TF_CONFIG")
-    example = '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}'
-    if not raw:
-        raise Task1aError(f"{DISTRIBUTE_KEY} multi_worker needs the TF_CONFIG environment variable on every worker, e.g. TF_CONFIG='{example}'")
-    try:
-        config = json.loads(raw)
-        workers = config["cluster"]["worker"]
-        task_type, task_index = config["task"]["type"], int(config["task"]["index"])
-        if not isinstance(workers, list) or not workers or task_type not in config["cluster"] or task_index >= len(config["cluster"][task_type]):
-            raise ValueError("the task is not in the cluster")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise Task1aError(f"TF_CONFIG is not a valid cluster description ({exc}); set it as {example} (this worker's index in task)") from None
-    return config
-
-
-def distribution_strategy(distribute: str):
-    """The ``tf.distribute`` strategy of ``learner.distribute``: None for ``none``, else created once per process.
-
-    ``mirrored``: MirroredStrategy over every visible GPU (the CPU when there is none);
-    ``multi_worker``: MultiWorkerMirroredStrategy over the cluster in ``TF_CONFIG`` (NCCL between
-    GPUs, ring all-reduce over gRPC between CPUs, chosen by TensorFlow).
-    """
-    if distribute not in DISTRIBUTE_CHOICES:
-        raise Task1aError(f"{DISTRIBUTE_KEY} must be one of {', '.join(DISTRIBUTE_CHOICES)}, got {distribute!r}; fix task1a.yaml")
-    if distribute == "none":
-        return None
-    if distribute not in _STRATEGIES:
-        import tensorflow as tf
-
-        if distribute == "mirrored":
-            _STRATEGIES[distribute] = tf.distribute.MirroredStrategy()
-        else:
-            _check_tf_config()
-            _fix_keras_multi_worker_step_logs()
-            try:
-                _STRATEGIES[distribute] = tf.distribute.MultiWorkerMirroredStrategy()
-            except RuntimeError as exc:  # "Collective ops must be configured at program startup"
-                raise Task1aError(f"{DISTRIBUTE_KEY} multi_worker: {str(exc).splitlines()[0]}; run the training in a fresh process (TensorFlow must not have run anything before)") from exc
-        LOGGER.info("%s: %d replicas in sync", distribute, _STRATEGIES[distribute].num_replicas_in_sync)
-    return _STRATEGIES[distribute]
-
-
-def _fix_keras_multi_worker_step_logs() -> None:
-    """Make Keras' per-step log reduction work across workers (once per process).
-
-    Keras 3 (3.15) averages a training step's logs over the replicas of a multi-worker cluster with
-    ``strategy.reduce("MEAN", value, axis=0)``, which fails for the scalar logs every step returns
-    ("Invalid reduction dimension 0 for input with 0 dimensions"), so ``fit`` cannot run. A scalar is
-    averaged with ``axis=None`` here (the mean over replicas Keras means); everything else goes to
-    Keras unchanged.
-    """
-    import tensorflow as tf
-    from keras.src.backend.tensorflow import trainer as keras_trainer
-
-    keras_reduce = keras_trainer.reduce_per_replica
-    if getattr(keras_reduce, "task1a_fixed", False):
-        return
-
-    def scalar_mean(value, strategy):
-        local = strategy.experimental_local_results(value)[0] if isinstance(value, tf.distribute.DistributedValues) else value
-        if getattr(local, "shape", None) is not None and local.shape.rank == 0:
-            return strategy.reduce("MEAN", value, axis=None)
-        return keras_reduce(value, strategy, reduction="auto")
-
-    def reduce_per_replica(values, strategy, reduction):
-        if reduction == "auto" and keras_trainer._collective_all_reduce_multi_worker(strategy):
-            return tf.nest.map_structure(lambda value: scalar_mean(value, strategy), values)
-        return keras_reduce(values, strategy, reduction)
-
-    reduce_per_replica.task1a_fixed = True
-    keras_trainer.reduce_per_replica = reduce_per_replica
-
-
-def _batch_normalization_layers(layer) -> list:
-    """Every BatchNormalization layer in ``layer`` (nested models included)."""
-    import keras
-
-    found = [layer] if isinstance(layer, keras.layers.BatchNormalization) else []
-    for child in getattr(layer, "layers", []):
-        found += _batch_normalization_layers(child)
-    return found
-
-
-def is_chief(strategy) -> bool:
-    """Whether this process writes the outputs: always, except on a multi-worker cluster's non-chief workers.
-
-    TensorFlow's rule: the ``chief`` task, or worker 0 when the cluster has no ``chief``.
-    """
-    resolver = getattr(strategy, "cluster_resolver", None) if strategy is not None else None
-    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
-    if not cluster:
-        return True
-    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster)
-
-
-def is_chief_worker(distribute: str) -> bool:
-    """:func:`is_chief` for a ``learner.distribute`` value (what ``task1a.py`` asks before the later stages)."""
-    return is_chief(distribution_strategy(distribute))
-
-
-def _workers_agree(strategy, value: int) -> bool:
-    """Whether every replica of every worker holds the same ``value`` (an all-gather; all workers must call it)."""
-    import tensorflow as tf
-
-    values = strategy.experimental_distribute_values_from_function(lambda context: tf.constant([value], dtype=tf.int64))
-    gathered = strategy.gather(values, axis=0).numpy()
-    return bool(np.all(gathered == gathered[0]))
-
-
-def _checkpoint_code(path: Path) -> int:
-    """A checksum of the checkpoint this worker would resume from (0: none)."""
-    return zlib.crc32(path.read_bytes()) + 1 if path.is_file() else 0
-
-
 # ----------------------------------------------------------------------------------------------
 # Checkpoints
 
 
 def _fingerprint(parameters: dict, seed: int, X_train, y_train, X_val, y_val, class_count: int) -> str:
-    """What a checkpoint must share with the run resuming it: parameters (except the number of
-    epochs and the selection delay, which a resume may change), seed and the data's identity."""
+    """What a checkpoint must share with the run resuming it: parameters (except those a resume may
+    change, :data:`_NOT_FINGERPRINTED`), seed and the data's identity."""
     kept = copy.deepcopy(parameters)
-    kept.get("fit", {}).pop("epochs", None)
-    kept.get("model_selection", {}).pop("initial_delay", None)
-    kept.pop("iterations", None)
+    for path in _NOT_FINGERPRINTED:
+        node = kept
+        for key in path[:-1]:
+            node = node.get(key, {})
+        node.pop(path[-1], None)
     digest = hashlib.sha256(json.dumps([kept, seed, class_count], sort_keys=True, default=str).encode())
     for X, y in ((X_train, y_train), (X_val, y_val)):
         if X is None:
@@ -409,10 +359,10 @@ def _fingerprint(parameters: dict, seed: int, X_train, y_train, X_val, y_val, cl
     return digest.hexdigest()
 
 
-def save_checkpoint(path: Path, model, state: dict, best_weights: list | None) -> None:
-    """Write model variables (seed generators included), optimizer variables, best weights and ``state`` atomically."""
-    arrays = {f"model_{i}": v.numpy() for i, v in enumerate(model.variables)}
-    arrays.update({f"optimizer_{i}": v.numpy() for i, v in enumerate(model.optimizer.variables)})
+def save_checkpoint(path: Path, model_values: list, optimizer_values: list, state: dict, best_weights: list | None) -> None:
+    """Write model variable values (seed generators included), optimizer variable values, best weights and ``state`` atomically."""
+    arrays = {f"model_{i}": np.asarray(v) for i, v in enumerate(model_values)}
+    arrays.update({f"optimizer_{i}": np.asarray(v) for i, v in enumerate(optimizer_values)})
     arrays.update({f"best_{i}": np.asarray(w) for i, w in enumerate(best_weights or [])})
     arrays["state"] = np.array(json.dumps(state))
     with atomic_path(path) as tmp:
@@ -435,47 +385,34 @@ def load_checkpoint(path: Path) -> tuple[dict, list, list, list]:
         raise Task1aError(f"checkpoint {path} is unreadable ({exc}); delete it to start the training over") from exc
 
 
-def _assign(variables, values, what: str) -> None:
-    if len(variables) != len(values) or any(tuple(v.shape) != tuple(a.shape) for v, a in zip(variables, values)):
-        raise ValueError(f"{what} in the checkpoint do not match the model")
-    for variable, value in zip(variables, values):
-        variable.assign(value)
-
-
-def _resume_state(path: Path, model, fingerprint: str, epochs: int, first_selectable: int, mode: str, monitor: str):
-    """Restore a checkpoint into ``model``; return (state, best weights) or (None, None) to start over."""
+def _usable_checkpoint(path: Path, fingerprint: str, epochs: int, first_selectable: int, mode: str, monitor: str):
+    """``(state, model values, optimizer values, best weights)`` of a checkpoint this run may resume, else None."""
     if not path.is_file():
-        return None, None
+        return None
     state, model_values, optimizer_values, best_weights = load_checkpoint(path)
     if state.get("format") != CHECKPOINT_FORMAT or state.get("fingerprint") != fingerprint:
         LOGGER.warning("checkpoint %s was made with other parameters or data; training starts over", path)
-        return None, None
+        return None
     if state["epoch"] > epochs:
         LOGGER.warning("checkpoint %s is at epoch %d, beyond fit.epochs %d; training starts over", path, state["epoch"], epochs)
-        return None, None
+        return None
     if state["first_selectable_epoch"] != first_selectable:
         # The selection rule changed (other delay or epochs): the best epoch under the new rule must be
         # the one whose weights the checkpoint holds, or no epoch may be selectable yet.
-        candidates = [row for row in state["history"] if row["epoch"] >= first_selectable and math.isfinite(row[monitor])]
         best_row = None
-        for row in candidates:
-            if best_row is None or _is_better(row[monitor], best_row[monitor], mode):
+        for row in state["history"]:
+            if row["epoch"] >= first_selectable and is_better(row.get(monitor), best_row[monitor] if best_row else None, mode):
                 best_row = row
         if best_row is None:
             state.update(best_epoch=None, best_value=None)
             best_weights = []
         elif best_row["epoch"] != state["best_epoch"]:
             LOGGER.warning("checkpoint %s lacks the weights of epoch %d selected by the new delay; training starts over", path, best_row["epoch"])
-            return None, None
+            return None
         state["first_selectable_epoch"] = first_selectable
-    try:
-        _assign(model.variables, model_values, "model variables")
-        _assign(model.optimizer.variables, optimizer_values, "optimizer variables")
-    except ValueError as exc:
-        LOGGER.warning("checkpoint %s: %s; training starts over", path, exc)
-        return None, None
-    LOGGER.info("resuming from %s after epoch %d", path, state["epoch"])
-    return state, (best_weights or None)
+    if state.get("stopped") and state["epoch"] < epochs:
+        LOGGER.info("checkpoint %s: training had stopped early after epoch %d (a callback asked to)", path, state["epoch"])
+    return state, model_values, optimizer_values, best_weights
 
 
 # ----------------------------------------------------------------------------------------------
@@ -517,6 +454,15 @@ def plot_training_curves(path: Path, history: list[dict], metric: str, selected_
 # The stage
 
 
+def _fresh_state(fingerprint: str, first_selectable: int) -> dict:
+    return {"format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, "epoch": 0, "history": [], "best_epoch": None, "best_value": None,
+            "first_selectable_epoch": first_selectable, "stopped": False}
+
+
+def _values_match(variables, values) -> bool:
+    return len(variables) == len(values) and all(tuple(v.shape) == tuple(a.shape) for v, a in zip(variables, values))
+
+
 def train_model(
     parameters: dict,
     X_train: Any,
@@ -536,22 +482,18 @@ def train_model(
     ``X_train`` ``(n, n_mels, n_frames)`` float32 array-like (a memmap is read batch by batch),
     ``y_train`` ``(n,)`` class indices; the same for the validation split (``X_val=None``: no
     validation, the last epoch is kept). Writes to ``output_dir``: ``model.keras`` (the selected
-    weights), ``checkpoint.npz`` (after every epoch; a rerun resumes from it), ``training_log.csv``
-    and ``training_curves.png``. ``callbacks`` are extra Keras callbacks (run after the stage's own).
-    ``distribute`` is ``learner.distribute`` (``none``, ``mirrored``, ``multi_worker``; see the module
-    docstring): on a multi-worker cluster every worker calls this with the same arguments; only the
-    chief writes ``output_dir`` (the others write to a temporary folder they delete) and resumes
-    from ``output_dir/checkpoint.npz`` when every worker sees the same file there (a shared folder).
+    weights), ``checkpoint.npz`` (after every epoch; a rerun resumes from it), ``training_log.csv``,
+    ``training_curves.png`` and, with ``fit.tensorboard``, ``tensorboard/``. ``callbacks`` are extra
+    Keras callbacks, run with those of ``fit.callbacks``. ``distribute`` is ``learner.distribute``
+    (:mod:`utils.distribute`): on a multi-worker cluster every worker calls this with the same
+    arguments; only the chief writes ``output_dir`` (the others write to a temporary folder they
+    delete) and all resume from ``output_dir/checkpoint.npz`` when every worker sees the same file.
 
     Returns paths, the selected epoch, the selected model's validation accuracy and log loss, and
     ``chief`` (whether this process wrote the outputs).
     """
-    import keras
-
-    from utils.model import build_model, set_seeds
-
-    settings = _check_parameters(parameters)
-    strategy = distribution_strategy(distribute)
+    settings = check_settings(parameters)
+    strategy = dist.distribution_strategy(distribute)
     y_train = _check_arrays(X_train, y_train, "training", class_count)
     has_validation = X_val is not None
     if has_validation:
@@ -560,144 +502,151 @@ def train_model(
             raise Task1aError(f"validation features have shape {tuple(X_val.shape[1:])} per example, training {tuple(X_train.shape[1:])}; use one feature store")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "model": output_dir / MODEL_FILENAME,
-        "checkpoint": output_dir / CHECKPOINT_FILENAME,
-        "training_log": output_dir / TRAINING_LOG_FILENAME,
-        "training_curves": output_dir / TRAINING_CURVES_FILENAME,
-    }
-    epochs, batch_size, monitor, mode = settings["epochs"], settings["batch_size"], settings["monitor"], settings["mode"]
+    epochs = settings["epochs"]
     if has_validation:
         first_selectable, note = first_selectable_epoch(epochs, settings["initial_delay"])
     else:
-        first_selectable, note = epochs, "no validation split: the last epoch is kept"
+        first_selectable, note = 1, "no validation split: the last epoch is kept"
     if note:
         LOGGER.warning(note)
-    chief = is_chief(strategy)
-    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
-    if batch_size % replicas:
-        LOGGER.warning("fit.batch_size %d is not a multiple of the %d replicas: replicas get unequal parts of each batch (the gradient is then a mean of their means)", batch_size, replicas)
+    chief = dist.is_chief(strategy)
     # A non-chief worker writes what the chief writes (saving may involve collectives every worker
     # must join) into its own temporary folder.
     write_dir = output_dir if chief else Path(tempfile.mkdtemp(prefix="task1a_worker_"))
-    if not chief:
-        atexit.register(shutil.rmtree, write_dir, True)  # also when the training fails
-    checkpoint_out = write_dir / CHECKPOINT_FILENAME
-
-    set_seeds(seed, deterministic)
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        model = build_model(parameters["model"], input_shape=(*X_train.shape[1:], 1), class_count=class_count)
-        try:
-            optimizer = keras.optimizers.get({"class_name": parameters["optimizer"]["class_name"], "config": parameters["optimizer"].get("config", {})})
-        except (ValueError, TypeError) as exc:
-            raise Task1aError(f"{PARAMETER_KEY}.optimizer: {str(exc).splitlines()[0]}; fix class_name or config") from exc
-        try:
-            model.compile(optimizer=optimizer, loss=settings["loss"], metrics=settings["metrics"])
-        except (ValueError, TypeError) as exc:
-            raise Task1aError(f"{PARAMETER_KEY}.compile: {str(exc).splitlines()[0]}; fix loss or metrics") from exc
-        model.optimizer.build(model.trainable_variables)  # so a checkpoint's optimizer state can be restored
-    # Batch normalisation over the global batch, as on one device: Keras' default takes each replica's
-    # statistics and updates each replica's moving averages from its own share (aggregation "none"),
-    # so replicas would end with different moving statistics (and a replica whose share of a last
-    # batch is empty with NaN ones). Synchronised, every replica computes the same statistics.
-    # Switched back before saving: the saved model is the single-device model.
-    synchronized_layers = _batch_normalization_layers(model) if strategy is not None else []
-    for layer in synchronized_layers:
-        layer.synchronized = True
-    if distribute == "multi_worker":
-        # Keras 3.15 fit()/evaluate() first reduce a whole (x, y) batch with strategy.reduce to learn
-        # its shapes, which MultiWorkerMirroredStrategy cannot do for a nested value across workers
-        # ("Attempt to convert a value (PerReplica...)"). Without its own strategy the model defers
-        # that build to tracing (Keras' compatibility path) and takes the strategy of the scope fit()
-        # runs in, below.
-        model._distribute_strategy = None
-    fit_scope = strategy.scope if distribute == "multi_worker" else contextlib.nullcontext
-
-    fingerprint = _fingerprint(parameters, seed, X_train, y_train, X_val if has_validation else None, y_val if has_validation else None, class_count)
-    if strategy is not None:  # a checkpoint of another layout of replicas is not resumed
-        fingerprint = hashlib.sha256(f"{fingerprint} {distribute} {replicas}".encode()).hexdigest()
-    resumable = True
-    if distribute == "multi_worker" and not _workers_agree(strategy, _checkpoint_code(paths["checkpoint"])):
-        LOGGER.warning("the workers do not all see the same %s (the output folder must be shared to resume multi-worker training); training starts over", paths["checkpoint"])
-        resumable = False
-    state, best_weights = (None, None)
-    if resumable:
-        state, best_weights = _resume_state(paths["checkpoint"], model, fingerprint, epochs, first_selectable, mode, monitor)
-    if state is None:
-        state = {"format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, "epoch": 0, "history": [], "best_epoch": None, "best_value": None, "first_selectable_epoch": first_selectable}
-        best_weights = None
-
-    train_targets = smooth_labels(y_train, class_count, settings["label_smoothing"])
-    validation = None
-    if has_validation:
-        validation = batch_dataset(X_val, smooth_labels(y_val, class_count, 0.0), np.arange(len(y_val)), batch_size)
-    step_count = math.ceil(len(y_train) / batch_size)
-    own_callbacks = [_progress_callback(epochs, step_count)] if progress else []
-
-    # One fit call per epoch: the epoch's batches come from its own (seed, epoch) order, which makes
-    # resuming exact whatever Keras does with dataset iterators between epochs.
-    for epoch in range(state["epoch"], epochs):
-        started = time.monotonic()
-        order = epoch_order(len(y_train), seed, epoch, settings["shuffle"])
-        with fit_scope():
-            history = model.fit(
-                batch_dataset(X_train, train_targets, order, batch_size),
-                validation_data=validation,
-                initial_epoch=epoch,
-                epochs=epoch + 1,
-                shuffle=False,  # the order is the epoch's own (see epoch_order)
-                verbose=0,
-                callbacks=[*own_callbacks, *callbacks],
-            )
-        logs = {name: float(values[-1]) for name, values in history.history.items()}
-        epoch_number = epoch + 1
-        if epoch_number >= first_selectable and (not has_validation or _is_better(logs.get(monitor, math.nan), state["best_value"], mode)):
-            state["best_epoch"], state["best_value"] = epoch_number, logs.get(monitor)
-            best_weights = model.get_weights()
-        state["history"].append({"epoch": epoch_number, **logs, "seconds": round(time.monotonic() - started, 3), "best_epoch": state["best_epoch"]})
-        state["epoch"] = epoch_number
-        save_checkpoint(checkpoint_out, model, state, best_weights)
-        if chief:
-            _write_training_log(paths["training_log"], state["history"])
-        if model.stop_training:  # an extra callback (e.g. early stopping) asked to stop
-            break
-
-    if best_weights is None:
-        LOGGER.warning("no epoch had a finite %s; the last epoch's weights are kept", monitor)
-        state["best_epoch"] = state["epoch"]
-    else:
-        model.set_weights(best_weights)
-    for layer in synchronized_layers:
-        layer.synchronized = False
-    with atomic_path(write_dir / MODEL_FILENAME) as tmp:
-        model.save(tmp)
-    if strategy is not None:
-        # The model without the strategy (built outside its scope): what testing and export use.
-        model = keras.models.load_model(write_dir / MODEL_FILENAME)
+    try:
+        trained = _train(parameters, settings, X_train, y_train, X_val if has_validation else None, y_val if has_validation else None,
+                         output_dir, write_dir, seed, deterministic, progress, class_count, callbacks, distribute, strategy, first_selectable)
+    finally:
+        if not chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
+    paths = {name: output_dir / filename for name, filename in (("model", MODEL_FILENAME), ("checkpoint", CHECKPOINT_FILENAME),
+                                                                ("training_log", TRAINING_LOG_FILENAME), ("training_curves", TRAINING_CURVES_FILENAME))}
+    model, state = trained
     if chief:
-        _write_training_log(paths["training_log"], state["history"])
         metric = settings["metrics"][0] if settings["metrics"] else "loss"
+        _write_training_log(paths["training_log"], state["history"])
         plot_training_curves(paths["training_curves"], state["history"], metric, state["best_epoch"], first_selectable)
-    else:
-        shutil.rmtree(write_dir, ignore_errors=True)
-
     result = {
         "model_path": paths["model"],
         "checkpoint_path": paths["checkpoint"],
         "training_log_path": paths["training_log"],
         "training_curves_path": paths["training_curves"],
         "epochs_trained": state["epoch"],
+        "stopped_early": bool(state.get("stopped")) and state["epoch"] < epochs,
         "best_epoch": state["best_epoch"],
-        "monitor": monitor,
+        "monitor": settings["monitor"],
         "best_monitor_value": state["best_value"],
         "first_selectable_epoch": first_selectable,
         "selection_note": note,
         "model": model,
         "history": state["history"],
         "chief": chief,
-        "replicas": replicas,
+        "replicas": dist.replica_count(strategy),
     }
     if has_validation:
-        scores = classification_scores(y_val, predict_proba(model, X_val, batch_size=batch_size))
+        scores = classification_scores(y_val, predict_proba(model, X_val, batch_size=settings["validation_batch_size"]))
         result.update(val_accuracy=scores["accuracy"], val_macro_accuracy=scores["macro_accuracy"], val_log_loss=scores["log_loss"])
     return result
+
+
+def _train(parameters, settings, X_train, y_train, X_val, y_val, output_dir, write_dir, seed, deterministic, progress, class_count,
+           extra_callbacks, distribute, strategy, first_selectable):
+    """The fit itself (see :func:`train_model`); returns (the selected model, the final state)."""
+    import keras
+
+    from utils import callbacks as cb
+    from utils.model import build_model, set_seeds
+
+    epochs, monitor, mode = settings["epochs"], settings["monitor"], settings["mode"]
+    replicas = dist.replica_count(strategy)
+    multi_worker = distribute == "multi_worker"
+    scope = strategy.scope if strategy is not None else contextlib.nullcontext
+    set_seeds(seed, deterministic)
+    with scope():
+        network = build_model(parameters["model"], input_shape=(*X_train.shape[1:], 1), class_count=class_count)
+    # On a cluster, fit trains a wrapper built outside the scope (utils.distribute.replica_logs_model).
+    model = dist.replica_logs_model(network) if multi_worker else network
+    with scope():
+        optimizer = build_optimizer(parameters["optimizer"])
+        try:
+            model.compile(optimizer=optimizer, loss=build_loss(parameters["compile"]["loss"]), metrics=settings["metrics"],
+                          steps_per_execution=settings["steps_per_execution"])
+        except (ValueError, TypeError) as exc:
+            raise Task1aError(f"{PARAMETER_KEY}.compile: {_keras_error(exc)}; fix loss or metrics") from exc
+        optimizer.build(network.trainable_variables)  # so a checkpoint's optimizer state can be restored
+    # Batch normalisation over the global batch, as on one device (Keras' default takes each
+    # replica's own statistics, so replicas would end with different moving statistics). Switched
+    # back before saving: the saved model is the single-device model.
+    synchronized = dist.batch_normalization_layers(network) if strategy is not None else []
+    for layer in synchronized:
+        layer.synchronized = True
+
+    fingerprint = _fingerprint(parameters, seed, X_train, y_train, X_val, y_val, class_count)
+    if strategy is not None:  # a checkpoint of another layout of replicas is not resumed
+        fingerprint = hashlib.sha256(f"{fingerprint} {distribute} {replicas}".encode()).hexdigest()
+    checkpoint_path = output_dir / CHECKPOINT_FILENAME
+    group = dist.WorkerGroup(distribute) if multi_worker else None
+    found = None
+    if group is not None and not group.agree(dist.checkpoint_code(checkpoint_path)):
+        LOGGER.warning("the workers do not all see the same %s (the output folder must be shared to resume multi-worker training); training starts over", checkpoint_path)
+    else:
+        found = _usable_checkpoint(checkpoint_path, fingerprint, epochs, first_selectable, mode, monitor)
+    if found is not None and not (_values_match(network.variables, found[1]) and _values_match(optimizer.variables, found[2])):
+        LOGGER.warning("checkpoint %s does not match the model; training starts over", checkpoint_path)
+        found = None
+    if found is not None:
+        state, model_values, optimizer_values, best_weights = found
+        cb.assign_values(network.variables, model_values, "model variables")
+        cb.assign_values(optimizer.variables, optimizer_values, "optimizer variables")
+        LOGGER.info("resuming from %s after epoch %d", checkpoint_path, state["epoch"])
+    else:
+        state, best_weights = _fresh_state(fingerprint, first_selectable), None
+
+    selection = cb.BestEpochSelection(network, monitor, mode, first_selectable, state["best_epoch"], state["best_value"], best_weights or None)
+
+    def save(current_state, best):
+        save_checkpoint(write_dir / CHECKPOINT_FILENAME, *cb.checkpoint_values(network, optimizer), current_state, best)
+
+    chief = write_dir == output_dir
+    user_callbacks = [*build_callbacks(parameters["fit"].get("callbacks", []), write_dir), *extra_callbacks]
+    train_feed = EpochFeed(X_train, smooth_labels(y_train, class_count, settings["label_smoothing"]), settings["batch_size"], seed, settings["shuffle"], replicas)
+    own_callbacks = [
+        selection,
+        cb.TrainingCheckpoint(state, selection, save, (lambda history: _write_training_log(output_dir / TRAINING_LOG_FILENAME, history)) if chief else None),
+        cb.EpochLog(state, epochs, monitor, first_selectable, network),
+        cb.EpochProgress(epochs, state["epoch"], monitor, enabled=progress and chief),
+    ]
+    if settings["tensorboard"]:
+        own_callbacks.insert(0, cb.tensorboard(write_dir / TENSORBOARD_DIRNAME))
+    if state["history"] and user_callbacks:
+        saved = cb.checkpoint_values(network, optimizer)
+
+        def restore():
+            cb.assign_values(network.variables, saved[0], "model variables")
+            cb.assign_values(optimizer.variables, saved[1], "optimizer variables")
+
+        own_callbacks.append(cb.ResumeReplay(state["history"], user_callbacks, restore))
+
+    if state["epoch"] < epochs and not state.get("stopped"):
+        validation = None
+        if X_val is not None:
+            validation = EpochFeed(X_val, smooth_labels(y_val, class_count, 0.0), settings["validation_batch_size"], replicas=replicas).dataset()
+        with scope(), (group.collective() if group is not None else contextlib.nullcontext()):
+            model.fit(train_feed.dataset(), validation_data=validation, epochs=epochs, initial_epoch=state["epoch"], verbose=0, shuffle=False,
+                      callbacks=[train_feed.callback(), *user_callbacks, *own_callbacks])
+
+    if selection.best_weights is None:
+        if X_val is not None:
+            LOGGER.warning("no epoch had a finite %s; the last epoch's weights are kept", monitor)
+        state["best_epoch"] = state["epoch"]
+    else:
+        network.set_weights(selection.best_weights)
+        state["best_epoch"], state["best_value"] = selection.best_epoch, selection.best_value
+    for layer in synchronized:
+        layer.synchronized = False
+    with atomic_path(write_dir / MODEL_FILENAME) as tmp:
+        network.save(tmp)
+    if strategy is not None:
+        # The model without the strategy (built outside its scope): what testing and export use.
+        network = keras.models.load_model(write_dir / MODEL_FILENAME)
+    return network, state

@@ -27,6 +27,9 @@ DEFAULT_PARAMETER_FILE = Path(__file__).resolve().parents[1] / "task1a.yaml"
 # Lists whose items have their own structure (checked by the code that uses them, e.g. the model
 # builder) are replaced whole rather than compared item by item.
 _FREE_FORM_KEYS = {"config", "cities", "io", "metrics"}
+# Values handed to Keras as they are (Keras configs: any class and argument, validated by Keras when
+# the learning settings are checked, before any work), and the network's constants (any new name).
+PASS_THROUGH_KEYS = {"optimizer", "loss", "callbacks", "constants"}
 # Parameters with a fixed set of values, checked when a set is resolved so that a bad value stops the
 # run at once rather than after feature extraction.
 CHOICES = {
@@ -35,8 +38,16 @@ CHOICES = {
     ("learner", "distribute"): ("none", "mirrored", "multi_worker"),
     ("recognizer", "model_io"): ("float", "int8"),
 }
-# Parameters that do not change a stage's output and so stay out of its hash.
-_UNHASHED = {("feature_extractor", "n_jobs"), ("recognizer", "batch_size"), ("recognizer", "num_threads")}
+# Parameters that do not change a stage's output and so stay out of its hash (key paths in a section).
+# The number of trainings is not a learner parameter either: `--trials 3` reuses a finished seed_0.
+_UNHASHED = {
+    ("feature_extractor", "n_jobs"),
+    ("recognizer", "batch_size"),
+    ("recognizer", "num_threads"),
+    ("learner", "parameters", "iterations"),
+    ("learner", "parameters", "fit", "steps_per_execution"),
+    ("learner", "parameters", "fit", "tensorboard"),
+}
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -70,6 +81,10 @@ def check_structure(reference: Any, value: Any, key_path: str, source: str) -> N
     ``None`` in the reference accepts anything; an int is accepted where a float is expected.
     """
     if reference is None:
+        return
+    if key_path.rsplit(".", 1)[-1] in PASS_THROUGH_KEYS:
+        if not isinstance(value, type(reference)) and not (isinstance(reference, (str, dict)) and isinstance(value, (str, dict))):
+            raise Task1aError(f"{source}: '{key_path}' must be {_type_name(reference)}, got {value!r}; fix the value")
         return
     if isinstance(reference, dict):
         if not isinstance(value, dict):
@@ -222,9 +237,12 @@ def apply_overrides(params: dict, overrides: dict) -> dict:
 def section_for_hash(params: dict, section: str) -> dict:
     """A section as it enters a hash: the method's parameters only, minus keys that do not change outputs."""
     body = copy.deepcopy(params.get(section, {}))
-    for owner, key in _UNHASHED:
-        if owner == section:
-            body.pop(key, None)
+    for owner, *path in _UNHASHED:
+        node = body if owner == section else None
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(path[-1], None)
     return body
 
 

@@ -497,19 +497,21 @@ def format_ranking_table(ranked: Sequence[dict[str, Any]]) -> str:
 
 # ------------------------------------------------------------------------------- evaluated setups
 def collect_results(system_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """Every evaluated setup under ``<system>/evaluator/*/results.yaml``, oldest first."""
+    """Every evaluated setup (a run's results: ``<system>/evaluator/<hash>/<seed_N or seeds_A-B>/results.yaml``), oldest first."""
     import yaml
 
     folder = Path(system_dir) / "evaluator"
     setups = []
-    for path in sorted(folder.glob("*/results.yaml"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []:
+    for path in sorted(folder.glob("*/*/results.yaml"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []:
         try:
             results = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError):
             continue
+        if "n_trials" not in results:  # one trial's scores inside a run of several
+            continue
         complexity = results.get("complexity") or {}
         setups.append({
-            "name": f"{results.get('set_id', '?')}/{path.parent.name[:8]}",
+            "name": f"{results.get('set_id', '?')}/{path.parent.parent.name[:8]}/{path.parent.name}",
             "set_id": results.get("set_id"),
             "mode": results.get("mode"),
             "dataset": results.get("dataset"),
@@ -518,7 +520,7 @@ def collect_results(system_dir: str | os.PathLike) -> list[dict[str, Any]]:
             "logloss": _number(results.get("overall_logloss")),
             "memory": complexity.get("total_weight_bytes"),
             "macs": complexity.get("total_macs"),
-            "hash": path.parent.name,
+            "hash": f"{path.parent.parent.name}/{path.parent.name}",
             "n_trials": results.get("n_trials", 1),
         })
     return setups

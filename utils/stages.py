@@ -219,6 +219,23 @@ def segment_labels(store, items: pd.DataFrame, column: str) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------- learning
+def check_learner_settings(params: dict) -> None:
+    """Fail before any work when the learner's settings (Keras configs included) are invalid."""
+    from utils.learning import check_settings
+
+    check_settings(params["learner"]["parameters"])
+
+
+def trial_seeds(params: dict) -> list[int]:
+    """The training seeds of a run: ``general.seed`` and the next ``iterations - 1``."""
+    return [params["general"]["seed"] + k for k in range(params["learner"]["parameters"]["iterations"])]
+
+
+def trials_folder_name(seeds: list[int]) -> str:
+    """The evaluator sub-folder of a run's results: ``seed_3`` for one training, ``seeds_0-9`` for trials."""
+    return f"seed_{seeds[0]}" if len(seeds) == 1 else f"seeds_{seeds[0]}-{seeds[-1]}"
+
+
 @dataclass
 class TrainedModel:
     folder: Path
@@ -229,43 +246,45 @@ class TrainedModel:
     summary: dict = field(default_factory=dict)
 
 
-def learning_stage(params: dict, items: pd.DataFrame, store, folder: Path, seed: int, overwrite: bool = False, progress: bool = True) -> TrainedModel:
+def learning_stage(params: dict, items: pd.DataFrame, store, folder: Path, seed: int, overwrite: bool = False, progress: bool = True, group=None) -> TrainedModel:
     """Train one model (one seed) on ``items`` with a location-disjoint validation split, export TFLite.
 
     Writes into ``folder``: the split, normalisation statistics, checkpoints, ``model.keras``, the
     training log and curves, ``model_float.tflite`` / ``model_int8.tflite`` and ``learning.yaml``
-    (the summary; the mark of completion). Resumes from the last checkpoint when interrupted.
+    (the summary; the mark of completion). Resumes from the last checkpoint when interrupted. The
+    validation split comes from ``validation_seed``, not ``seed``: every trial validates on the same
+    clips. On a multi-worker cluster (``group``) the chief clears and reuses, the others follow its
+    decision; only the chief exports.
     """
     import yaml
 
     from utils import features, learning, tflite
-    from utils.model import set_seeds
+    from utils.distribute import WorkerGroup
 
+    group = group or WorkerGroup()
     summary_path = folder / "learning.yaml"
-    if overwrite and folder.exists():
+    if overwrite and folder.exists() and group.chief:
         for child in folder.iterdir():
             if child.name != "parameters.yaml":
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
-    if summary_path.exists():
-        summary = yaml.safe_load(summary_path.read_text())
+    if group.chief_value(summary_path.exists()):
         log.info("learning: reusing %s (seed %d)", folder, seed)
+        if not group.chief:
+            return TrainedModel(folder, seed, {}, None, {}, {"chief": False})
+        summary = yaml.safe_load(summary_path.read_text())
         return TrainedModel(folder, seed, {io: folder / p for io, p in summary["tflite"].items()}, folder / summary["keras"], summary["normalization"], summary)
 
     learner = params["learner"]["parameters"]
-    set_seeds(seed, params["general"]["deterministic"])
-    train_index, validation_index = tau.location_disjoint_split(items, learner["validation_amount"], seed)
+    train_index, validation_index = tau.location_disjoint_split(items, learner["validation_amount"], learner["validation_seed"])
     train_items, validation_items = items.iloc[train_index], items.iloc[validation_index]
-    write_yaml_atomic(
-        folder / "split.yaml",
-        {
-            "seed": seed,
-            "validation_amount": learner["validation_amount"],
-            "train_locations": sorted(train_items["identifier"].unique().tolist()),
-            "validation_locations": sorted(validation_items["identifier"].unique().tolist()),
-            "train_count": int(len(train_items)),
-            "validation_count": int(len(validation_items)),
-        },
-    )
+    split = {
+        "seed": learner["validation_seed"],
+        "validation_amount": learner["validation_amount"],
+        "train_locations": sorted(train_items["identifier"].unique().tolist()),
+        "validation_locations": sorted(validation_items["identifier"].unique().tolist()),
+        "train_count": int(len(train_items)),
+        "validation_count": int(len(validation_items)),
+    }
     method = params["data_processing"]["normalization"]
     statistics = None
     if method == "mean_std":
@@ -275,7 +294,9 @@ def learning_stage(params: dict, items: pd.DataFrame, store, folder: Path, seed:
             normalizer_model.partial_fit(store.read(rows[start : start + 4096]))
         statistics = normalizer_model.to_dict()
     normalization = {"method": method, "statistics": statistics}
-    write_yaml_atomic(folder / "normalization.yaml", normalization)
+    if group.chief:
+        write_yaml_atomic(folder / "split.yaml", split)
+        write_yaml_atomic(folder / "normalization.yaml", normalization)
     normalizer = build_normalizer(method, statistics)
 
     class_index = {label: i for i, label in enumerate(tau.SCENE_LABELS)}
@@ -283,11 +304,11 @@ def learning_stage(params: dict, items: pd.DataFrame, store, folder: Path, seed:
     y_train = np.array([class_index[s] for s in segment_labels(store, train_items, "scene_label")])
     X_val = load_normalized(store, validation_items["filename"].tolist(), normalizer)
     y_val = np.array([class_index[s] for s in segment_labels(store, validation_items, "scene_label")])
-    log.info("learning: %d training and %d validation segments (%d / %d locations), seed %d", len(y_train), len(y_val),
-             train_items["identifier"].nunique(), validation_items["identifier"].nunique(), seed)
+    log.info("learning: %d training and %d validation segments (%d / %d locations), seed %d, validation split seed %d", len(y_train), len(y_val),
+             train_items["identifier"].nunique(), validation_items["identifier"].nunique(), seed, learner["validation_seed"])
 
     trained = learning.train_model(learner, X_train, y_train, X_val, y_val, folder, seed=seed, deterministic=params["general"]["deterministic"],
-                                   progress=progress, distribute=params["learner"].get("distribute", "none"))
+                                   progress=progress, distribute=params["learner"]["distribute"])
     if not trained["chief"]:  # a multi-worker non-chief worker: the chief exports, tests and evaluates
         return TrainedModel(folder, seed, {}, None, normalization, {"chief": False})
 
@@ -298,10 +319,12 @@ def learning_stage(params: dict, items: pd.DataFrame, store, folder: Path, seed:
     quantization = tflite.evaluate_quantization(model, exported, X_val, y_val)
     summary = {
         "seed": seed,
-        "keras": Path(trained.get("model_path", folder / "model.keras")).name,
+        "keras": Path(trained["model_path"]).name,
         "tflite": {io: Path(path).name for io, path in exported.items()},
         "normalization": normalization,
-        "best_epoch": trained.get("best_epoch"),
+        "best_epoch": trained["best_epoch"],
+        "epochs_trained": trained["epochs_trained"],
+        "stopped_early": trained["stopped_early"],
         "validation": {k: v for k, v in trained.items() if k.startswith("val")},
         "quantization": quantization,
         "train_segments": int(len(y_train)),
