@@ -116,10 +116,11 @@ def run_set(params: dict, args) -> int:
     progress = not args.no_progress
     overwrite = args.overwrite
     timer = stages.StageTimer()
+    # On a multi-worker cluster the chief prepares the data and features while the others wait. The
+    # cluster forms first: a multi-worker strategy needs TensorFlow untouched (Keras objects included).
+    group = WorkerGroup(params["learner"]["distribute"])
     # Before any work: the Keras configs of the learner (optimizer, loss, callbacks) are valid.
     stages.check_learner_settings(params)
-    # On a multi-worker cluster the chief prepares the data and features while the others wait.
-    group = WorkerGroup(params["learner"]["distribute"])
     with timer("dataset"):
         data = group.chief_first(stages.prepare_data, params, ROOT, progress=progress and group.chief)
     params = data.params

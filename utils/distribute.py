@@ -30,9 +30,7 @@ import json
 import logging
 import os
 import re
-import socket
 import sys
-import threading
 import zlib
 from pathlib import Path
 
@@ -44,7 +42,8 @@ LOGGER = logging.getLogger(__name__)
 
 DISTRIBUTE_KEY = "learner.distribute"
 DISTRIBUTE_CHOICES = ("none", "mirrored", "multi_worker")
-# How long a worker waits for every peer to join the cluster before it gives up and names them.
+# How long a worker waits for every peer to join the cluster before it gives up and names them
+# (environment variable TASK1A_JOIN_TIMEOUT_S to change it).
 JOIN_TIMEOUT_S = 60.0
 TF_CONFIG_EXAMPLE = '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}'
 
@@ -141,57 +140,86 @@ def _peer_addresses(config: dict) -> list[tuple[str, str]]:
             for index, address in enumerate(addresses) if (job, index) != me]
 
 
-def _listening(address: str) -> bool:
+def _exit_now(message: str) -> None:
+    """Say ``message`` in one line and end the process at once (TensorFlow would wait for the lost peer at exit)."""
+    handlers = logging.getLogger("utils").handlers
+    if handlers:  # the command line's console and log file
+        LOGGER.error(message)
+        for handler in handlers:
+            handler.flush()
+    else:
+        print(f"error: {message}", file=sys.stderr, flush=True)
+    os._exit(1)
+
+
+# The watchdog is a child process: while TensorFlow waits for the cluster to form it holds the GIL,
+# so no thread or signal handler of this process could run. The child waits for the parent to close
+# its stdin (the cluster formed, or the parent ended); after the timeout it names the peers that do
+# not listen, and kills the parent.
+_WATCHDOG_CODE = r"""
+import os, signal, socket, sys, threading
+parent, timeout, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+waiting = threading.Thread(target=sys.stdin.buffer.read, daemon=True)
+waiting.start()
+waiting.join(timeout)
+if not waiting.is_alive():
+    sys.exit(0)
+def listening(address):
     host, _, port = address.rpartition(":")
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=2):
-            return True
+        socket.create_connection((host.strip("[]"), int(port)), timeout=2).close()
+        return True
     except (OSError, ValueError):
         return False
-
-
-def _exit_now(message: str) -> None:
-    """Print one line and end the process at once (TensorFlow would wait for the lost peer at exit)."""
-    LOGGER.error(message)
-    for handler in logging.getLogger().handlers + logging.getLogger("utils").handlers:
-        handler.flush()
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    os._exit(1)
+missing = [peer for peer in sys.argv[4:] if not listening(peer.rsplit("(", 1)[-1].rstrip(")"))]
+who = ", ".join(missing) if missing else "a peer (its address answers, but it did not join)"
+print("error: " + message.replace("{who}", who), file=sys.stderr, flush=True)
+os.kill(parent, signal.SIGKILL)
+os._exit(0)  # the reading thread still holds stdin
+"""
 
 
 class _join_watchdog:
     """Ends the process with one line naming the missing peers when the cluster has not formed in time."""
 
-    def __init__(self, config: dict, timeout_s: float = JOIN_TIMEOUT_S):
-        self.config, self.timeout_s, self.done = config, timeout_s, threading.Event()
-
-    def _watch(self):
-        if self.done.wait(self.timeout_s):
-            return
-        missing = [f"{name} ({address})" for name, address in _peer_addresses(self.config) if not _listening(address)]
-        who = ", ".join(missing) if missing else "a peer (its address answers, but it did not join)"
-        _exit_now(f"{DISTRIBUTE_KEY} multi_worker: {who} did not join the cluster within {self.timeout_s:.0f} s; "
-                  "start every worker of TF_CONFIG with the same command, or check the addresses")
+    def __init__(self, config: dict, timeout_s: float | None = None):
+        self.config = config
+        self.timeout_s = timeout_s if timeout_s is not None else float(os.environ.get("TASK1A_JOIN_TIMEOUT_S", JOIN_TIMEOUT_S))
+        self.child = None
 
     def __enter__(self):
-        threading.Thread(target=self._watch, daemon=True, name="task1a-join-watchdog").start()
+        import subprocess
+
+        message = (f"{DISTRIBUTE_KEY} multi_worker: {{who}} did not join the cluster within {self.timeout_s:.0f} s; "
+                   "start every worker of TF_CONFIG with the same command, or check the addresses")
+        peers = [f"{name} ({address})" for name, address in _peer_addresses(self.config)]
+        self.child = subprocess.Popen([sys.executable, "-c", _WATCHDOG_CODE, str(os.getpid()), str(self.timeout_s), message, *peers], stdin=subprocess.PIPE)
         return self
 
     def __exit__(self, *exc):
-        self.done.set()
+        self.child.stdin.close()
+        self.child.wait()
         return False
 
 
 _TASK_IN_MESSAGE = re.compile(r"/job:(\w+)/replica:\d+/task:(\d+)")
 
 
-def lost_worker_message(exc: BaseException) -> str | None:
-    """One line naming the lost peer(s) of a TensorFlow collective error, or None when it is no such error."""
+_LOST_PEER_SIGNS = ("unhealthy", "heartbeat", "Collective ops is aborted", "Socket closed", "Connection reset", "failed to connect", "UNAVAILABLE")
+
+
+def lost_worker_message(exc: BaseException, config: dict | None = None) -> str | None:
+    """One line naming the lost peer(s) of a TensorFlow collective error, or None when it is no such error.
+
+    ``config`` is the TF_CONFIG cluster description (default: the environment's).
+    """
     text = str(exc)
-    if "unhealthy" not in text and "heartbeat" not in text.lower() and "Collective ops is aborted" not in text and "Socket closed" not in text:
+    if not any(sign.lower() in text.lower() for sign in _LOST_PEER_SIGNS):
         return None
-    tasks = sorted(set(_TASK_IN_MESSAGE.findall(text.split("unhealthy", 1)[-1]))) if "unhealthy" in text else []
-    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    if config is None:
+        config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    me = (config.get("task", {}).get("type"), str(config.get("task", {}).get("index")))
+    tasks = sorted({task for task in _TASK_IN_MESSAGE.findall(text) if task != me})
     names = []
     for job, index in tasks:
         addresses = config.get("cluster", {}).get(job, [])

@@ -492,8 +492,8 @@ def train_model(
     Returns paths, the selected epoch, the selected model's validation accuracy and log loss, and
     ``chief`` (whether this process wrote the outputs).
     """
+    strategy = dist.distribution_strategy(distribute)  # first: a multi-worker strategy needs TensorFlow untouched
     settings = check_settings(parameters)
-    strategy = dist.distribution_strategy(distribute)
     y_train = _check_arrays(X_train, y_train, "training", class_count)
     has_validation = X_val is not None
     if has_validation:
@@ -566,11 +566,16 @@ def _train(parameters, settings, X_train, y_train, X_val, y_val, output_dir, wri
         network = build_model(parameters["model"], input_shape=(*X_train.shape[1:], 1), class_count=class_count)
     # On a cluster, fit trains a wrapper built outside the scope (utils.distribute.replica_logs_model).
     model = dist.replica_logs_model(network) if multi_worker else network
+    steps_per_execution = settings["steps_per_execution"]
+    if multi_worker and steps_per_execution > 1:
+        # Keras 3.15's multi-step loop fails across workers ("You must feed a value for placeholder tensor")
+        LOGGER.info("multi_worker: fit.steps_per_execution %d -> 1 (several steps per call do not run across workers)", steps_per_execution)
+        steps_per_execution = 1
     with scope():
         optimizer = build_optimizer(parameters["optimizer"])
         try:
             model.compile(optimizer=optimizer, loss=build_loss(parameters["compile"]["loss"]), metrics=settings["metrics"],
-                          steps_per_execution=settings["steps_per_execution"])
+                          steps_per_execution=steps_per_execution)
         except (ValueError, TypeError) as exc:
             raise Task1aError(f"{PARAMETER_KEY}.compile: {_keras_error(exc)}; fix loss or metrics") from exc
         optimizer.build(network.trainable_variables)  # so a checkpoint's optimizer state can be restored
