@@ -1,15 +1,16 @@
-"""Benchmark of the learning stage: training samples/s against a bare ``model.fit``, and peak RSS.
+"""Benchmark of the learning stage: its marginal time per epoch against a plain ``model.fit(batch_size=16)``, and peak RSS.
 
-    python bench/learning.py [--train 320] [--validation 64] [--epochs 14] [--with-progress]
+    python bench/learning.py [--train 1600] [--validation 700] [--epochs 14] [--with-progress]
                              [--store-clips 139620] [--store-steps 100] [--store-validation 2000]
 
 Throughput: the baseline CNN (task1a.yaml defaults, batch size 16) trained by
-:func:`utils.learning.train_model` (tf.data feed, per-epoch fit, checkpoint, CSV log) and by a bare
-``model.fit`` on the same in-memory arrays (same network, optimizer, smoothed targets, shuffling and
-validation), alternating epoch by epoch in one process so that both see the same load on a shared
-machine. A stage epoch includes everything the stage does between epochs (dataset, fit call,
-checkpoint, CSV log); the first epoch (tracing) is left out. The ratio stage / bare (must be >=
-0.9) is the median over the epoch pairs of bare epoch time / stage epoch time: on a shared machine a
+:func:`utils.learning.train_model` (its defaults: one fit over all epochs, ``steps_per_execution``,
+validation in larger batches, checkpoint, CSV log, epoch log line) and by a plain ``model.fit`` with
+default compile settings on the same in-memory arrays (same network, optimizer, smoothed targets,
+shuffling, validation data at batch size 16), alternating epoch by epoch in one process so that both
+see the same load on a shared machine. A stage epoch includes everything the stage does between
+epochs (validation pass, checkpoint, CSV log); the first epoch (tracing) is left out. The ratio
+(target >= 1.5) is the median over the epoch pairs of plain epoch time / stage epoch time: on a shared machine a
 neighbour's burst slows one epoch, and some work spills from one timed interval into the next
 (their sum stays put), both of which the median of many pairs ignores. Also reported: samples/s of the best
 epoch of each, the ratio of the summed times, and the ratio in CPU time of this process.
@@ -58,20 +59,31 @@ def toy_data(n: int, seed: int):
     return X, y
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown CPU"
+
+
 def clocks() -> np.ndarray:
     """(wall-clock seconds, CPU seconds of this process, all threads)."""
     return np.array([time.perf_counter(), time.process_time()])
 
 
 def compiled_bare_model(parameters):
-    import keras
-
+    from utils.learning import build_loss, build_optimizer
     from utils.model import build_model
 
     model = build_model(parameters["model"])
-    model.compile(
-        optimizer=keras.optimizers.get(parameters["optimizer"]),
-        loss=parameters["compile"]["loss"],
+    model.compile(  # default compile settings otherwise (steps_per_execution 1)
+        optimizer=build_optimizer(parameters["optimizer"]),
+        loss=build_loss(parameters["compile"]["loss"]),
         metrics=parameters["compile"]["metrics"],
     )
     return model
@@ -151,6 +163,9 @@ def throughput(args) -> dict:
         result["ratio"] = float(np.median(bare[:, 0] / stage[:, 0]))
         result["mean_ratio"] = float(bare[:, 0].sum() / stage[:, 0].sum())
         result["cpu_ratio"] = result["stage_samples_per_cpu_s"] / result["bare_fit_samples_per_cpu_s"]
+        # The official recipe: 200 epochs over the real split (97,036 training and 42,584 validation
+        # clips, the same 0.44 validation share as the defaults here), at the stage's median epoch time.
+        result["projected_full_training_hours"] = float(200 * (97_036 / args.train) * np.median(stage[:, 0]) / 3600)
         if args.with_progress:
             stage_progress, bare_progress = interleaved_run(parameters, X, y, X_val, y_val, Path(work) / "progress", progress=True)
             result["ratio_with_progress_bar"] = float(np.median(bare_progress[:, 0] / stage_progress[:, 0]))
@@ -173,7 +188,7 @@ def memory_child(store_path: str, steps: int, validation: int, work: str) -> Non
     """In a fresh process: learn from the memmap store for ``steps`` batches, then read a full epoch."""
     import keras
 
-    from utils.learning import batch_dataset, epoch_order, smooth_labels, train_model
+    from utils.learning import EpochFeed, smooth_labels, train_model
 
     X = np.load(store_path, mmap_mode="r")
     n_train = int(round(0.7 * len(X)))
@@ -196,7 +211,7 @@ def memory_child(store_path: str, steps: int, validation: int, work: str) -> Non
     after_training = memory_status()
     # A full epoch's reads through the stage's feed (no training): every training page is touched.
     started = time.perf_counter()
-    for _ in batch_dataset(X_train, smooth_labels(y_train, CLASS_COUNT, 0.1), epoch_order(n_train, 0, 0), 16):
+    for _ in EpochFeed(X_train, smooth_labels(y_train, CLASS_COUNT, 0.1), 16, seed=0, shuffle=True).batches(0):
         pass
     feed_seconds = time.perf_counter() - started
     final = memory_status()
@@ -233,8 +248,8 @@ def memory(args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", type=int, default=320, help="training examples for the throughput run")
-    parser.add_argument("--validation", type=int, default=64, help="validation examples for the throughput run")
+    parser.add_argument("--train", type=int, default=1600, help="training examples for the throughput run")
+    parser.add_argument("--validation", type=int, default=700, help="validation examples for the throughput run (the real split: 0.43 x training)")
     parser.add_argument("--epochs", type=int, default=14, help="epochs of the interleaved run (epochs 2..E-1 are timed)")
     parser.add_argument("--with-progress", action="store_true", help="also time the stage with its progress bar")
     parser.add_argument("--store-clips", type=int, default=139620, help="clips in the synthetic memmap store")
@@ -248,13 +263,13 @@ def main() -> None:
     if args.memory_child:
         memory_child(args.memory_child, args.store_steps, args.store_validation, args.work)
         return
-    print(f"learning benchmark: {os.cpu_count()} CPU cores, baseline CNN, batch size 16", flush=True)
+    print(f"learning benchmark: {cpu_model()}, {os.cpu_count()} CPU cores, baseline CNN, batch size 16", flush=True)
     if not args.skip_throughput:
         result = throughput(args)
         print(f"throughput ({args.train} training + {args.validation} validation examples, epochs 2..{args.epochs - 1}):")
         for key, value in result.items():
             print(f"  {key}: {value:.3f}")
-        print(f"  ratio >= 0.9: {'PASS' if result['ratio'] >= 0.9 else 'FAIL'}")
+        print(f"  ratio >= 1.5: {'PASS' if result['ratio'] >= 1.5 else 'FAIL'}")
     if not args.skip_memory:
         result = memory(args)
         print(f"memory (synthetic store of {result['store_clips']} clips, {result['store_mb']:.0f} MB float32 memmap):")
