@@ -522,3 +522,43 @@ def test_import_does_not_import_tensorflow():
     run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["False", "False"]
+
+
+# ------------------------------------------------------------------------------ streaming reads
+@pytest.mark.parametrize(
+    "rate, channels, samples, subtype",
+    [
+        (44100, 1, int(5.5 * FS), "PCM_24"),  # no resampling: the very samples
+        (48000, 2, int(7.3 * 48000), "PCM_16"),  # down-sampled stereo (the long --predict case)
+        (22050, 1, int(6.01 * 22050), "PCM_24"),  # up-sampled
+        (32000, 3, int(4.2 * 32000), "FLOAT"),  # three channels, float
+        (48000, 1, 47999, "PCM_16"),  # resampy gives 44099 samples, fix_length pads the 44100th with 0
+        (48000, 1, 30000, "PCM_16"),  # shorter than a segment: zero-padded to one
+    ],
+)
+def test_streamed_segments_are_the_whole_file_segments_bit_for_bit(tmp_path, rate, channels, samples, subtype):
+    from utils.features import iter_audio_segments
+
+    rng = np.random.default_rng(rate + channels)
+    data = rng.uniform(-0.5, 0.5, (samples, channels)) if channels > 1 else rng.uniform(-0.5, 0.5, samples)
+    path = write(tmp_path / "long.wav", data, rate=rate, subtype=subtype)
+    whole = segment_audio(load_audio(path), FS)
+    for max_chunk_seconds in (1.0, 2.5, 30.0):
+        blocks = list(iter_audio_segments(path, FS, FS, max_chunk_seconds))
+        assert all(len(block) <= max(1, int(max_chunk_seconds)) for block in blocks)
+        assert np.array_equal(np.concatenate(blocks), whole), max_chunk_seconds
+
+
+def test_streamed_reads_reject_bad_files_in_one_line(tmp_path):
+    from utils.features import iter_audio_segments
+
+    path = write(tmp_path / "cut.wav", noise(3 * FS))
+    (tmp_path / "cut.wav").write_bytes(path.read_bytes()[:-5000])
+    data = noise(2 * FS)
+    data[FS + 7] = np.inf
+    write(tmp_path / "inf.wav", data, subtype="FLOAT")
+    for name, fragment, kwargs in (("cut.wav", "truncated", dict(strict=True)), ("inf.wav", "NaN or infinite", {}),
+                                   ("missing.wav", "not found", {}), ("inf.wav", "max_chunk_seconds", dict(max_chunk_seconds=0))):
+        with pytest.raises(Task1aError) as caught:
+            list(iter_audio_segments(tmp_path / name, FS, FS, **{"max_chunk_seconds": 1.0, **kwargs}))
+        assert fragment in str(caught.value) and "\n" not in str(caught.value)

@@ -415,15 +415,18 @@ class _BlockResampler:
 
     def resample(self, read_mono, start: int, stop: int) -> np.ndarray:
         """Output samples ``[start, stop)`` (float64), reading input with ``read_mono(first, end)``."""
-        out = np.zeros(stop - start)
         valid = min(stop, self.n_resampled)  # beyond: fix_length's zeros
-        if valid > start:
-            times = np.arange(start, valid) * self._time_increment  # exactly resampy's t_out[start:valid]
-            first = max(0, int(times[0]) - self._taps)
-            end = min(self._n_in, int(times[-1]) + self._taps + 2)
-            # times - first is exact (an integer off a float below 2**53), so every index and
-            # fraction the kernel derives is the whole-file one; both wings see all their taps.
-            self._kernel(read_mono(first, end), times - first, self._window, self._delta, self._precision, self._scale, out[: valid - start])
+        if valid <= start:
+            return np.zeros(stop - start)
+        times = np.arange(start, valid) * self._time_increment  # exactly resampy's t_out[start:valid]
+        first = max(0, int(times[0]) - self._taps)
+        end = min(self._n_in, int(times[-1]) + self._taps + 2)
+        x = read_mono(first, end)  # its multi-channel block is freed before the output exists
+        # times - first is exact (an integer off a float below 2**53), so every index and
+        # fraction the kernel derives is the whole-file one; both wings see all their taps.
+        np.subtract(times, first, out=times)
+        out = np.zeros(stop - start)
+        self._kernel(x, times, self._window, self._delta, self._precision, self._scale, out[: valid - start])
         return out
 
 

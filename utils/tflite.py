@@ -154,6 +154,10 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return (np.asarray(q, dtype=np.float64) - zero_point) * scale
 
 
+def _usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _interpreter_class():
     try:
         from ai_edge_litert.interpreter import Interpreter
@@ -179,7 +183,7 @@ class TFLiteClassifier:
         if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads == 0 or num_threads < -1:
             raise Task1aError(f"recognizer.num_threads must be -1 (all cores) or an integer >= 1, got {num_threads!r}; fix the value")
         if num_threads == -1:
-            num_threads = os.cpu_count() or 1
+            num_threads = _usable_cores()
         if isinstance(model, (bytes, bytearray, memoryview)):
             content, self.source = bytes(model), "TFLite model (bytes)"
         else:
@@ -199,6 +203,8 @@ class TFLiteClassifier:
             raise Task1aError(f"{self.source} is not a scene classifier (one (batch, n_mels, n_frames, 1) input, one (batch, classes) output)")
         self._input, self._output = inputs[0], outputs[0]
         self.batch_size = batch_size
+        self.num_threads = num_threads  # resolved: -1 became the number of usable cores
+        self.model_content = content  # for worker processes, which each build their own interpreter
         self._batched = True
         self._allocated_batch = int(self._input["shape"][0])
 
