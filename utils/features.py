@@ -780,8 +780,23 @@ def from_official_int16(Q: np.ndarray) -> np.ndarray:
 
 
 def normalize_max_abs_int16(X: np.ndarray) -> np.ndarray:
-    """The official normalisation: per-clip max-abs scaling and the int16 round trip, float32 in [-1, 1], same shape."""
-    return from_official_int16(to_official_int16(X))
+    """The official normalisation: per-clip max-abs scaling and the int16 round trip, float32 in [-1, 1], same shape.
+
+    The numbers of ``from_official_int16(to_official_int16(X))``, in fewer passes (it is the testing
+    stage's only work besides the interpreter): ``max |x|`` as ``max(max x, -min x)`` on the input,
+    every clip divided in float64 (by 1.0, which changes nothing, where its peak is at most 1), the
+    scaling and int16 truncation in one ufunc, the read-back divided in float64 into float32.
+    """
+    X = np.asarray(X)
+    if X.ndim not in (2, 3):
+        raise Task1aError(f"to_official_int16: expected (n_mels, n_frames) or (n_clips, n_mels, n_frames), got shape {X.shape}")
+    clips = X[None] if X.ndim == 2 else X
+    if clips.size == 0:
+        return X.astype(np.float32)
+    peak = np.maximum(clips.max(axis=(1, 2)), -clips.min(axis=(1, 2))).astype(np.float64)  # max and min are exact in any float type
+    work = np.divide(clips, np.where(peak > 1.0, peak, 1.0)[:, None, None], dtype=np.float64)
+    quantized = np.multiply(work, INT16_SCALE, out=np.empty(work.shape, dtype=np.int16), casting="unsafe")  # truncated toward zero, as astype
+    return np.divide(quantized, INT16_SCALE, out=np.empty(clips.shape, dtype=np.float32), dtype=np.float64).reshape(X.shape)
 
 
 class MeanStdNormalizer:

@@ -227,13 +227,22 @@ class TFLiteClassifier:
     def class_count(self) -> int:
         return int(self._output["shape"][-1])
 
-    def _prepare_input(self, X: np.ndarray) -> np.ndarray:
-        x = np.asarray(X, dtype=np.float32)[..., np.newaxis]
+    def prepare_input(self, X: Any) -> np.ndarray:
+        """Features ``(n, n_mels, n_frames)`` as the model's input ``(n, n_mels, n_frames, 1)``: float32, or quantized for int8 io.
+
+        :meth:`predict_proba` is ``predict_prepared(prepare_input(X))``; the testing stage prepares the
+        next batch on another thread while the interpreter runs this one.
+        """
+        shape = getattr(X, "shape", None)
+        expected = tuple(int(size) for size in self._input["shape"][1:3])
+        if shape is None or len(shape) != 3 or tuple(shape[1:]) != expected:
+            raise Task1aError(f"{self.source} takes features of shape (n, {expected[0]}, {expected[1]}), got {shape}; use the model's feature settings")
+        x = np.asarray(X, dtype=np.float32)[..., np.newaxis]  # no copy for float32 features
         dtype = np.dtype(self._input["dtype"])
         if np.issubdtype(dtype, np.integer):
             scale, zero_point = self._input["quantization"]
             return quantize(x, scale, zero_point, dtype)
-        return x.astype(dtype)
+        return x.astype(dtype, copy=False)
 
     def _read_output(self) -> np.ndarray:
         q = self._interpreter.get_tensor(self._output["index"])
@@ -264,20 +273,23 @@ class TFLiteClassifier:
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probabilities ``(n, n_classes)`` float64 (rows sum to 1) for features ``X`` ``(n, n_mels, n_frames)``."""
-        shape = getattr(X, "shape", None)
-        expected = tuple(int(size) for size in self._input["shape"][1:3])
-        if shape is None or len(shape) != 3 or tuple(shape[1:]) != expected:
-            raise Task1aError(f"{self.source} takes features of shape (n, {expected[0]}, {expected[1]}), got {shape}; use the model's feature settings")
-        probabilities = np.empty((shape[0], self.class_count), dtype=np.float64)
-        for start in range(0, shape[0], self.batch_size):
-            x = self._prepare_input(X[start : start + self.batch_size])
-            if self._batched and self._resize(len(x)):
-                probabilities[start : start + len(x)] = self._run(x)
+        return self.predict_prepared(self.prepare_input(X))
+
+    def predict_prepared(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`predict_proba` of an input made by :meth:`prepare_input`."""
+        expected = (*(int(size) for size in self._input["shape"][1:]),)
+        if getattr(x, "ndim", 0) != 4 or tuple(x.shape[1:]) != expected or x.dtype != np.dtype(self._input["dtype"]):
+            raise Task1aError(f"{self.source}: predict_prepared takes what prepare_input returns, got {getattr(x, 'shape', None)} {getattr(x, 'dtype', None)}")
+        probabilities = np.empty((x.shape[0], self.class_count), dtype=np.float64)
+        for start in range(0, x.shape[0], self.batch_size):
+            batch = x[start : start + self.batch_size]
+            if self._batched and self._resize(len(batch)):
+                probabilities[start : start + len(batch)] = self._run(batch)
                 continue
             self._batched = False
             self._resize(1)
-            for offset in range(len(x)):
-                probabilities[start + offset] = self._run(x[offset : offset + 1])[0]
+            for offset in range(len(batch)):
+                probabilities[start + offset] = self._run(batch[offset : offset + 1])[0]
         sums = probabilities.sum(axis=1, keepdims=True)
         # A dequantized softmax row can (in theory) be all zeros; call it uniform rather than divide by 0.
         uniform = np.full_like(probabilities, 1.0 / self.class_count)
