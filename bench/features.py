@@ -1,6 +1,6 @@
 """Benchmark of the feature stage against the official per-file loop, measured in the same run.
 
-    python bench/features.py [--files 2000] [--official-files 400] [--rounds 5] [--jobs -1]
+    python bench/features.py [--files 2000] [--official-files 400] [--rounds 5] [--jobs -1] [--dcase-python PY]
 
 Writes N synthetic 1 s, 44.1 kHz, 24-bit mono WAV clips (seeded noise; the TAU 2022 format) into a
 temporary folder, then alternates, ``--rounds`` times:
@@ -13,6 +13,11 @@ temporary folder, then alternates, ``--rounds`` times:
   float32 ``librosa.filters.mel`` basis, ``numpy.log(... + eps)``, and one ``pickle.dump`` per file
   of a container holding the float64 matrix and its time resolution (dcase_util itself cannot be
   installed beside numpy 2 / scipy >= 1.13; see ../shared/spec/features.md section 8);
+- with ``--dcase-python PY`` (an interpreter of a throwaway environment with dcase_util 0.2.20,
+  numpy < 2, scipy < 1.13, librosa 0.9.2; see README), also **dcase_util itself**: the official
+  ``do_feature_extraction`` loop (``bench/dcase_util_loop.py``: per file the progress line,
+  ``AudioContainer().load``, ``MelExtractor.extract``, ``FeatureContainer.save``), timed inside
+  its own process (imports excluded);
 - ``python -m utils.features DIR -o STORE --jobs 1``'s work: :func:`utils.features.extract_to_store`
   with one process into a fresh store (load + log-mel + store write + fsync), on all N files.
 
@@ -121,6 +126,17 @@ class OfficialLoop:
         return len(paths) / (time.perf_counter() - start)
 
 
+def dcase_util_rate(python: str, audio_dir: Path, feature_dir: Path, n_files: int) -> tuple[float, np.ndarray]:
+    """(files/s, first file's float64 features) of the official dcase_util loop run by ``python``, one BLAS thread."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    run = subprocess.run([python, str(REPO / "bench" / "dcase_util_loop.py"), str(audio_dir), str(feature_dir), str(n_files)],
+                         capture_output=True, text=True, env=env)
+    rates = [line.split()[1] for line in run.stdout.splitlines() if line.startswith("RATE ")]
+    if run.returncode != 0 or not rates:
+        raise SystemExit(f"error: the dcase_util loop failed under {python}: {(run.stderr or run.stdout).strip().splitlines()[-1:]}")
+    return float(rates[0]), np.load(feature_dir / "first.npy")
+
+
 def store_rate(paths, extractor, jobs: int, store_dir: Path) -> float:
     start = time.perf_counter()
     store = extract_to_store(paths, [p.name for p in paths], store_dir, extractor, n_jobs=jobs, progress=False)
@@ -148,6 +164,8 @@ def main() -> int:
     parser.add_argument("--official-files", type=int, default=400, help="clips of the official loop per round (default 400)")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds; medians are reported (default 5)")
     parser.add_argument("--jobs", type=int, default=-1, help="processes of the parallel run (default -1: all cores)")
+    parser.add_argument("--dcase-python", default=os.environ.get("TASK1A_DCASE_PYTHON"),
+                        help="python of an environment with dcase_util 0.2.20 (default: $TASK1A_DCASE_PYTHON): also time dcase_util itself")
     args = parser.parse_args()
     if args.files < 1 or args.official_files < 1 or args.rounds < 1:
         raise SystemExit("error: --files, --official-files and --rounds must be at least 1")
@@ -166,7 +184,8 @@ def main() -> int:
         identical = all(np.array_equal(official.file(p).astype(np.float32), ours.read(ours.rows_of([p.name]))[0]) for p in paths[:20])
         shutil.rmtree(work / "check")
         load_before = os.getloadavg()[0]
-        official_rates, store_rates, ratios = [], [], []
+        official_rates, store_rates, ratios, dcase_rates, dcase_ratios = [], [], [], [], []
+        dcase_identical = None
         with threadpool_limits(1):
             official.run(paths[:50])  # warm-up: imports, plans, page cache
             for round_index in range(args.rounds):
@@ -175,6 +194,11 @@ def main() -> int:
                 official_rates.append(official_rate)
                 store_rates.append(rate)
                 ratios.append(rate / official_rate)
+                if args.dcase_python:
+                    dcase_rate, first = dcase_util_rate(args.dcase_python, work / "audio", work / "dcase", args.official_files)
+                    dcase_identical = np.array_equal(first.astype(np.float32), official.file(paths[0]).astype(np.float32))
+                    dcase_rates.append(dcase_rate)
+                    dcase_ratios.append(rate / dcase_rate)
         parallel = store_rate(paths[: args.files], extractor, jobs, work / "store-parallel")
         load_after = os.getloadavg()[0]
         one = work / "one"
@@ -188,11 +212,18 @@ def main() -> int:
     print(f"CPU: {cpu_model()}; load average {load_before:.1f} before the timed rounds, {load_after:.1f} after (other processes share the cores)")
     print(f"features bit-identical to the official loop (float32, 20 clips): {identical}")
     print(f"{args.rounds} alternating rounds, one BLAS thread; files/s per round:")
-    print("  official loop (dcase_util work, 1 file at a time): " + ", ".join(f"{r:.0f}" for r in official_rates))
-    print("  extract_to_store, 1 process (--jobs 1):           " + ", ".join(f"{r:.0f}" for r in store_rates))
-    print("  ratio:                                            " + ", ".join(f"{r:.2f}" for r in ratios))
-    print(f"median: {statistics.median(store_rates):,.0f} files/s vs official {statistics.median(official_rates):,.0f} files/s: "
+    print("  official loop, copy on this stack (1 file at a time): " + ", ".join(f"{r:.0f}" for r in official_rates))
+    print("  extract_to_store, 1 process (--jobs 1):              " + ", ".join(f"{r:.0f}" for r in store_rates))
+    print("  ratio:                                               " + ", ".join(f"{r:.2f}" for r in ratios))
+    print(f"median: {statistics.median(store_rates):,.0f} files/s vs official loop (copy) {statistics.median(official_rates):,.0f} files/s: "
           f"ratio {statistics.median(ratios):.2f} on {cpu_model()}")
+    if dcase_rates:
+        print("  dcase_util 0.2.20 itself (its own environment):      " + ", ".join(f"{r:.0f}" for r in dcase_rates))
+        print("  ratio to dcase_util:                                  " + ", ".join(f"{r:.2f}" for r in dcase_ratios))
+        print(f"median: {statistics.median(store_rates):,.0f} files/s vs dcase_util {statistics.median(dcase_rates):,.0f} files/s: "
+              f"ratio {statistics.median(dcase_ratios):.2f} on {cpu_model()} (dcase_util's float32 features equal ours: {dcase_identical})")
+    else:
+        print("  (dcase_util itself not measured: give --dcase-python, see README)")
     print(f"extract_to_store, {jobs} processes: {parallel:,.0f} files/s (230,350-clip development set: {230350 / parallel / 60:.1f} min)")
     print(f"start-up to the end of the first file (median of 5, python itself {python_alone:.2f} s): "
           f"python -m utils.features DIR -o STORE --jobs 1: {startup_store:.2f} s; python -m utils.features FILE -o OUT.npy: {startup_file:.2f} s")

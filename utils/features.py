@@ -126,8 +126,12 @@ def _read_wav_fast(path: Path, buffers: _ReadBuffers | None = None):
     samples live in reused buffers and the result is a view, valid until the next call.
     """
     try:
-        with open(path, "rb", buffering=0) as handle:
-            size = os.fstat(handle.fileno()).st_size
+        # O_NONBLOCK: a FIFO given as an audio file must not block here (it is refused below)
+        with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb", buffering=0) as handle:
+            status = os.fstat(handle.fileno())
+            if not stat.S_ISREG(status.st_mode):
+                return None
+            size = status.st_size
             if buffers is None:
                 raw = bytearray(size)
             else:
@@ -270,10 +274,12 @@ def load_audio(path, fs: int = 44100, mono: bool = True, strict: bool = False) -
 
 def _load_audio(path: Path, fs, mono: bool, strict: bool, buffers: _ReadBuffers | None = None) -> np.ndarray:
     """:func:`load_audio`; with ``buffers`` the result may be a view into them (valid until their next use)."""
-    _check_audio_request(path, fs)
+    if not isinstance(fs, (int, np.integer)) or isinstance(fs, bool) or fs <= 0:
+        _check_audio_request(path, fs)
     is_wav = path.suffix.lower() == ".wav"
     loaded = _read_wav_fast(path, buffers) if is_wav else None  # a result: a plain WAV file, not truncated
     if loaded is None:
+        _check_audio_request(path, fs)  # missing, not a file, empty: say so (a plain WAV file got here without a stat)
         if strict and is_wav:
             truncation = wav_truncation(path)
             if truncation:
