@@ -146,6 +146,59 @@ def store_rate(paths, extractor, jobs: int, store_dir: Path) -> float:
     return rate
 
 
+def clip_breakdown(paths, extractor, repeat: int = 3) -> dict:
+    """Microseconds per 1 s clip of each step of ``_extract_chunk`` (best of ``repeat`` passes over ``paths``).
+
+    The steps are those of :func:`utils.features._read_wav_fast` and ``LogMelExtractor._extract_clip``,
+    called one by one on the extractor's own buffers; the store write is the float32 row's share
+    of the chunk's ``pwrite`` (fsyncs, once a second, not counted).
+    """
+    from utils import features
+
+    buffers = features._ReadBuffers()
+    padded, windows = extractor._signal_buffer(44100)
+    frames, spectrum, magnitude, mel = extractor._pass_buffers(extractor.n_frames(44100))
+    span = frames[:, extractor.window_offset : extractor.window_offset + extractor.win_length]
+    row = np.empty((extractor.n_mels, extractor.n_frames(44100)), dtype=np.float32)
+    sink = os.open(os.devnull, os.O_WRONLY)
+    best = {}
+    clock = time.perf_counter
+    for _ in range(repeat):
+        spent = dict.fromkeys(("read file (readinto a reused buffer)", "24-bit PCM to float64", "+ eps, window", "FFT (rfft, 51 x 2048)",
+                               "abs", "mel product (sparse)", "+ eps, log, float32", "store write (pwrite)"), 0.0)
+        names = list(spent)
+        for path in paths:
+            t0 = clock()
+            with open(path, "rb", buffering=0) as handle:
+                size = os.fstat(handle.fileno()).st_size
+                buffers.grow(size, 0)
+                handle.readinto(memoryview(buffers.raw)[:size])
+            t1 = clock()
+            y = features._read_wav_fast(Path(path), buffers)[0][0]  # reads again (cached): its time minus the read is the conversion
+            t2 = clock()
+            np.add(y, features.EPS, out=padded[1024 : 1024 + 44100])
+            np.multiply(windows, extractor.window, out=span)
+            t3 = clock()
+            features._rfft_rows(frames, spectrum.T)
+            t4 = clock()
+            np.abs(spectrum, out=magnitude)
+            t5 = clock()
+            extractor._mel.product(magnitude, mel)
+            t6 = clock()
+            np.add(mel, features.EPS, out=mel)
+            np.log(mel, out=mel)
+            row[...] = mel
+            t7 = clock()
+            os.write(sink, row.tobytes())
+            t8 = clock()
+            for name, elapsed in zip(names, (t1 - t0, (t2 - t1) - (t1 - t0), t3 - t2, t4 - t3, t5 - t4, t6 - t5, t7 - t6, t8 - t7)):
+                spent[name] += elapsed
+        for name in names:
+            best[name] = min(best.get(name, float("inf")), 1e6 * spent[name] / len(paths))
+    os.close(sink)
+    return best
+
+
 def startup_seconds(args, repeat: int = 5) -> float:
     """Median wall time of a fresh ``python ...`` process running ``args`` (in the repository)."""
     times = []
@@ -199,6 +252,8 @@ def main() -> int:
                     dcase_identical = np.array_equal(first.astype(np.float32), official.file(paths[0]).astype(np.float32))
                     dcase_rates.append(dcase_rate)
                     dcase_ratios.append(rate / dcase_rate)
+        with threadpool_limits(1):
+            breakdown = clip_breakdown(paths[: args.official_files], extractor)
         parallel = store_rate(paths[: args.files], extractor, jobs, work / "store-parallel")
         load_after = os.getloadavg()[0]
         one = work / "one"
@@ -224,6 +279,10 @@ def main() -> int:
               f"ratio {statistics.median(dcase_ratios):.2f} on {cpu_model()} (dcase_util's float32 features equal ours: {dcase_identical})")
     else:
         print("  (dcase_util itself not measured: give --dcase-python, see README)")
+    print(f"where a clip's time goes (us per 1 s clip, best of 3 passes over {args.official_files} files; total {sum(breakdown.values()):.0f} us "
+          f"= {1e6 / sum(breakdown.values()):,.0f} clips/s before per-file Python and journal overhead):")
+    for name, micros in breakdown.items():
+        print(f"  {name:<38} {micros:6.1f} us  {100 * micros / sum(breakdown.values()):4.1f} %")
     print(f"extract_to_store, {jobs} processes: {parallel:,.0f} files/s (230,350-clip development set: {230350 / parallel / 60:.1f} min)")
     print(f"start-up to the end of the first file (median of 5, python itself {python_alone:.2f} s): "
           f"python -m utils.features DIR -o STORE --jobs 1: {startup_store:.2f} s; python -m utils.features FILE -o OUT.npy: {startup_file:.2f} s")

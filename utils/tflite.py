@@ -141,12 +141,17 @@ def export_tflite_models(
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype) -> np.ndarray:
     """TFLite affine quantization: round(x / scale) + zero_point, clipped to ``dtype``'s range.
 
-    Rounds half away from zero as TFLite's QUANTIZE kernel (std::round), not half to even as numpy.
+    Rounds half away from zero as TFLite's QUANTIZE kernel (std::round), not half to even as numpy:
+    ``trunc(s + copysign(0.5, s))`` in float32, which is ``sign(s) * floor(|s| + 0.5)`` exactly (the
+    sum is the same float operation on ``|s|`` mirrored), in place in one buffer.
     """
     info = np.iinfo(dtype)
-    scaled = np.asarray(x, dtype=np.float32) / np.float32(scale)
-    rounded = np.sign(scaled) * np.floor(np.abs(scaled) + np.float32(0.5))
-    return np.clip(rounded + zero_point, info.min, info.max).astype(dtype)
+    scaled = np.divide(np.asarray(x, dtype=np.float32), np.float32(scale))
+    np.add(scaled, np.copysign(np.float32(0.5), scaled), out=scaled)
+    np.trunc(scaled, out=scaled)
+    np.add(scaled, np.float32(zero_point), out=scaled)
+    np.clip(scaled, info.min, info.max, out=scaled)
+    return scaled.astype(dtype)
 
 
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
