@@ -107,3 +107,17 @@ def test_predict_in_parallel_and_in_chunks_gives_the_whole_file_answer(tmp_path,
         np.testing.assert_allclose(probabilities, expected, rtol=0, atol=1e-12)
     with pytest.raises(Task1aError, match="max_chunk_seconds"):
         predict_recordings(recordings, classifier, extractor, normalize_max_abs_int16, max_chunk_seconds=-1)
+
+
+def test_quantize_rounds_half_away_from_zero_as_tflite():
+    from utils.tflite import quantize
+
+    scale = 0.0078125
+    halves = (np.arange(-300, 300) + 0.5).astype(np.float32) * np.float32(scale)  # exactly k + 0.5 steps
+    q = quantize(halves, scale, 3, np.int8)
+    expected = np.clip(np.where(halves >= 0, np.arange(-300, 300) + 1, np.arange(-300, 300)) + 3, -128, 127)
+    assert q.dtype == np.int8 and np.array_equal(q, expected)
+    x = np.random.default_rng(0).uniform(-1.5, 1.5, 5000).astype(np.float32)
+    scaled = x / np.float32(0.013)
+    reference = np.clip(np.sign(scaled) * np.floor(np.abs(scaled) + np.float32(0.5)) - 7, -128, 127).astype(np.int8)
+    assert np.array_equal(quantize(x, 0.013, -7, np.int8), reference)
