@@ -1,18 +1,20 @@
-"""Testing-stage throughput: clips/s from a feature store through the official TFLite model, and what limits it.
+"""Testing-stage throughput against the bare TFLite interpreter at the same thread count, measured in the same run.
 
-    python bench/testing.py [--clips 4000] [--batch-sizes 1,32,256,1024] [--repeats 2] [--model M.tflite]
+    python bench/testing.py [--clips 4000] [--rounds 5] [--model M.tflite] [--threads N] [--batch-size B]
 
-End to end is :func:`utils.testing.predict_store` exactly as the testing stage calls it: row lookup,
-``FeatureStore.read`` (memmap), the max_abs_int16 normaliser, :class:`utils.tflite.TFLiteClassifier`
-``predict_proba`` (``recognizer.batch_size`` clips per interpreter call), clip averaging. The store
-(``--clips`` synthetic float32 clips, keys from the official meta.csv) is written to a temporary
-folder by ``bench/scale.py``'s writer and read in the random order of a test list. Target: >= 2,000
-clips/s.
+The stage is :func:`utils.testing.predict_store` exactly as the testing stage calls it, with the
+default settings of task1a.yaml (``recognizer.batch_size`` 256, ``recognizer.num_threads`` -1 = all
+cores): row lookup, ``FeatureStore.read`` (memmap), the max_abs_int16 normaliser,
+:class:`utils.tflite.TFLiteClassifier` (int8 quantisation for int8 io), clip averaging. The store
+(``--clips`` synthetic float32 clips, keys from the official meta.csv) is written to a temporary folder
+by ``bench/scale.py``'s writer and read in the random order of a test list.
 
-Then the same clips step by step (read, normalise, ``predict_proba``), the interpreter's ``invoke``
-alone with 1 and 2 threads, with and without the XNNPACK delegate, and the CPU time per clip, so that
-a figure below the target says which step limits it. Wall-clock figures depend on the machine's load
-(printed); CPU-seconds per clip much less so.
+The bare interpreter is a LiteRT ``Interpreter`` with the same model, thread count and batch size
+running ``set_tensor`` + ``invoke`` + ``get_tensor`` over the same clips, already normalised and
+quantised in memory: the ceiling of the stage. The two alternate for ``--rounds`` rounds and the
+median of the per-round ratios (stage / interpreter) is reported; another process's load changes both
+sides of a round alike. Then the same with one thread, a CPU-time breakdown, and the interpreter
+without XNNPACK (the built-in kernels) for comparison.
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ def clocked(function, *args, **kwargs):
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def invoke_rate(model: Path, batch: np.ndarray, threads: int, xnnpack: bool, repeats: int = 4) -> tuple[float, float]:
-    """(clips per wall second, clips per CPU second) of ``invoke`` alone on a prepared float batch."""
+def bare_rate(model: Path, batches: list, threads: int, xnnpack: bool = True) -> tuple[float, float]:
+    """(clips per wall second, clips per CPU second) of a bare interpreter over prepared input batches."""
     from utils.tflite import _interpreter_class
 
     options = {"num_threads": threads}
@@ -54,76 +56,94 @@ def invoke_rate(model: Path, batch: np.ndarray, threads: int, xnnpack: bool, rep
         options["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     interpreter = _interpreter_class()(model_path=str(model), **options)
     index = interpreter.get_input_details()[0]["index"]
-    interpreter.resize_tensor_input(index, list(batch.shape))
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(index, batch)
-    interpreter.invoke()  # first call allocates
+    output = interpreter.get_output_details()[0]["index"]
+    allocated = None
 
     def run():
-        for _ in range(repeats):
+        nonlocal allocated
+        for batch in batches:
+            if batch.shape[0] != allocated:
+                interpreter.resize_tensor_input(index, list(batch.shape))
+                interpreter.allocate_tensors()
+                allocated = batch.shape[0]
             interpreter.set_tensor(index, batch)
             interpreter.invoke()
+            interpreter.get_tensor(output)
 
+    run()  # first calls allocate
     _, wall, cpu = clocked(run)
-    return repeats * len(batch) / wall, repeats * len(batch) / cpu
+    n = sum(len(batch) for batch in batches)
+    return n / wall, n / cpu
 
 
 def main() -> None:
+    import statistics
+
+    import yaml
+
+    defaults = yaml.safe_load((BENCH_DIR.parent / "task1a.yaml").read_text())["defaults"]["recognizer"]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=4000, help="clips in the store and in the test list")
-    parser.add_argument("--batch-sizes", default="1,32,256,1024", help="recognizer.batch_size values tried end to end")
-    parser.add_argument("--repeats", type=int, default=2, help="end-to-end passes per batch size (the best is reported)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating stage / interpreter rounds (medians are reported)")
     parser.add_argument("--model", type=Path, default=OFFICIAL_MODEL, help="TFLite model (default: the official baseline)")
     parser.add_argument("--meta", type=Path, default=DEFAULT_META)
-    parser.add_argument("--threads", type=int, default=-1, help="interpreter threads (recognizer.num_threads; -1 = all cores)")
+    parser.add_argument("--threads", type=int, default=defaults["num_threads"], help="interpreter threads (recognizer.num_threads; default from task1a.yaml, -1 = all cores)")
+    parser.add_argument("--batch-size", type=int, default=defaults["batch_size"], help="recognizer.batch_size (default from task1a.yaml)")
     args = parser.parse_args()
     if not args.model.is_file():
         raise SystemExit(f"error: TFLite model {args.model} not found; give one with --model")
 
     from utils.features import FeatureStore, normalize_max_abs_int16
     from utils.testing import predict_store
-    from utils.tflite import TFLiteClassifier
+    from utils.tflite import TFLiteClassifier, _usable_cores
 
+    threads = _usable_cores() if args.threads == -1 else args.threads
     work = Path(tempfile.mkdtemp(prefix="task1a_bench_testing_"))
     try:
         keys = development_items(args.meta, args.clips)["filename"].tolist()
         grow_store(work / "store", keys, 0, len(keys), store_manifest(keys[:1])["row_shape"])
         store = FeatureStore(work / "store")
         test_keys = list(np.random.default_rng(0).permutation(keys))  # a test list's order, not the store's
-        print(f"{len(test_keys):,} clips, model {args.model.name}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores "
-              f"(another process's load takes CPU from these figures)\n")
-
-        print("end to end (utils.testing.predict_store: read + max_abs_int16 + TFLite, as the testing stage)")
-        best = {}
-        for batch_size in (int(b) for b in args.batch_sizes.split(",")):
-            classifier = TFLiteClassifier(args.model, batch_size=batch_size, num_threads=args.threads)
-            runs = [clocked(predict_store, classifier, store, test_keys, normalize_max_abs_int16, batch_size=batch_size, progress=False) for _ in range(args.repeats)]
-            _, wall, cpu = min(runs, key=lambda run: run[1])
-            best[batch_size] = len(test_keys) / wall
-            print(f"  batch {batch_size:>5}: {len(test_keys) / wall:8.0f} clips/s   {1e3 * cpu / len(test_keys):.3f} CPU-ms per clip   (CPU/wall {cpu / wall:.2f})")
-
-        print("\nstep by step (batch 256, CPU-ms per clip; clips per CPU-second)")
-        rows = store.rows_of(test_keys)
-        raw, _, read_cpu = clocked(lambda: np.concatenate([store.read(rows[i : i + 256]) for i in range(0, len(rows), 256)]))
-        normalised, _, norm_cpu = clocked(lambda: np.concatenate([normalize_max_abs_int16(raw[i : i + 256]) for i in range(0, len(raw), 256)]))
-        classifier = TFLiteClassifier(args.model, batch_size=256, num_threads=args.threads)
-        _, _, predict_cpu = clocked(classifier.predict_proba, normalised)
         n = len(test_keys)
-        for name, cpu in (("store read", read_cpu), ("max_abs_int16", norm_cpu), ("TFLite predict_proba", predict_cpu)):
-            print(f"  {name:<22} {1e3 * cpu / n:7.3f} ms   {n / cpu:9.0f} clips/s   {100 * cpu / (read_cpu + norm_cpu + predict_cpu):5.1f} %")
+        rows = store.rows_of(test_keys)
+        print(f"{n:,} clips, model {args.model.name}, batch size {args.batch_size}; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} "
+              f"(another process's load takes CPU from both sides of a round)\n")
 
-        print("\ninterpreter invoke alone (256 clips per call)")
-        batch = normalised[:256, ..., np.newaxis].astype(np.float32)
-        for threads in (1, 2):
+        def compare(thread_count: int):
+            classifier = TFLiteClassifier(args.model, batch_size=args.batch_size, num_threads=thread_count)
+            prepared = [classifier.prepare_input(normalize_max_abs_int16(store.read(rows[i : i + args.batch_size]))) for i in range(0, n, args.batch_size)]
+            predict_store(classifier, store, test_keys, normalize_max_abs_int16, batch_size=args.batch_size, progress=False)  # warm-up
+            stage, bare, ratios = [], [], []
+            for _ in range(args.rounds):
+                _, wall, _ = clocked(predict_store, classifier, store, test_keys, normalize_max_abs_int16, batch_size=args.batch_size, progress=False)
+                stage.append(n / wall)
+                bare.append(bare_rate(args.model, prepared, thread_count)[0])
+                ratios.append(stage[-1] / bare[-1])
+            print(f"{thread_count} interpreter thread(s): stage {', '.join(f'{r:.0f}' for r in stage)} clips/s; "
+                  f"bare interpreter {', '.join(f'{r:.0f}' for r in bare)} clips/s")
+            print(f"  median: stage {statistics.median(stage):,.0f} clips/s, interpreter {statistics.median(bare):,.0f} clips/s, "
+                  f"stage / interpreter {statistics.median(ratios):.3f}")
+            return prepared
+
+        print(f"default settings (recognizer.num_threads {args.threads} = {threads} thread(s)):")
+        prepared = compare(threads)
+        if threads != 1:
+            compare(1)
+
+        print("\nCPU time per clip, one thread, step by step (batch %d)" % args.batch_size)
+        raw, _, read_cpu = clocked(lambda: [store.read(rows[i : i + args.batch_size]) for i in range(0, n, args.batch_size)])
+        normalised, _, norm_cpu = clocked(lambda: [normalize_max_abs_int16(block) for block in raw])
+        classifier = TFLiteClassifier(args.model, batch_size=args.batch_size, num_threads=1)
+        _, _, prepare_cpu = clocked(lambda: [classifier.prepare_input(block) for block in normalised])
+        _, _, predict_cpu = clocked(lambda: [classifier.predict_prepared(batch) for batch in prepared])
+        total = read_cpu + norm_cpu + prepare_cpu + predict_cpu
+        for name, cpu in (("store read", read_cpu), ("max_abs_int16", norm_cpu), ("prepare_input", prepare_cpu), ("TFLite predict_prepared", predict_cpu)):
+            print(f"  {name:<24} {1e3 * cpu / n:7.4f} ms   {100 * cpu / total:5.1f} %")
+        print("\nbare interpreter, XNNPACK (LiteRT's default) against the built-in kernels")
+        for thread_count in sorted({1, threads}):
             for xnnpack in (True, False):
-                wall_rate, cpu_rate = invoke_rate(args.model, batch, threads, xnnpack)
-                print(f"  {threads} thread(s), {'XNNPACK' if xnnpack else 'built-in kernels'}: {wall_rate:7.0f} clips/s wall, {cpu_rate:7.0f} clips per CPU-second")
-
-        ceiling = n / (read_cpu + norm_cpu + predict_cpu)
-        verdict = "meets" if max(best.values()) >= TARGET_CLIPS_PER_S else "is below"
-        print(f"\nbest end to end {max(best.values()):.0f} clips/s {verdict} the target {TARGET_CLIPS_PER_S}; CPU time per clip allows "
-              f"{ceiling:.0f} clips/s per fully used core (all {os.cpu_count()} cores with perfect scaling: {ceiling * os.cpu_count():.0f}); "
-              f"the interpreter takes {100 * predict_cpu / (read_cpu + norm_cpu + predict_cpu):.0f} % of the CPU time")
+                wall_rate, cpu_rate = bare_rate(args.model, prepared, thread_count, xnnpack)
+                print(f"  {thread_count} thread(s), {'XNNPACK' if xnnpack else 'built-in kernels'}: {wall_rate:7.0f} clips/s wall, {cpu_rate:7.0f} clips per CPU-second")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -133,6 +133,50 @@ def test_logmel_matches_spec_at_44k1(tmp_path, extractor, name, samples, subtype
     assert np.max(np.abs(features - reference)) < 1e-9
 
 
+@pytest.mark.parametrize(
+    "name, signal",
+    [
+        ("noise_1s", lambda: noise(FS, seed=11)),
+        ("noise_10s", lambda: noise(10 * FS, seed=12)),
+        ("quiet_then_loud", lambda: np.concatenate([np.zeros(FS // 2), noise(FS // 2, seed=13, level=0.9)])),
+        ("faint", lambda: 1e-6 * noise(FS, seed=14)),
+        ("silence", lambda: np.zeros(FS)),
+        ("not_hop_multiple", lambda: noise(33333, seed=15)),
+    ],
+)
+def test_stored_float32_features_are_bit_identical_to_the_spec(tmp_path, extractor, name, signal):
+    # the promise: cast to float32 (the stored form), the features ARE the spec's, bit for bit,
+    # whichever way they are computed (one clip, a batch, a store row)
+    path = write(tmp_path / f"{name}.wav", signal())
+    y = spec_load(path)
+    reference = spec_logmel(y).astype(np.float32)
+    assert np.array_equal(extractor.extract(load_audio(path)).astype(np.float32), reference)
+    assert np.array_equal(extractor.extract_batch(y[None, :])[0], reference)
+    if len(y) == FS:
+        store = extract_to_store([path], ["k"], tmp_path / "store", extractor, n_jobs=1, progress=False)
+        assert np.array_equal(store.read([0])[0], reference)
+
+
+def test_window_and_mel_basis_are_scipy_and_librosa_bit_for_bit():
+    # computed without importing scipy.signal and librosa (start-up), so checked against them here
+    import librosa
+    import scipy.signal
+
+    for window_type, (name, symmetric) in {"hamming_asymmetric": ("hamming", False), "hann_symmetric": ("hann", True),
+                                           "hamming": ("hamming", True), "hann_asymmetric": ("hann", False)}.items():
+        for win_length_seconds in (0.04, 0.025, 0.03):
+            ex = LogMelExtractor(**dict(OFFICIAL, window_type=window_type, win_length_seconds=win_length_seconds))
+            expected = scipy.signal.windows.get_window(name, ex.win_length, fftbins=not symmetric)
+            assert np.array_equal(ex.window, expected), (window_type, win_length_seconds)
+    for params in (dict(), dict(htk=True), dict(fmin=50, fmax=14000), dict(fs=22050, n_fft=1024, n_mels=64, fmax=None),
+                   dict(fs=16000, n_fft=1024, n_mels=128, fmin=20.5, fmax=7600.0, htk=True), dict(fs=48000, n_mels=40, fmax=24000)):
+        merged = dict(OFFICIAL, **params)
+        ex = LogMelExtractor(**merged)
+        expected = librosa.filters.mel(sr=ex.fs, n_fft=ex.n_fft, n_mels=ex.n_mels, fmin=ex.fmin, fmax=ex.fmax, htk=ex.htk)
+        assert ex.mel_basis.dtype == np.float32 and np.array_equal(ex.mel_basis, expected), params
+    assert np.array_equal(LogMelExtractor(**OFFICIAL).mel_basis, spec_mel_basis())
+
+
 def test_stereo_is_the_channel_mean_before_anything_else(tmp_path):
     stereo = noise(FS, channels=2)
     path = write(tmp_path / "stereo.wav", stereo, subtype="FLOAT")
@@ -478,3 +522,43 @@ def test_import_does_not_import_tensorflow():
     run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["False", "False"]
+
+
+# ------------------------------------------------------------------------------ streaming reads
+@pytest.mark.parametrize(
+    "rate, channels, samples, subtype",
+    [
+        (44100, 1, int(5.5 * FS), "PCM_24"),  # no resampling: the very samples
+        (48000, 2, int(7.3 * 48000), "PCM_16"),  # down-sampled stereo (the long --predict case)
+        (22050, 1, int(6.01 * 22050), "PCM_24"),  # up-sampled
+        (32000, 3, int(4.2 * 32000), "FLOAT"),  # three channels, float
+        (48000, 1, 47999, "PCM_16"),  # resampy gives 44099 samples, fix_length pads the 44100th with 0
+        (48000, 1, 30000, "PCM_16"),  # shorter than a segment: zero-padded to one
+    ],
+)
+def test_streamed_segments_are_the_whole_file_segments_bit_for_bit(tmp_path, rate, channels, samples, subtype):
+    from utils.features import iter_audio_segments
+
+    rng = np.random.default_rng(rate + channels)
+    data = rng.uniform(-0.5, 0.5, (samples, channels)) if channels > 1 else rng.uniform(-0.5, 0.5, samples)
+    path = write(tmp_path / "long.wav", data, rate=rate, subtype=subtype)
+    whole = segment_audio(load_audio(path), FS)
+    for max_chunk_seconds in (1.0, 2.5, 30.0):
+        blocks = list(iter_audio_segments(path, FS, FS, max_chunk_seconds))
+        assert all(len(block) <= max(1, int(max_chunk_seconds)) for block in blocks)
+        assert np.array_equal(np.concatenate(blocks), whole), max_chunk_seconds
+
+
+def test_streamed_reads_reject_bad_files_in_one_line(tmp_path):
+    from utils.features import iter_audio_segments
+
+    path = write(tmp_path / "cut.wav", noise(3 * FS))
+    (tmp_path / "cut.wav").write_bytes(path.read_bytes()[:-5000])
+    data = noise(2 * FS)
+    data[FS + 7] = np.inf
+    write(tmp_path / "inf.wav", data, subtype="FLOAT")
+    for name, fragment, kwargs in (("cut.wav", "truncated", dict(strict=True)), ("inf.wav", "NaN or infinite", {}),
+                                   ("missing.wav", "not found", {}), ("inf.wav", "max_chunk_seconds", dict(max_chunk_seconds=0))):
+        with pytest.raises(Task1aError) as caught:
+            list(iter_audio_segments(tmp_path / name, FS, FS, **{"max_chunk_seconds": 1.0, **kwargs}))
+        assert fragment in str(caught.value) and "\n" not in str(caught.value)

@@ -141,17 +141,26 @@ def export_tflite_models(
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype) -> np.ndarray:
     """TFLite affine quantization: round(x / scale) + zero_point, clipped to ``dtype``'s range.
 
-    Rounds half away from zero as TFLite's QUANTIZE kernel (std::round), not half to even as numpy.
+    Rounds half away from zero as TFLite's QUANTIZE kernel (std::round), not half to even as numpy:
+    ``trunc(s + copysign(0.5, s))`` in float32, which is ``sign(s) * floor(|s| + 0.5)`` exactly (the
+    sum is the same float operation on ``|s|`` mirrored), in place in one buffer.
     """
     info = np.iinfo(dtype)
-    scaled = np.asarray(x, dtype=np.float32) / np.float32(scale)
-    rounded = np.sign(scaled) * np.floor(np.abs(scaled) + np.float32(0.5))
-    return np.clip(rounded + zero_point, info.min, info.max).astype(dtype)
+    scaled = np.divide(np.asarray(x, dtype=np.float32), np.float32(scale))
+    np.add(scaled, np.copysign(np.float32(0.5), scaled), out=scaled)
+    np.trunc(scaled, out=scaled)
+    np.add(scaled, np.float32(zero_point), out=scaled)
+    np.clip(scaled, info.min, info.max, out=scaled)
+    return scaled.astype(dtype)
 
 
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """(q - zero_point) * scale in float64."""
     return (np.asarray(q, dtype=np.float64) - zero_point) * scale
+
+
+def _usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _interpreter_class():
@@ -179,7 +188,7 @@ class TFLiteClassifier:
         if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads == 0 or num_threads < -1:
             raise Task1aError(f"recognizer.num_threads must be -1 (all cores) or an integer >= 1, got {num_threads!r}; fix the value")
         if num_threads == -1:
-            num_threads = os.cpu_count() or 1
+            num_threads = _usable_cores()
         if isinstance(model, (bytes, bytearray, memoryview)):
             content, self.source = bytes(model), "TFLite model (bytes)"
         else:
@@ -199,6 +208,8 @@ class TFLiteClassifier:
             raise Task1aError(f"{self.source} is not a scene classifier (one (batch, n_mels, n_frames, 1) input, one (batch, classes) output)")
         self._input, self._output = inputs[0], outputs[0]
         self.batch_size = batch_size
+        self.num_threads = num_threads  # resolved: -1 became the number of usable cores
+        self.model_content = content  # for worker processes, which each build their own interpreter
         self._batched = True
         self._allocated_batch = int(self._input["shape"][0])
 
@@ -221,13 +232,22 @@ class TFLiteClassifier:
     def class_count(self) -> int:
         return int(self._output["shape"][-1])
 
-    def _prepare_input(self, X: np.ndarray) -> np.ndarray:
-        x = np.asarray(X, dtype=np.float32)[..., np.newaxis]
+    def prepare_input(self, X: Any) -> np.ndarray:
+        """Features ``(n, n_mels, n_frames)`` as the model's input ``(n, n_mels, n_frames, 1)``: float32, or quantized for int8 io.
+
+        :meth:`predict_proba` is ``predict_prepared(prepare_input(X))``; the testing stage prepares the
+        next batch on another thread while the interpreter runs this one.
+        """
+        shape = getattr(X, "shape", None)
+        expected = tuple(int(size) for size in self._input["shape"][1:3])
+        if shape is None or len(shape) != 3 or tuple(shape[1:]) != expected:
+            raise Task1aError(f"{self.source} takes features of shape (n, {expected[0]}, {expected[1]}), got {shape}; use the model's feature settings")
+        x = np.asarray(X, dtype=np.float32)[..., np.newaxis]  # no copy for float32 features
         dtype = np.dtype(self._input["dtype"])
         if np.issubdtype(dtype, np.integer):
             scale, zero_point = self._input["quantization"]
             return quantize(x, scale, zero_point, dtype)
-        return x.astype(dtype)
+        return x.astype(dtype, copy=False)
 
     def _read_output(self) -> np.ndarray:
         q = self._interpreter.get_tensor(self._output["index"])
@@ -258,20 +278,23 @@ class TFLiteClassifier:
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probabilities ``(n, n_classes)`` float64 (rows sum to 1) for features ``X`` ``(n, n_mels, n_frames)``."""
-        shape = getattr(X, "shape", None)
-        expected = tuple(int(size) for size in self._input["shape"][1:3])
-        if shape is None or len(shape) != 3 or tuple(shape[1:]) != expected:
-            raise Task1aError(f"{self.source} takes features of shape (n, {expected[0]}, {expected[1]}), got {shape}; use the model's feature settings")
-        probabilities = np.empty((shape[0], self.class_count), dtype=np.float64)
-        for start in range(0, shape[0], self.batch_size):
-            x = self._prepare_input(X[start : start + self.batch_size])
-            if self._batched and self._resize(len(x)):
-                probabilities[start : start + len(x)] = self._run(x)
+        return self.predict_prepared(self.prepare_input(X))
+
+    def predict_prepared(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`predict_proba` of an input made by :meth:`prepare_input`."""
+        expected = (*(int(size) for size in self._input["shape"][1:]),)
+        if getattr(x, "ndim", 0) != 4 or tuple(x.shape[1:]) != expected or x.dtype != np.dtype(self._input["dtype"]):
+            raise Task1aError(f"{self.source}: predict_prepared takes what prepare_input returns, got {getattr(x, 'shape', None)} {getattr(x, 'dtype', None)}")
+        probabilities = np.empty((x.shape[0], self.class_count), dtype=np.float64)
+        for start in range(0, x.shape[0], self.batch_size):
+            batch = x[start : start + self.batch_size]
+            if self._batched and self._resize(len(batch)):
+                probabilities[start : start + len(batch)] = self._run(batch)
                 continue
             self._batched = False
             self._resize(1)
-            for offset in range(len(x)):
-                probabilities[start + offset] = self._run(x[offset : offset + 1])[0]
+            for offset in range(len(batch)):
+                probabilities[start + offset] = self._run(batch[offset : offset + 1])[0]
         sums = probabilities.sum(axis=1, keepdims=True)
         # A dequantized softmax row can (in theory) be all zeros; call it uniform rather than divide by 0.
         uniform = np.full_like(probabilities, 1.0 / self.class_count)
