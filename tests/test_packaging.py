@@ -99,7 +99,7 @@ def test_metadata_has_one_version_the_licence_and_every_imported_dependency(meta
     assert declared <= set(requirements), f"imported but not declared: {declared - set(requirements)}"
     assert "flatbuffers" not in requirements  # model_size_calculation reads flatbuffers with its own reader
     # the floors the code needs (see the comments in pyproject.toml)
-    for floor in ("numpy>=2.0", "codecarbon>=3.1.1", "scikit-learn>=1.5", "keras>=3.12", "threadpoolctl>=3.1"):
+    for floor in ("numpy>=2.0", "codecarbon>=3.3", "scikit-learn>=1.5", "keras>=3.15", "threadpoolctl>=3.1"):
         name, version = floor.split(">=")
         assert f">={version}" in requirements[name.lower()], requirements[name.lower()]
 
