@@ -1,39 +1,35 @@
-"""Installs the task1a application (DCASE2022/2023 Task 1 baseline) and every run-time dependency."""
+"""Build hook only (the metadata is in pyproject.toml): ship the top-level run-time files in the wheel.
 
-import re
+``task1a.yaml`` and ``meta/task1a_submission.meta.yaml`` stay where they are in the repository
+(their single source); the wheel gets copies in ``utils/_data/``, read at run time with
+importlib.resources (utils/paths.py). A clone or an editable install reads the top-level files.
+"""
+
+import shutil
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import setup
+from setuptools.command.build_py import build_py
 
-version = re.search(r'__version__ = "([^"]+)"', Path(__file__).with_name("utils").joinpath("__init__.py").read_text()).group(1)
+ROOT = Path(__file__).resolve().parent
+SHIPPED = {"task1a.yaml": "task1a.yaml", "meta/task1a_submission.meta.yaml": "task1a_submission.meta.yaml"}  # repository path -> utils/_data/ name
 
-setup(
-    name="dcase-task1a-baseline",
-    version=version,
-    description="Reference implementation of the DCASE2022/2023 Task 1 low-complexity acoustic scene classification baseline",
-    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
-    long_description_content_type="text/markdown",
-    python_requires=">=3.10",
-    packages=find_packages(include=["utils", "utils.*", "model_size_calculation", "model_size_calculation.*"]),
-    py_modules=["task1a"],
-    package_data={"utils": ["*.yaml", "*.json"]},
-    include_package_data=True,
-    install_requires=[
-        "tensorflow>=2.16,<2.22",  # Keras 3; 2.21 is what the project is tested with
-        "ai-edge-litert>=1.2",  # the maintained TFLite interpreter (tf.lite.Interpreter is deprecated)
-        "numpy>=1.24",
-        "scipy>=1.10",
-        "soundfile>=0.12",
-        "librosa>=0.10",
-        "resampy>=0.4",  # librosa's res_type='kaiser_best' dispatches to resampy (not installed by librosa >= 0.10)
-        "pandas>=2.0",
-        "scikit-learn>=1.3",
-        "matplotlib>=3.7",
-        "codecarbon>=2.3",
-        "PyYAML>=6.0",
-        "tqdm>=4.60",
-        "flatbuffers>=23.5",
-    ],
-    extras_require={"test": ["pytest>=7"]},
-    entry_points={"console_scripts": ["task1a=task1a:main"]},
-)
+
+class BuildPyWithRunTimeFiles(build_py):
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return  # an editable install reads the repository's own files
+        target = Path(self.build_lib) / "utils" / "_data"
+        target.mkdir(parents=True, exist_ok=True)
+        for source, name in SHIPPED.items():
+            shutil.copyfile(ROOT / source, target / name)
+
+    def get_outputs(self, include_bytecode=True):
+        outputs = super().get_outputs(include_bytecode)
+        if getattr(self, "editable_mode", False):
+            return outputs
+        return outputs + [str(Path(self.build_lib) / "utils" / "_data" / name) for name in SHIPPED.values()]
+
+
+setup(cmdclass={"build_py": BuildPyWithRunTimeFiles})

@@ -7,7 +7,6 @@ header, so resumption is checked on the server side. No test touches the interne
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import io
 import re
@@ -25,6 +24,7 @@ from utils import download
 from utils.dataset import SCENE_LABELS
 from utils.download import ARCHIVES_FOLDER, COMPLETE_MARKER, download_dataset, load_manifest
 from utils.errors import Task1aError
+from utils.files import lock_file
 
 FOLDER = "TAU-urban-acoustic-scenes-2022-mobile-development"
 SAMPLE_RATE = 44100
@@ -461,7 +461,7 @@ def test_a_second_run_into_the_same_folder_is_refused(tmp_path, tiny, server):
     target = tmp_path / "datasets"
     target.mkdir()
     with open(target / download.LOCK_FILE, "a") as held:
-        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running download holds it
+        lock_file(held)  # as a running download holds it
         with pytest.raises(Task1aError, match="another download into .* is running"):
             _run(target, manifest, server)
     assert server.log == []

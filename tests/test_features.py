@@ -466,10 +466,10 @@ def test_store_rejects_other_parameters_and_concurrent_writers(tmp_path, audio_s
         extract_to_store(good, keys_of(good), tmp_path / "s", other, n_jobs=1, progress=False)
     with pytest.raises(Task1aError, match="not a feature store"):
         FeatureStore(tmp_path / "nowhere")
-    import fcntl
+    from utils.files import lock_file
 
     with open(tmp_path / "s" / ".lock", "a") as held:  # another writer holds the store
-        fcntl.flock(held, fcntl.LOCK_EX)
+        lock_file(held)
         with pytest.raises(Task1aError, match="another process"):
             extract_to_store(good, keys_of(good), tmp_path / "s", extractor, n_jobs=1, progress=False)
 

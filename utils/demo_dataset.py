@@ -861,8 +861,10 @@ def generate_demo_dataset(root: str | os.PathLike, parameters: dict, progress: b
 
 
 def _yaml_parameters() -> dict:
-    """The demo block of the repository's task1a.yaml (``defaults.dataset_method_parameters.demo``)."""
-    path = Path(__file__).resolve().parents[1] / "task1a.yaml"
+    """The demo block of the shipped task1a.yaml (``defaults.dataset_method_parameters.demo``)."""
+    from utils.parameters import DEFAULT_PARAMETER_FILE
+
+    path = DEFAULT_PARAMETER_FILE
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))["defaults"]["dataset_method_parameters"]["demo"]
     except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:

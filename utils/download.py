@@ -44,18 +44,14 @@ from urllib.error import HTTPError, URLError
 import yaml
 from tqdm import tqdm
 
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None
-
 from utils import dataset as tau_dataset
 from utils.errors import Task1aError
-from utils.files import write_json_atomic
+from utils.files import lock_file, unlock_file, write_json_atomic
+from utils.paths import packaged_file
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MANIFEST = Path(__file__).with_name("tau2022_manifest.yaml")
+DEFAULT_MANIFEST = "tau2022_manifest.yaml"  # shipped with the package (utils.paths.packaged_file)
 ARCHIVES_FOLDER = "archives"            # PATH/archives holds the downloaded zip parts
 VERIFIED_STATE = ".verified.json"       # in the archives folder: parts whose MD5 was checked
 EXTRACTED_STATE = ".extracted_parts.json"  # in a staging folder: parts already extracted
@@ -100,7 +96,7 @@ class DatasetRelease:
 
 def load_manifest(path: str | os.PathLike | None = None) -> dict[str, DatasetRelease]:
     """Read and validate a manifest file; return ``{set name: DatasetRelease}``."""
-    path = Path(path) if path is not None else DEFAULT_MANIFEST
+    path = Path(path) if path is not None else packaged_file(DEFAULT_MANIFEST)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -219,12 +215,10 @@ def download_dataset(
 def _exclusive_lock(target_dir: Path) -> Iterator[None]:
     """Hold ``target_dir/.download.lock`` so that two runs never write the same partial files.
 
-    An advisory ``flock``: the kernel drops it when the process dies, so a killed run never
-    leaves a stale lock behind. (Where fcntl does not exist, i.e. Windows, no lock is taken.)
+    An advisory lock (:func:`utils.files.lock_file`: ``flock`` on POSIX, ``msvcrt.locking`` on
+    Windows): the operating system drops it when the process dies, so a killed run never leaves a
+    stale lock behind.
     """
-    if fcntl is None:
-        yield
-        return
     lock_path = target_dir / LOCK_FILE
     try:
         handle = open(lock_path, "a")
@@ -232,14 +226,14 @@ def _exclusive_lock(target_dir: Path) -> Iterator[None]:
         raise Task1aError(f"cannot write {lock_path}: {exc.strerror}; choose a writable PATH") from exc
     with handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            lock_file(handle)
         except OSError as exc:
             raise Task1aError(f"another download into {target_dir} is running (it holds {lock_path}); "
                               "wait for it to finish or stop it, then rerun") from exc
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            unlock_file(handle)
 
 
 def _install_release(release: DatasetRelease, target_dir: Path, archives_dir: Path, base_url: str, *,
@@ -671,7 +665,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--evaluation", action="store_true",
                         help="also the DCASE2023 evaluation set (TAU Urban Acoustic Scenes 2023 Mobile evaluation)")
     parser.add_argument("--base-url", help="folder on another server holding the archive files (a mirror)")
-    parser.add_argument("--manifest", help=f"archive list with sizes and MD5s (default {DEFAULT_MANIFEST.name})")
+    parser.add_argument("--manifest", help=f"archive list with sizes and MD5s (default: the shipped {DEFAULT_MANIFEST})")
     parser.add_argument("--keep-archives", action="store_true", help="keep the zip files after extraction")
     parser.add_argument("--retries", type=int, default=DEFAULT_RETRIES,
                         help="retries of a part after failed attempts in a row that received nothing "

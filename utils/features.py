@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import fcntl
 import json
 import math
 import multiprocessing
@@ -42,7 +41,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from utils.errors import Task1aError
-from utils.files import atomic_path, write_json_atomic
+from utils.files import atomic_path, lock_file, unlock_file, write_json_atomic
 
 # numpy.spacing(1) = 2**-52: dcase_util adds it to the signal before the STFT and to the mel
 # energies before the log (spec sections 4.1 and 7).
@@ -1145,7 +1144,7 @@ class _StoreWriter:
         store_dir.mkdir(parents=True, exist_ok=True)
         self._lock = open(store_dir / ".lock", "a")
         try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            lock_file(self._lock)
         except OSError:
             self._lock.close()
             raise Task1aError(f"feature store {store_dir} is being written by another process; wait for it or use another folder") from None
@@ -1204,7 +1203,7 @@ class _StoreWriter:
             handle = getattr(self, name, None)
             if handle is not None:
                 handle.close()
-        fcntl.flock(self._lock, fcntl.LOCK_UN)
+        unlock_file(self._lock)
         self._lock.close()
 
 

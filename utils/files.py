@@ -1,22 +1,40 @@
-"""Atomic file output: nothing a stage writes is ever seen half-written.
+"""Atomic file output (nothing a stage writes is ever seen half-written) and portable file locks.
 
 Every file is written to a temporary sibling in the same folder and moved into place with
 ``os.replace`` (atomic on POSIX), so a run killed at any moment leaves either the old file or the
 new one, never a truncated one. A rerun then resumes from whatever is complete.
+
+:func:`lock_file` / :func:`unlock_file` take an exclusive advisory lock on an open file: ``flock``
+on POSIX, ``msvcrt.locking`` on Windows. Both are dropped by the operating system when the process
+dies, so a killed run never leaves a stale lock behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import yaml
 
 from utils.errors import Task1aError
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+try:
+    import msvcrt
+except ImportError:  # POSIX
+    msvcrt = None
+
+log = logging.getLogger(__name__)
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -72,3 +90,49 @@ def write_yaml_atomic(path: str | os.PathLike, data: Any) -> Path:
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
     """Write ``data`` as indented JSON atomically; return the path."""
     return write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+# ------------------------------------------------------------------------------------- file locks
+_LOCK_POLL_SECONDS = 0.1
+_warned_no_locks = False
+
+
+def lock_file(handle, blocking: bool = False) -> None:
+    """Take an exclusive lock on the open file ``handle`` (opened for writing, e.g. ``open(p, "a")``).
+
+    Raises :class:`BlockingIOError` (an ``OSError``) when another open file (in this process or
+    another) holds it and ``blocking`` is false; with ``blocking`` it waits. POSIX: ``flock``.
+    Windows: ``msvcrt.locking`` of the file's first byte. A platform with neither locks nothing and
+    says so once in the log (two writers must then not share a folder).
+    """
+    if fcntl is not None:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+                raise BlockingIOError(errno.EAGAIN, "locked by another process", getattr(handle, "name", None)) from None
+            raise
+        return
+    if msvcrt is not None:
+        while True:
+            handle.seek(0)  # the lock covers byte 0 whatever the file's length (a lock may lie beyond EOF)
+            try:
+                msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+                return
+            except OSError as exc:
+                if not blocking:
+                    raise BlockingIOError(errno.EAGAIN, "locked by another process", getattr(handle, "name", None)) from exc
+            time.sleep(_LOCK_POLL_SECONDS)
+    global _warned_no_locks
+    if not _warned_no_locks:
+        _warned_no_locks = True
+        log.warning("file locks are not available on this platform: do not run two writers on the same folder at once")
+
+
+def unlock_file(handle) -> None:
+    """Release the lock :func:`lock_file` took on ``handle`` (closing the file releases it too)."""
+    if fcntl is not None:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    elif msvcrt is not None:
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)

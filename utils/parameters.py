@@ -21,8 +21,10 @@ from typing import Any
 import yaml
 
 from utils.errors import Task1aError
+from utils.paths import default_parameter_file
 
-DEFAULT_PARAMETER_FILE = Path(__file__).resolve().parents[1] / "task1a.yaml"
+# The shipped task1a.yaml: the clone's top-level file, or an installed wheel's packaged copy.
+DEFAULT_PARAMETER_FILE = default_parameter_file()
 
 # Lists whose items have their own structure (checked by the code that uses them, e.g. the model
 # builder) are replaced whole rather than compared item by item.
@@ -138,7 +140,7 @@ class ParameterContainer:
 
     Parameters
     ----------
-    path : the main parameter file (default: the repository's ``task1a.yaml``)
+    path : the main parameter file (default: the shipped ``task1a.yaml``, :data:`DEFAULT_PARAMETER_FILE`)
     override_path : optional YAML of the same structure merged over it (``-p``)
     """
 
