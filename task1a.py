@@ -18,8 +18,6 @@ import shutil
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT))
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU features) is not for the console; errors stay.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
@@ -31,8 +29,7 @@ log = logging.getLogger("task1a")
 
 
 def build_argument_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="task1a.py",
+    parser = argparse.ArgumentParser(  # prog: the command actually used (task1a.py from a clone, task1a installed)
         description="DCASE2022/2023 Task 1 baseline: low-complexity acoustic scene classification (TAU Urban Acoustic Scenes 2022 Mobile).",
     )
     parser.add_argument("-m", "--mode", choices=("dev", "eval"), help="dev: development set (train fold / evaluate fold); eval: challenge mode (evaluation set output)")
@@ -51,7 +48,8 @@ def build_argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", metavar="PATH", help="test and evaluate this .tflite model instead of the trained one (skips learning)")
     parser.add_argument("--predict", nargs="+", metavar="PATH", help="classify these recordings (files or folders) and write --output")
     parser.add_argument("--package", metavar="LABEL", help="challenge mode: write the submission zip LABEL.zip (LABEL.output.csv + LABEL.meta.yaml)")
-    parser.add_argument("--no_progress", action="store_true", help="no progress bars")
+    parser.add_argument("--workdir", metavar="DIR", help="folder relative run-time paths (path.system, path.log, datasets) resolve against (overrides path.root; default: the current folder)")
+    parser.add_argument("--no_progress", action="store_true", help="no progress bars (they are off anyway when the output is not a terminal)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
@@ -62,15 +60,15 @@ def resolve_sets(args, container, fallback: bool = False) -> list[dict]:
     With ``fallback``, a set whose real development set is not found is replaced (one log line) by
     ``general.fallback_set`` on the demo data, keeping the mode and the command line's overrides.
     """
-    from utils import stages
+    from utils import paths, stages
     from utils.parameters import apply_overrides, check_choices, check_structure
 
     set_ids = [s.strip() for s in args.parameter_set.split(",")] if args.parameter_set else [container.active_set]
     resolved = []
     for set_id in set_ids:
         params = container.resolve(set_id)
-        if fallback and params["general"]["fallback_to_demo"] and not stages.development_set_found(params, ROOT):
-            missing = stages.resolve_path(ROOT, params["dataset"]["parameters"]["development"])
+        if fallback and params["general"]["fallback_to_demo"] and not stages.development_set_found(params, paths.run_root(params, args.workdir)):
+            missing = paths.resolve_run_path(params, params["dataset"]["parameters"]["development"], args.workdir)
             mode = args.mode or params["general"]["mode"]
             params = apply_overrides(container.resolve(params["general"]["fallback_set"]), {"general.mode": mode})
             log.warning(
@@ -111,8 +109,10 @@ def run_set(params: dict, args) -> int:
     from utils.parameters import stage_hash
     from utils.reporting import write_run_report
 
+    from utils import paths
     from utils.distribute import WorkerGroup
 
+    root = paths.run_root(params, args.workdir)
     progress = not args.no_progress
     overwrite = args.overwrite
     timer = stages.StageTimer()
@@ -122,18 +122,18 @@ def run_set(params: dict, args) -> int:
     # Before any work: the Keras configs of the learner (optimizer, loss, callbacks) are valid.
     stages.check_learner_settings(params)
     with timer("dataset"):
-        data = group.chief_first(stages.prepare_data, params, ROOT, progress=progress and group.chief)
+        data = group.chief_first(stages.prepare_data, params, root, progress=progress and group.chief)
     params = data.params
     mode = params["general"]["mode"]
     flow = params["flow"]
     log.info("set %s (%s), mode %s, data: %s", params["set_id"], params["description"], mode, data.description)
     if mode == "eval" and data.evaluation is None:
         raise Task1aError("challenge mode needs the evaluation set; set dataset_method_parameters.tau2022_mobile.evaluation")
-    system_dir = stages.resolve_path(ROOT, params["path"]["system"])
+    system_dir = paths.system_dir(params, args.workdir)
     meter = EnergyMeter(enabled=params["general"]["energy"] and group.chief, country_iso_code=params["general"]["country_iso_code"], output_dir=system_dir / "energy")
 
     # -- features
-    feature_dir = stages.stage_folder(params, ROOT, "features")
+    feature_dir = stages.stage_folder(params, root, "features")
     development_items = pd.concat([data.development.train, data.development.evaluate], ignore_index=True).drop_duplicates("filename")
     tests, test_root, labelled = stages.test_items(data)
 
@@ -164,7 +164,7 @@ def run_set(params: dict, args) -> int:
     else:
         recognizer_extra = None
         inference_phase = "testing"
-        learner_dir = stages.stage_folder(params, ROOT, "learner")
+        learner_dir = stages.stage_folder(params, root, "learner")
         with timer("learning"), meter.phase("training"):
             for seed in stages.trial_seeds(params):
                 models.append(stages.learning_stage(params, stages.training_items(data), development_store, learner_dir / f"seed_{seed}", seed, overwrite, progress, group))
@@ -184,7 +184,7 @@ def run_set(params: dict, args) -> int:
         log.info("model size (NeSsi) of %s:\n%s", models[0].tflite[io], format_nessi_table(complexity))
 
     # -- testing
-    recognizer_dir = stages.stage_folder(params, ROOT, "recognizer", recognizer_extra)
+    recognizer_dir = stages.stage_folder(params, root, "recognizer", recognizer_extra)
     outputs = []
     with timer("testing"), meter.phase(inference_phase):
         for model in models:
@@ -218,7 +218,7 @@ def run_set(params: dict, args) -> int:
     if labelled and flow["evaluation"]:
         from utils.evaluation import aggregate_trials, format_aggregated_table, format_results_table  # scipy.stats: 2 s, imported when needed
 
-        evaluator_dir = stages.stage_folder(params, ROOT, "evaluator", recognizer_extra)
+        evaluator_dir = stages.stage_folder(params, root, "evaluator", recognizer_extra)
         report_dir = evaluator_dir / stages.trials_folder_name([model.seed for model in models])
         info = {"set_id": params["set_id"], "mode": mode, "parameter_hash": run["hashes"]["evaluator"], "synthetic": data.synthetic, "model": str(args.model) if args.model else None}
         with timer("evaluation"):
@@ -255,7 +255,7 @@ def run_set(params: dict, args) -> int:
     if args.package:
         if mode != "eval":
             raise Task1aError("--package needs challenge mode (--mode eval)")
-        package = write_package(args.package, params, outputs[0], models[0].tflite[io], complexity, run["energy_summary"])
+        package = write_package(args.package, params, outputs[0], models[0].tflite[io], complexity, run["energy_summary"], args.workdir)
         log.info("submission package written to %s", package)
     group.finish()
     return 0
@@ -268,21 +268,21 @@ def _complexity_brief(complexity: dict | None) -> dict | None:
     return {key: complexity.get(key) for key in keys}
 
 
-def write_package(label: str, params: dict, output_csv: Path, model_path: Path, complexity, energy) -> Path:
+def write_package(label: str, params: dict, output_csv: Path, model_path: Path, complexity, energy, workdir=None) -> Path:
     """The submission zip: development-set results come from this set's dev-mode run, if there is one."""
     import yaml
 
-    from utils import stages
+    from utils import paths, stages
     from utils.parameters import apply_overrides, stage_hash
     from utils.submission import build_submission_meta, build_submission_package
 
     dev_params = apply_overrides(params, {"general.mode": "dev"})
-    dev_results_path = (stages.resolve_path(ROOT, params["path"]["system"]) / "evaluator" / stage_hash(dev_params, "evaluator")
+    dev_results_path = (paths.system_dir(params, workdir) / "evaluator" / stage_hash(dev_params, "evaluator")
                         / stages.trials_folder_name(stages.trial_seeds(dev_params)) / "results.yaml")
     dev_results = yaml.safe_load(dev_results_path.read_text()) if dev_results_path.exists() else None
     if dev_results is None:
         log.warning("no development-set results for this set (run it with --mode dev first): the meta's results block stays empty")
-    template = stages.resolve_path(ROOT, params["submission"]["meta_template"])
+    template = paths.meta_template(params, workdir)
     meta_complexity = None
     if complexity:
         counts = stages.tflite_parameter_counts(model_path)
@@ -295,7 +295,7 @@ def write_package(label: str, params: dict, output_csv: Path, model_path: Path, 
         }
     meta_energy = (energy or {}).get("energy_consumption")
     meta = build_submission_meta(label, template, params, meta_complexity, meta_energy, dev_results)
-    out_zip = stages.resolve_path(ROOT, params["path"]["system"]) / "submission" / f"{label}.zip"
+    out_zip = paths.system_dir(params, workdir) / "submission" / f"{label}.zip"
     build_submission_package(label, output_csv, out_zip, meta)
     return out_zip
 
@@ -316,7 +316,9 @@ def predict(args, params: dict) -> int:
     else:
         import yaml
 
-        learner_dir = stages.resolve_path(ROOT, params["path"]["system"]) / "learner"
+        from utils.paths import system_dir
+
+        learner_dir = system_dir(params, args.workdir) / "learner"
         candidates = sorted(learner_dir.glob("*/seed_*/learning.yaml"), key=lambda p: p.stat().st_mtime) if learner_dir.is_dir() else []
         candidates = [c for c in candidates if yaml.safe_load((c.parent.parent / "parameters.yaml").read_text()).get("set_id") == params["set_id"]]
         if not candidates:
@@ -329,7 +331,8 @@ def predict(args, params: dict) -> int:
     normalizer = stages.build_normalizer(normalization["method"], normalization.get("statistics"))
     recordings = find_recordings(args.predict)
     names, probabilities, failures = predict_recordings(
-        recordings, classifier, extractor, normalizer, params["feature_extractor"]["segment_length_seconds"], progress=not args.no_progress
+        recordings, classifier, extractor, normalizer, params["feature_extractor"]["segment_length_seconds"], progress=not args.no_progress,
+        max_chunk_seconds=params["recognizer"]["max_chunk_seconds"],
     )
     if names:
         write_system_output(args.output, names, probabilities, SCENE_LABELS)
@@ -372,13 +375,17 @@ def main(argv=None) -> int:
         if args.show_results:
             from utils.reporting import show_results
 
-            show_results(ROOT / container.defaults["path"]["system"])
+            from utils.paths import system_dir
+
+            show_results(system_dir(container.defaults, args.workdir))
             return 0
         if args.output:
             check_output_path(Path(args.output), "--output")
         from utils.reporting import setup_run_logging
 
-        log_path = setup_run_logging(ROOT / all_params[0]["path"]["log"])
+        from utils.paths import log_dir
+
+        log_path = setup_run_logging(log_dir(all_params[0], args.workdir))
         # utils.learning and utils.download log under their module names: send those records to the
         # run's console and log file too (training's "resuming from checkpoint" was lost otherwise)
         module_logger = logging.getLogger("utils")

@@ -1310,7 +1310,9 @@ def _mel_parameters(params_file: Path | None) -> dict:
     """``defaults.feature_extractor_method_parameters.mel`` of task1a.yaml (the official values)."""
     import yaml
 
-    path = params_file or Path(__file__).resolve().parents[1] / "task1a.yaml"
+    from utils.paths import default_parameter_file
+
+    path = params_file or default_parameter_file()
     try:
         return dict(yaml.safe_load(path.read_text())["defaults"]["feature_extractor_method_parameters"]["mel"])
     except FileNotFoundError:

@@ -46,6 +46,7 @@ _UNHASHED = {
     ("feature_extractor", "n_jobs"),
     ("recognizer", "batch_size"),
     ("recognizer", "num_threads"),
+    ("recognizer", "max_chunk_seconds"),
     ("learner", "parameters", "iterations"),
     ("learner", "parameters", "fit", "steps_per_execution"),
     ("learner", "parameters", "fit", "tensorboard"),
