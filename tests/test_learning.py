@@ -231,3 +231,81 @@ def test_bad_arguments_are_one_line_errors(tmp_path, change, message):
     change(parameters, data)
     with pytest.raises(Task1aError, match=message):
         train_model(parameters, data["X_train"], data["y_train"], data["X_val"], data["y_val"], tmp_path, progress=False)
+
+
+def test_keras_configs_from_the_yaml_reach_keras(tmp_path):
+    X, y = toy_problem(60, seed=6)
+    parameters = small_cnn_parameters(epochs=2, initial_delay=0)
+    parameters["optimizer"] = {"class_name": "SGD", "config": {"learning_rate": 0.05, "momentum": 0.9, "nesterov": True}}
+    parameters["compile"]["loss"] = {"class_name": "CategoricalCrossentropy", "config": {"from_logits": False}}
+    parameters["fit"]["callbacks"] = [{"class_name": "CSVLogger", "config": {"filename": "keras_log.csv"}}]
+    result = train_model(parameters, X[:40], y[:40], X[40:], y[40:], tmp_path, progress=False)
+    optimizer = keras.models.load_model(result["model_path"]).optimizer
+    assert type(optimizer).__name__ == "SGD" and optimizer.momentum == 0.9 and optimizer.nesterov
+    logged = pd.read_csv(tmp_path / "keras_log.csv")  # a relative callback path lands in the model folder
+    assert list(logged["epoch"]) == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda p: p["optimizer"].update(config={"learning_rate": 0.1, "beta_one": 0.8}), "learner_method_parameters.cnn.optimizer: .*beta_one"),
+        (lambda p: p["optimizer"].update(class_name="Adamm"), "learner_method_parameters.cnn.optimizer"),
+        (lambda p: p["compile"].update(loss={"class_name": "NoSuchLoss", "config": {}}), "learner_method_parameters.cnn.compile.loss"),
+        (lambda p: p["fit"].update(callbacks=[{"class_name": "EarlyStoping", "config": {}}]), r"fit.callbacks\[0\].class_name: 'EarlyStoping'"),
+        (lambda p: p["fit"].update(callbacks=[{"class_name": "EarlyStopping", "config": {"patients": 3}}]), r"fit.callbacks\[0\].config: .*patients"),
+        (lambda p: p["fit"].update(steps_per_execution=0), "fit.steps_per_execution must be an integer >= 1"),
+    ],
+)
+def test_bad_keras_configs_are_one_line_errors_naming_the_key(change, message):
+    parameters = small_cnn_parameters(epochs=1, initial_delay=0)
+    change(parameters)
+    with pytest.raises(Task1aError, match=message) as raised:
+        learning.check_settings(parameters)
+    assert "\n" not in str(raised.value)
+
+
+def early_stopping_parameters():
+    parameters = small_cnn_parameters(epochs=30, initial_delay=0)
+    # Validation labels shifted by one class (as above): validation loss rises as training succeeds, so
+    # EarlyStopping(patience 2) stops long before epoch 30.
+    parameters["fit"]["callbacks"] = [{"class_name": "EarlyStopping", "config": {"monitor": "val_loss", "patience": 2}}]
+    parameters["fit"]["steps_per_execution"] = 2
+    return parameters
+
+
+def test_early_stopping_from_the_yaml_stops_and_a_killed_run_resumes_to_the_same_weights(tmp_path):
+    X, y = toy_problem(150, seed=2)
+    arguments = (X[:100], y[:100], X[100:], (y[100:] + 1) % CLASS_COUNT)
+    parameters = early_stopping_parameters()
+    whole = train_model(parameters, *arguments, tmp_path / "whole", seed=5, deterministic=True, progress=False)
+    assert whole["stopped_early"] and 3 <= whole["epochs_trained"] < 30
+
+    # Killed in the epoch before the one EarlyStopping stops at: its patience must survive the resume.
+    kill_epoch = whole["epochs_trained"] - 1
+    with pytest.raises(Interrupted):
+        train_model(parameters, *arguments, tmp_path / "killed", seed=5, deterministic=True, progress=False, callbacks=[KillDuringEpoch(epoch=kill_epoch, batch=2)])
+    counter = EpochCounter()
+    resumed = train_model(parameters, *arguments, tmp_path / "killed", seed=5, deterministic=True, progress=False, callbacks=[counter])
+    assert counter.epochs == list(range(kill_epoch, whole["epochs_trained"] + 1))
+    assert resumed["stopped_early"] and resumed["epochs_trained"] == whole["epochs_trained"] and resumed["best_epoch"] == whole["best_epoch"]
+    assert_same_weights(saved_weights(resumed["model_path"]), saved_weights(whole["model_path"]))
+
+    # A finished, early-stopped run trains nothing more.
+    counter = EpochCounter()
+    train_model(parameters, *arguments, tmp_path / "whole", seed=5, deterministic=True, progress=False, callbacks=[counter])
+    assert counter.epochs == []
+
+
+def test_one_log_line_per_epoch_and_the_model_summary(tmp_path, caplog):
+    import logging
+
+    X, y = toy_problem(60, seed=1)
+    with caplog.at_level(logging.DEBUG, logger="utils.learning"):
+        train_model(small_cnn_parameters(epochs=3, initial_delay=0), X[:40], y[:40], X[40:], y[40:], tmp_path, progress=False)
+    lines = [record.getMessage() for record in caplog.records if record.name == "utils.learning"]
+    epoch_lines = [line for line in lines if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in epoch_lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert all("val_loss" in line and "categorical_accuracy" in line and " s; " in line for line in epoch_lines)
+    assert "selection starts at epoch 2" in epoch_lines[0] and "best epoch" in epoch_lines[2]
+    assert any(line.startswith("model summary:") and "Conv2D" in line for line in lines)

@@ -145,3 +145,27 @@ def test_values_outside_their_choices_are_rejected_when_resolving(tmp_path):
     # threads and batch size of the interpreter do not change results, so they stay out of the hash
     params = ParameterContainer().resolve("demo")
     assert stage_hash(apply_overrides(params, {"recognizer.num_threads": 1}), "recognizer") == stage_hash(params, "recognizer")
+
+
+def test_keras_configs_pass_through_while_the_application_keys_stay_strict(tmp_path):
+    user = write(tmp_path, "user.yaml", {"defaults": {"learner_method_parameters": {"cnn": {
+        "optimizer": {"class_name": "SGD", "config": {"learning_rate": 0.01, "momentum": 0.9}},
+        "model": {"constants": {"MY_NEW_CONSTANT": 5}},
+        "fit": {"callbacks": [{"class_name": "EarlyStopping", "config": {"monitor": "val_loss", "patience": 10}}]},
+    }}}})
+    learner = ParameterContainer(override_path=user).resolve("dcase2023_baseline")["learner"]["parameters"]
+    assert learner["optimizer"]["config"]["momentum"] == 0.9 and learner["model"]["constants"]["MY_NEW_CONSTANT"] == 5
+    assert learner["fit"]["callbacks"][0]["config"]["patience"] == 10
+    typo = write(tmp_path, "typo.yaml", {"defaults": {"learner_method_parameters": {"cnn": {"fit": {"epohcs": 3}}}}})
+    with pytest.raises(Task1aError, match="unknown parameter 'defaults.learner_method_parameters.cnn.fit.epohcs'"):
+        ParameterContainer(override_path=typo)
+
+
+def test_learner_hash_ignores_what_never_changes_a_trained_model():
+    params = ParameterContainer().resolve("dcase2023_baseline")
+    key = "learner_method_parameters.cnn"
+    same = [{f"{key}.iterations": 3}, {f"{key}.fit.steps_per_execution": 1}, {f"{key}.fit.tensorboard": True}]
+    for overrides in same:  # --trials 3 reuses a finished seed_0; speed and logging settings reuse it too
+        assert stage_hash(apply_overrides(params, overrides), "learner") == stage_hash(params, "learner"), overrides
+    for overrides in ({f"{key}.validation_seed": 1}, {f"{key}.fit.batch_size": 64}, {f"{key}.optimizer.config.learning_rate": 0.01}):
+        assert stage_hash(apply_overrides(params, overrides), "learner") != stage_hash(params, "learner"), overrides

@@ -69,7 +69,7 @@ def dev_run(workspace):
 def test_dev_mode_runs_every_stage_on_demo_data(workspace, dev_run):
     root, _ = workspace
     assert "SYNTHETIC" in dev_run.stdout  # the evaluation table says where its figures come from
-    results_files = list((root / "system" / "evaluator").glob("*/results.yaml"))
+    results_files = list((root / "system" / "evaluator").glob("*/seed_0/results.yaml"))
     assert len(results_files) == 1
     results = yaml.safe_load(results_files[0].read_text())
     for key in ("overall_accuracy", "overall_logloss", "class_wise", "device_wise", "set_id", "parameter_hash", "dataset"):
@@ -85,7 +85,10 @@ def test_dev_mode_runs_every_stage_on_demo_data(workspace, dev_run):
     learner = list((root / "system" / "learner").glob("*/seed_0"))[0]
     for name in ("model.keras", "model_float.tflite", "model_int8.tflite", "learning.yaml", "model_float.nessi.txt"):
         assert (learner / name).exists(), name
-    assert list((root / "log").glob("task1a_*.log"))
+    logs = list((root / "log").glob("task1a_*.log"))
+    assert len(logs) == 1
+    text = logs[0].read_text()
+    assert "epoch 1/2: " in text and "epoch 2/2: " in text and "model summary:" in text  # every epoch in the log file
 
 
 def test_rerun_reuses_finished_stages_and_show_results(workspace, dev_run):

@@ -507,7 +507,7 @@ def kill_chain(resume_dataset, reference, tmp_path_factory):
 
     status, stderr, killed = run_and_kill(command, lambda text: re.search(r"testing:\s+\d+%", text) is not None)
     steps["testing"] = dict(status=status, stderr=stderr, killed=killed, outputs=space.outputs("recognizer/*/seed_0/output.csv"),
-                            results=space.outputs("evaluator/*/results.yaml"), learned=bool(space.outputs("learner/*/seed_0/learning.yaml")))
+                            results=space.outputs("evaluator/*/seed_0/results.yaml"), learned=bool(space.outputs("learner/*/seed_0/learning.yaml")))
 
     final = subprocess.run([sys.executable, "task1a.py", *map(str, command)], cwd=REPO, capture_output=True, text=True, timeout=600)
     steps["final"] = dict(status=final.returncode, stderr=final.stderr)
@@ -559,6 +559,6 @@ def test_kill_during_testing_then_rerun_gives_the_same_results(kill_chain, refer
     theirs = only(reference.outputs("recognizer/*/seed_0/output.csv"))
     assert mine.read_bytes() == theirs.read_bytes()
     assert len(read_table(mine)) == (EVALUATE_REPLICAS + 1) * 90 + 2
-    results, expected = (yaml.safe_load(only(s.outputs("evaluator/*/results.yaml")).read_text()) for s in (space, reference))
+    results, expected = (yaml.safe_load(only(s.outputs("evaluator/*/seed_0/results.yaml")).read_text()) for s in (space, reference))
     for key in ("overall_accuracy", "overall_logloss", "class_wise", "device_wise"):
         assert results[key] == expected[key], key
