@@ -28,30 +28,62 @@ from utils.errors import Task1aError  # noqa: E402
 log = logging.getLogger("task1a")
 
 
+def _both_spellings(*flags: str) -> list[str]:
+    """Each long flag as written and in the other convention (``--no_progress`` and ``--no-progress``)."""
+    names = []
+    for flag in flags:
+        names.append(flag)
+        if flag.startswith("--"):
+            other = "--" + (flag[2:].replace("_", "-") if "_" in flag else flag[2:].replace("-", "_"))
+            if other != flag:
+                names.append(other)
+    return names
+
+
 def build_argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(  # prog: the command actually used (task1a.py from a clone, task1a installed)
         description="DCASE2022/2023 Task 1 baseline: low-complexity acoustic scene classification (TAU Urban Acoustic Scenes 2022 Mobile).",
     )
-    parser.add_argument("-m", "--mode", choices=("dev", "eval"), help="dev: development set (train fold / evaluate fold); eval: challenge mode (evaluation set output)")
-    parser.add_argument("-s", "--parameter_set", help="parameter set id(s), comma separated (see --show_sets)")
-    parser.add_argument("-p", "--param_file", help="YAML merged over task1a.yaml (same structure)")
-    parser.add_argument("-o", "--overwrite", action="store_true", help="recompute every stage (otherwise finished stages are reused)")
-    parser.add_argument("--output", help="also write the system output CSV to this file")
-    parser.add_argument("--show_parameters", action="store_true", help="print the resolved parameters of the set(s) and exit")
-    parser.add_argument("--show_sets", action="store_true", help="list the parameter sets and exit")
-    parser.add_argument("--show_results", action="store_true", help="list every evaluated setup and the DCASE2023 ranking, then exit")
-    parser.add_argument("-v", "--version", action="version", version=f"task1a {__version__}")
-    parser.add_argument("-r", "--seed", type=int, help="random seed (overrides general.seed; 0 is a seed)")
-    parser.add_argument("--trials", type=int, help="independent trainings with seeds seed, seed+1, ... (overrides learner iterations)")
-    parser.add_argument("--jobs", type=int, help="feature extraction processes (overrides feature_extractor.n_jobs; -1 = all cores)")
-    parser.add_argument("--download_dataset", metavar="PATH", help="download the TAU 2022 Mobile development set (and with --mode eval the evaluation set) into PATH")
-    parser.add_argument("--model", metavar="PATH", help="test and evaluate this .tflite model instead of the trained one (skips learning)")
-    parser.add_argument("--predict", nargs="+", metavar="PATH", help="classify these recordings (files or folders) and write --output")
-    parser.add_argument("--package", metavar="LABEL", help="challenge mode: write the submission zip LABEL.zip (LABEL.output.csv + LABEL.meta.yaml)")
-    parser.add_argument("--workdir", metavar="DIR", help="folder relative run-time paths (path.system, path.log, datasets) resolve against (overrides path.root; default: the current folder)")
-    parser.add_argument("--no_progress", action="store_true", help="no progress bars (they are off anyway when the output is not a terminal)")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    def add(*flags, **options):
+        parser.add_argument(*_both_spellings(*flags), **options)
+
+    add("-m", "--mode", choices=("dev", "eval"), help="dev: development set (train fold / evaluate fold); eval: challenge mode (evaluation set output)")
+    add("-s", "--parameter_set", help="parameter set id(s), comma separated (see --show_sets)")
+    add("-p", "--param_file", help="YAML merged over task1a.yaml (same structure)")
+    # The official baseline's `-o FILE` writes the system output; a bare `-o` (ours) recomputes everything.
+    add("-o", dest="o", nargs="?", const=True, default=None, metavar="FILE",
+        help="alone: recompute every stage (as --overwrite); with FILE: write the system output there (as --output FILE)")
+    add("--overwrite", action="store_true", help="recompute every stage (otherwise finished stages are reused)")
+    add("--output", metavar="FILE", help="also write the system output CSV to this file")
+    add("--show_parameters", action="store_true", help="print the resolved parameters of the set(s) and exit")
+    add("--show_sets", action="store_true", help="list the parameter sets and exit")
+    add("--show_results", action="store_true", help="list every evaluated setup and the DCASE2023 ranking, then exit")
+    add("-v", "--version", action="version", version=f"task1a {__version__}")
+    add("-r", "--seed", "--r_seed", type=int, help="random seed (overrides general.seed; 0 is a seed)")
+    add("--trials", type=int, help="independent trainings with seeds seed, seed+1, ... (overrides learner iterations)")
+    add("--jobs", type=int, help="feature extraction processes (overrides feature_extractor.n_jobs; -1 = all cores)")
+    add("--download_dataset", metavar="PATH", help="download the TAU 2022 Mobile development set (and with --mode eval the evaluation set) into PATH")
+    add("--model", metavar="PATH", help="test and evaluate this .tflite model instead of the trained one (skips learning)")
+    add("--predict", nargs="+", metavar="PATH", help="classify these recordings (files or folders) and write --output")
+    add("--package", metavar="LABEL", help="challenge mode: write the submission zip LABEL.zip (LABEL.output.csv + LABEL.meta.yaml)")
+    add("--workdir", metavar="DIR", help="folder relative run-time paths (path.system, path.log, datasets) resolve against (overrides path.root; default: the current folder)")
+    add("--no_progress", action="store_true", help="no progress bars (they are off anyway when the output is not a terminal)")
+    add("--debug", action="store_true", help="show tracebacks")
     return parser
+
+
+def parse_arguments(argv=None) -> argparse.Namespace:
+    """The command line, with ``-o`` resolved into ``overwrite`` / ``output``."""
+    parser = build_argument_parser()
+    args = parser.parse_args(argv)
+    if args.o is True:
+        args.overwrite = True
+    elif args.o is not None:
+        if args.output and args.output != args.o:
+            parser.error(f"-o {args.o} and --output {args.output} name two output files; give one")
+        args.output = args.o
+    return args
 
 
 def resolve_sets(args, container, fallback: bool = False) -> list[dict]:
@@ -175,16 +207,17 @@ def run_set(params: dict, args) -> int:
         if io not in models[0].tflite:
             raise Task1aError(f"recognizer.model_io '{io}' was not exported (conversion.io: {learner['conversion']['io']}); fix task1a.yaml")
 
+    recognizer_dir = stages.stage_folder(params, root, "recognizer", recognizer_extra)
     complexity = None
     if flow["model_size"]:
+        # Beside a trained model (our own output), or in the recognizer folder for a given --model: never beside an input.
         with timer("model size"):
-            complexity = stages.model_size_stage(models[0].tflite[io], params["model_size"], overwrite)
+            complexity = stages.model_size_stage(models[0].tflite[io], params["model_size"], recognizer_dir if args.model else models[0].folder, overwrite)
         from model_size_calculation.nessi import format_nessi_table
 
         log.info("model size (NeSsi) of %s:\n%s", models[0].tflite[io], format_nessi_table(complexity))
 
     # -- testing
-    recognizer_dir = stages.stage_folder(params, root, "recognizer", recognizer_extra)
     outputs = []
     with timer("testing"), meter.phase(inference_phase):
         for model in models:
@@ -357,7 +390,7 @@ def check_output_path(path: Path, what: str) -> None:
 
 
 def main(argv=None) -> int:
-    args = build_argument_parser().parse_args(argv)
+    args = parse_arguments(argv)
     try:
         from utils.parameters import ParameterContainer
 

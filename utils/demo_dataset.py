@@ -761,7 +761,7 @@ def _write_audio(build: Path, jobs: list, sr: int, progress: bool, n_jobs: int) 
         (build / folder / "audio").mkdir(parents=True, exist_ok=True)
     total = sum(len(job.outputs) for job in jobs)
     workers = (os.cpu_count() or 1) if n_jobs == -1 else max(1, n_jobs)
-    with tqdm(total=total, desc="demo dataset", unit="clip", disable=not progress) as bar:
+    with tqdm(total=total, desc="demo dataset", unit="clip", disable=None if progress else True) as bar:
         if workers == 1 or len(jobs) < 2 * workers:
             for job in jobs:
                 bar.update(_write_job(job, build, sr))

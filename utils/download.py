@@ -390,7 +390,7 @@ def _update_md5(hasher, path: Path, *, progress: bool):
     """Feed the bytes of ``path`` to ``hasher`` (a hashlib object); return it."""
     with open(path, "rb") as handle, tqdm(total=path.stat().st_size, unit="B", unit_scale=True,
                                           unit_divisor=1024, desc=f"verify {path.name}", leave=False,
-                                          disable=not progress) as bar:
+                                          disable=None if progress else True) as bar:
         while chunk := handle.read(CHUNK_BYTES):
             hasher.update(chunk)
             bar.update(len(chunk))
@@ -422,7 +422,7 @@ class _PartialDownload:
         if self.offset:
             _update_md5(self.hasher, path, progress=progress)
         self.bar = tqdm(total=expected_bytes, initial=self.offset, unit="B", unit_scale=True,
-                        unit_divisor=1024, desc=label, disable=not progress)
+                        unit_divisor=1024, desc=label, disable=None if progress else True)
 
     @property
     def complete(self) -> bool:
@@ -609,7 +609,7 @@ def _extract_archive(archive: Path, staging_root: Path, folder: str, *, progress
             inside_folder = all(m.filename.startswith(folder + "/") for m in members)
             destination = staging_root if inside_folder else staging_root / folder
             with tqdm(total=sum(m.file_size for m in members), unit="B", unit_scale=True, unit_divisor=1024,
-                      desc=f"extract {archive.name}", disable=not progress) as bar:
+                      desc=f"extract {archive.name}", disable=None if progress else True) as bar:
                 for member in members:
                     bundle.extract(member, destination)
                     bar.update(member.file_size)

@@ -1267,7 +1267,7 @@ def extract_to_store(
         tasks = list(enumerate(chunks))
         from tqdm import tqdm
 
-        bar = tqdm(total=sum(len(c) for c in chunks), desc="features", unit="file", disable=not progress, smoothing=0.1)
+        bar = tqdm(total=sum(len(c) for c in chunks), desc="features", unit="file", disable=None if progress else True, smoothing=0.1)
         jobs = max(1, min(jobs, len(tasks)))
         pool = None
         # Limited here (before the workers fork, undone below) so that forked workers inherit it.

@@ -348,20 +348,21 @@ def plain_values(value):
 
 
 # ----------------------------------------------------------------------------------- model size
-def model_size_stage(tflite_path: Path, limits: dict, overwrite: bool = False) -> dict:
-    """NeSsi figures of a TFLite model, saved beside it as ``<name>.nessi.txt`` and ``.nessi.json``."""
+def model_size_stage(tflite_path: Path, limits: dict, folder: Path, overwrite: bool = False) -> dict:
+    """NeSsi figures of a TFLite model, saved in ``folder`` (an output folder, never beside a given input) as
+    ``<name>.nessi.txt`` and ``.nessi.json``."""
     import json
 
     from model_size_calculation.nessi import format_nessi_table, get_model_size
     from utils.files import write_json_atomic, write_text_atomic
 
-    json_path = tflite_path.with_suffix(".nessi.json")
+    json_path = Path(folder) / Path(tflite_path).with_suffix(".nessi.json").name
     if json_path.exists() and not overwrite and json_path.stat().st_mtime >= tflite_path.stat().st_mtime:
         figures = json.loads(json_path.read_text())
         if figures.get("limits", {}).get("macs") == limits["max_macs"] and figures["limits"].get("memory_bytes") == limits["max_memory_bytes"]:
             return figures
     figures = get_model_size(str(tflite_path), "tflite", max_macs=limits["max_macs"], max_memory_bytes=limits["max_memory_bytes"])
-    write_text_atomic(tflite_path.with_suffix(".nessi.txt"), format_nessi_table(figures) + "\n")
+    write_text_atomic(json_path.with_suffix("").with_suffix(".nessi.txt"), format_nessi_table(figures) + "\n")
     write_json_atomic(json_path, figures)
     return figures
 

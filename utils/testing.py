@@ -66,7 +66,7 @@ def predict_store(classifier, store, keys, normalizer, batch_size: int = 256, pr
     outputs = []
     with ThreadPoolExecutor(1, thread_name_prefix="testing-read") as reader:
         pending = reader.submit(prepared, starts[0])
-        for index in tqdm(range(len(starts)), desc="testing", unit="batch", disable=not progress, leave=False):
+        for index in tqdm(range(len(starts)), desc="testing", unit="batch", disable=None if progress else True, leave=False):
             batch = pending.result()
             if index + 1 < len(starts):
                 pending = reader.submit(prepared, starts[index + 1])
@@ -159,7 +159,7 @@ def predict_recordings(recordings, classifier, extractor, normalizer, segment_le
         results = pool.map(_classify_recording, recordings)
     names, rows, failures = [], [], {}
     try:
-        for name, probabilities, failure in tqdm(results, total=len(recordings), desc="predicting", unit="file", disable=not progress, leave=False):
+        for name, probabilities, failure in tqdm(results, total=len(recordings), desc="predicting", unit="file", disable=None if progress else True, leave=False):
             if failure is not None:
                 failures[name] = failure
             else:
