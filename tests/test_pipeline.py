@@ -106,7 +106,8 @@ def test_rerun_reuses_finished_stages_and_show_results(workspace, dev_run):
 def test_eval_mode_writes_output_for_every_evaluation_file(workspace, dev_run):
     root, param_file = workspace
     out = root / "eval_output.csv"
-    result = task1a("-s", "demo", "-p", str(param_file), "--mode", "eval", "--output", str(out), "--package", "Doe_Demo_task1_1")
+    # the official baseline's command form: -m eval -o FILE
+    result = task1a("-s", "demo", "-p", str(param_file), "-m", "eval", "-o", str(out), "--package", "Doe_Demo_task1_1")
     assert result.returncode == 0, result.stderr[-3000:]
     table = read_output(out)
     listed = pd.read_csv(next((root / "datasets" / "demo").rglob("evaluation/evaluation_setup/fold1_test.csv")), sep="\t")
@@ -137,3 +138,23 @@ def test_predict_real_recordings_with_the_official_model(workspace, real_audio_d
     tau = table[table["filename"].map(lambda n: truth[n] in SCENE_LABELS)]
     correct = (tau["scene_label"].to_numpy() == tau["filename"].map(truth).to_numpy()).mean()
     assert correct > 0.2  # a weak baseline, but far above chance (0.1) on real TAU recordings
+
+
+def test_a_given_model_in_a_read_only_folder_gets_nothing_written_beside_it(workspace, dev_run, reference_dir):
+    import shutil
+    import stat
+
+    root, param_file = workspace
+    folder = root / "read_only_model"
+    folder.mkdir()
+    model = folder / "model_task1.tflite"
+    shutil.copyfile(reference_dir / "model_task1.tflite", model)
+    folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        result = task1a("-s", "demo", "-p", str(param_file), "--model", str(model))
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert sorted(p.name for p in folder.iterdir()) == ["model_task1.tflite"]  # (root may write anywhere: the listing tells)
+        tables = list((root / "system" / "recognizer").glob("*/model_task1.nessi.txt"))
+        assert len(tables) == 1 and "29,234,920" in tables[0].read_text()
+    finally:
+        folder.chmod(stat.S_IRWXU)

@@ -452,13 +452,16 @@ def test_full_disk_during_feature_extraction(workspace):
 
 
 # ------------------------------------------------------------------------------------ kill -9 chain
-def run_and_kill(args: list, fire, timeout: float = 300) -> tuple[int, str, bool]:
+def run_and_kill(args: list, fire, timeout: float = 300, prelude: str = "") -> tuple[int, str, bool]:
     """Run task1a.py (progress bars on) in its own process group; SIGKILL the group once ``fire(stderr so far)``.
 
+    ``prelude``: Python run before task1a.py in the same process (to hold it at a known point).
     Returns (exit status, stderr, whether it was killed).
     """
-    process = subprocess.Popen([sys.executable, "task1a.py", *map(str, args)], cwd=REPO, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, start_new_session=True)
+    command = [sys.executable, "task1a.py", *map(str, args)]
+    if prelude:
+        command = [sys.executable, "-c", f"{prelude}\nimport runpy, sys\nsys.argv = {['task1a.py', *map(str, args)]!r}\nrunpy.run_path('task1a.py', run_name='__main__')"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     chunks = []
     reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: os.read(process.stderr.fileno(), 65536), b"")), daemon=True)
     reader.start()
@@ -505,7 +508,26 @@ def kill_chain(resume_dataset, reference, tmp_path_factory):
     steps["training"] = dict(status=status, stderr=stderr, killed=killed, checkpoint_epoch=epoch,
                              finished=bool(space.outputs("learner/*/seed_0/learning.yaml")))
 
-    status, stderr, killed = run_and_kill(command, lambda text: re.search(r"testing:\s+\d+%", text) is not None)
+    # Held inside testing after its first interpreter batch (testing is too fast to catch on the fly): the
+    # second batch waits for the kill, with a marker saying so.
+    marker = space.root / "inside_testing"
+    hold = (
+        "import time\n"
+        "import utils.testing\n"
+        "original = utils.testing.predict_store\n"
+        "def held_store(classifier, *args, **kwargs):\n"
+        "    calls, predict = [], classifier.predict_prepared\n"
+        "    def held(batch):\n"
+        "        calls.append(1)\n"
+        "        if len(calls) == 2:\n"
+        f"            open({str(marker)!r}, 'w').close()\n"
+        "            time.sleep(600)\n"
+        "        return predict(batch)\n"
+        "    classifier.predict_prepared = held\n"
+        "    return original(classifier, *args, **kwargs)\n"
+        "utils.testing.predict_store = held_store\n"
+    )
+    status, stderr, killed = run_and_kill(command, lambda text: marker.exists(), prelude=hold)
     steps["testing"] = dict(status=status, stderr=stderr, killed=killed, outputs=space.outputs("recognizer/*/seed_0/output.csv"),
                             results=space.outputs("evaluator/*/seed_0/results.yaml"), learned=bool(space.outputs("learner/*/seed_0/learning.yaml")))
 
@@ -549,7 +571,7 @@ def test_kill_during_training_then_rerun_resumes_from_the_checkpoint(kill_chain,
 def test_kill_during_testing_then_rerun_gives_the_same_results(kill_chain, reference):
     killed = kill_chain["testing"]
     assert killed["killed"] and killed["status"] == -signal.SIGKILL, killed["stderr"][-3000:]
-    assert killed["learned"] and killed["outputs"] == [] and killed["results"] == []  # killed inside testing: no output yet
+    assert killed["learned"] and killed["outputs"] == [] and killed["results"] == [], (killed["learned"], killed["outputs"], killed["results"])  # killed inside testing: no output yet
     final = kill_chain["final"]
     assert final["status"] == 0, final["stderr"][-3000:]
     assert "features: reusing" in final["stderr"] and "learning: reusing" in final["stderr"]
