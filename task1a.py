@@ -64,6 +64,8 @@ def build_argument_parser() -> argparse.ArgumentParser:
     add("--trials", type=int, help="independent trainings with seeds seed, seed+1, ... (overrides learner iterations)")
     add("--jobs", type=int, help="feature extraction processes (overrides feature_extractor.n_jobs; -1 = all cores)")
     add("--download_dataset", metavar="PATH", help="download the TAU 2022 Mobile development set (and with --mode eval the evaluation set) into PATH")
+    add("--download_baseline_model", nargs="?", const=True, default=None, metavar="PATH",
+        help="download the official baseline model (sha256-verified) to recognizer.baseline_model (or PATH): its inference is the baseline_inference energy")
     add("--model", metavar="PATH", help="test and evaluate this .tflite model instead of the trained one (skips learning)")
     add("--predict", nargs="+", metavar="PATH", help="classify these recordings (files or folders) and write --output")
     add("--package", metavar="LABEL", help="challenge mode: write the submission zip LABEL.zip (LABEL.output.csv + LABEL.meta.yaml)")
@@ -171,13 +173,16 @@ def run_set(params: dict, args) -> int:
 
     def extract_features():
         rewrite = overwrite and group.chief  # the others wait for the chief's finished store
-        development = stages.feature_extraction_stage(params, development_items, data.development.path, feature_dir / "development", rewrite, progress)
-        test = development
-        if mode == "eval":
-            test = stages.feature_extraction_stage(params, tests, test_root, feature_dir / "evaluation", rewrite, progress)
-        return development, test
+        stores = []
+        for items, audio_root, folder in ((development_items, data.development.path, feature_dir / "development"),
+                                          *([(tests, test_root, feature_dir / "evaluation")] if mode == "eval" else [])):
+            stores.append(stages.measured_stage(
+                meter, "feature_extraction", folder, group.chief and stages.feature_store_reused(folder, items, rewrite),
+                lambda: stages.feature_extraction_stage(params, items, audio_root, folder, rewrite, progress),
+                write=group.chief, overwrite=rewrite))
+        return stores[0], stores[-1]
 
-    with timer("feature extraction"), meter.phase("feature_extraction"):
+    with timer("feature extraction"):
         development_store, test_store = group.chief_first(extract_features)
 
     # -- learning (or the given model)
@@ -192,14 +197,17 @@ def run_set(params: dict, args) -> int:
         recognizer_extra = {"model_sha256": sha}
         normalization = {"method": params["data_processing"]["normalization"], "statistics": None}
         models.append(stages.TrainedModel(model_path.parent, params["general"]["seed"], {io: model_path}, None, normalization))
-        inference_phase = "baseline_inference" if sha == stages.OFFICIAL_MODEL_SHA256 else "testing"
+        meter.add_record("training", {"measured": False, "reason": f"no training in this run (--model {model_path} was given)"})
     else:
         recognizer_extra = None
-        inference_phase = "testing"
         learner_dir = stages.stage_folder(params, root, "learner")
-        with timer("learning"), meter.phase("training"):
+        with timer("learning"):
             for seed in stages.trial_seeds(params):
-                models.append(stages.learning_stage(params, stages.training_items(data), development_store, learner_dir / f"seed_{seed}", seed, overwrite, progress, group))
+                folder = learner_dir / f"seed_{seed}"
+                models.append(stages.measured_stage(
+                    meter, "training", folder, stages.learning_reused(folder, overwrite),
+                    lambda: stages.learning_stage(params, stages.training_items(data), development_store, folder, seed, overwrite, progress, group),
+                    write=group.chief, resumed_unrecorded=group.chief and stages.learning_resumes_unrecorded(folder, overwrite)))
         if not group.chief:
             log.info("multi-worker training: this worker is done; it waits for the chief (worker 0), which exports, tests and evaluates")
             group.finish()
@@ -219,11 +227,18 @@ def run_set(params: dict, args) -> int:
 
     # -- testing
     outputs = []
-    with timer("testing"), meter.phase(inference_phase):
+    with timer("testing"):
         for model in models:
             folder = recognizer_dir / f"seed_{model.seed}"
             folder.mkdir(parents=True, exist_ok=True)
-            outputs.append(stages.testing_stage(model.tflite[io], model.normalization, tests, test_store, folder, params["recognizer"], overwrite, progress))
+            outputs.append(stages.measured_stage(
+                meter, "testing", folder, stages.testing_reused(folder, overwrite),
+                lambda: stages.testing_stage(model.tflite[io], model.normalization, tests, test_store, folder, params["recognizer"], overwrite, progress),
+                overwrite=overwrite))
+    # -- the official baseline model over the same test items, same batch size and threads: the
+    # `baseline_inference` figure the DCASE2023 meta normalises inference energy by
+    with timer("baseline inference"):
+        stages.run_baseline_inference(meter, params, root, tests, test_store, recognizer_dir, overwrite, progress)
     if args.output:
         from utils.files import atomic_path
 
@@ -281,14 +296,17 @@ def run_set(params: dict, args) -> int:
         if curves.exists():
             run["plots"]["training curves"] = os.path.relpath(curves, report_dir)
     run["timings"] = dict(timer.seconds)
+    run["created"] = __import__("datetime").datetime.now().astimezone().isoformat(timespec="seconds")
     if flow["report"]:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        write_yaml_atomic(report_dir / "run.yaml", stages.plain_values(run))  # the record the report is rendered from
         report_text = write_run_report(report_dir / "report.md", run)
         log.info("report: %s", report_dir / "report.md")
         log.debug(report_text)
     if args.package:
         if mode != "eval":
             raise Task1aError("--package needs challenge mode (--mode eval)")
-        package = write_package(args.package, params, outputs[0], models[0].tflite[io], complexity, run["energy_summary"], args.workdir)
+        package = write_package(args.package, params, outputs[0], models[0], io, complexity, run["energy_summary"], args.workdir)
         log.info("submission package written to %s", package)
     group.finish()
     return 0
@@ -301,7 +319,7 @@ def _complexity_brief(complexity: dict | None) -> dict | None:
     return {key: complexity.get(key) for key in keys}
 
 
-def write_package(label: str, params: dict, output_csv: Path, model_path: Path, complexity, energy, workdir=None) -> Path:
+def write_package(label: str, params: dict, output_csv: Path, model, io: str, complexity, energy, workdir=None) -> Path:
     """The submission zip: development-set results come from this set's dev-mode run, if there is one."""
     import yaml
 
@@ -318,14 +336,7 @@ def write_package(label: str, params: dict, output_csv: Path, model_path: Path, 
     template = paths.meta_template(params, workdir)
     meta_complexity = None
     if complexity:
-        counts = stages.tflite_parameter_counts(model_path)
-        meta_complexity = {
-            "total_model_size": complexity["total_weight_bytes"],
-            "total_parameters": counts["parameters"],
-            "total_parameters_non_zero": counts["non_zero"],
-            "memory_use": complexity["total_weight_bytes"],  # the NeSsi memory figure the challenge ranks by
-            "macs": complexity["total_macs"],
-        }
+        meta_complexity = stages.meta_complexity(model.keras, model.tflite[io], model.summary, complexity)
     meta_energy = (energy or {}).get("energy_consumption")
     meta = build_submission_meta(label, template, params, meta_complexity, meta_energy, dev_results)
     out_zip = paths.system_dir(params, workdir) / "submission" / f"{label}.zip"
@@ -426,8 +437,18 @@ def main(argv=None) -> int:
         module_logger.setLevel(logging.DEBUG)
         module_logger.propagate = False
         log.info("task1a %s, log file %s", __version__, log_path)
-        if not (args.download_dataset or args.predict):
+        if not (args.download_dataset or args.download_baseline_model or args.predict):
             all_params = resolve_sets(args, container, fallback=True)
+        if args.download_baseline_model:
+            from utils import paths as run_paths
+            from utils.download import download_baseline_model
+
+            target = (run_paths.resolve_run_path(all_params[0], args.download_baseline_model, args.workdir) if args.download_baseline_model is not True
+                      else run_paths.resolve_run_path(all_params[0], all_params[0]["recognizer"]["baseline_model"], args.workdir))
+            download_baseline_model(target, progress=not args.no_progress)
+            print(f"baseline model: {target}")
+            if not args.download_dataset:
+                return 0
         if args.download_dataset:
             from utils.download import download_dataset
 

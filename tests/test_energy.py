@@ -255,3 +255,55 @@ def test_real_offline_tracking_phase(monkeypatch, tmp_path):
     assert stale_lock.exists()
     assert set(PHASE_NAMES) >= set(meter.results())
     yaml.safe_load(yaml.safe_dump(meter.results()))
+
+
+# ------------------------------------------------------------------------- energy of a stage's output
+def test_a_reused_stage_reports_the_figure_stored_when_it_ran(fake_tracker, tmp_path):
+    from utils.stages import measured_stage
+
+    folder = tmp_path / "seed_0"
+    fake_tracker.data = fake_emissions_data(0.003, duration=5.0)
+    first = EnergyMeter()
+    assert measured_stage(first, "training", folder, False, lambda: "model") == "model"
+    stored = yaml.safe_load((folder / "energy.yaml").read_text())
+    assert stored["energy_kwh"] == 0.003 and stored["parts"] == 1 and stored["resumed"] is False
+
+    fake_tracker.data = fake_emissions_data(1e-9, duration=0.01)  # what measuring the reuse would give
+    again = EnergyMeter()
+    measured_stage(again, "training", folder, True, lambda: "model")
+    record = again.results()["training"]
+    assert record["energy_kwh"] == 0.003 and record["reused"] is True
+    assert record["measured_at_all"] == stored["measured_at_all"]
+    summary = energy_summary(again.results())
+    assert summary["energy_consumption"]["training"] == 0.003
+    assert summary["measured_when_the_stage_ran"]["training"] == stored["measured_at_all"]
+
+    # a stage reused from before energy records were kept says so
+    never = EnergyMeter()
+    measured_stage(never, "testing", tmp_path / "old", True, lambda: None)
+    assert "computed before energy records were kept" in never.results()["testing"]["reason"]
+
+
+def test_a_resumed_stage_reports_the_sum_of_its_parts(fake_tracker, tmp_path):
+    from utils.stages import measured_stage
+
+    folder = tmp_path / "seed_0"
+    fake_tracker.data = fake_emissions_data(0.002, duration=3.0)
+    with pytest.raises(KeyboardInterrupt):  # the first run is interrupted: its part is recorded
+        measured_stage(EnergyMeter(), "training", folder, False, lambda: (_ for _ in ()).throw(KeyboardInterrupt()))
+    assert not (folder / "energy.yaml").exists() and (folder / "energy_parts.yaml").exists()
+    fake_tracker.data = fake_emissions_data(0.005, duration=4.0)
+    meter = EnergyMeter()
+    measured_stage(meter, "training", folder, False, lambda: None)
+    stored = yaml.safe_load((folder / "energy.yaml").read_text())
+    assert stored["parts"] == 2 and stored["resumed"] is True
+    assert not (folder / "energy_parts.yaml").exists()
+    # the interrupted part was not measured by the meter (did not complete): said, not silently dropped
+    assert stored["energy_kwh"] == pytest.approx(0.005) and "did not complete" in stored["unmeasured_parts"][0]
+    assert meter.results()["training"]["resumed"] is True
+
+
+def test_energy_summary_gives_inference_over_baseline():
+    summary = energy_summary({"testing": {"measured": True, "energy_kwh": 0.3}, "baseline_inference": {"measured": True, "energy_kwh": 0.6}})
+    assert summary["inference_over_baseline_ratio"] == pytest.approx(0.5)
+    assert summary["baseline_over_inference_energy_ratio"] == pytest.approx(2.0)

@@ -158,3 +158,54 @@ def test_a_given_model_in_a_read_only_folder_gets_nothing_written_beside_it(work
         assert len(tables) == 1 and "29,234,920" in tables[0].read_text()
     finally:
         folder.chmod(stat.S_IRWXU)
+
+
+def tiny_overrides(root, **general):
+    """The tiny demo of the workspace fixture as a -p dictionary."""
+    return {
+        "defaults": {
+            "path": {"system": str(root / "system"), "log": str(root / "log"), "datasets": str(root / "datasets")},
+            "general": general,
+            "dataset_method_parameters": {"demo": {
+                "path": str(root / "datasets" / "demo"), "locations_per_city": 1, "segments_per_location": 1,
+                "test_locations_per_scene": 2, "subsegments_per_segment": 2, "evaluation_locations_per_scene": 2, "evaluation_files": 40}},
+            "learner_method_parameters": {"cnn": {"conversion": {"representative_examples": 20}}},
+        },
+        "sets": [{"set_id": "demo", "learner_method_parameters": {"cnn": {"fit": {"epochs": 2}, "model_selection": {"initial_delay": 0}}}}],
+    }
+
+
+def test_eval_package_gives_all_three_energy_figures_and_a_rerun_reports_the_stored_training(tmp_path, reference_dir):
+    overrides = tiny_overrides(tmp_path, energy=True)
+    overrides["defaults"]["recognizer"] = {"baseline_model": str(reference_dir / "model_task1.tflite")}
+    param_file = tmp_path / "energy.yaml"
+    param_file.write_text(yaml.safe_dump(overrides))
+    args = ("-s", "demo", "-p", str(param_file), "--mode", "eval", "--package", "Lastname_ORG_task1_1")
+    first = task1a(*args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    with zipfile.ZipFile(tmp_path / "system" / "submission" / "Lastname_ORG_task1_1.zip") as archive:
+        meta = yaml.safe_load(archive.read("task1/Lastname_ORG_task1_1/Lastname_ORG_task1_1.meta.yaml"))
+    energy = meta["system"]["energy_consumption"]
+    assert energy["training"] > 0 and energy["inference"] > 0 and energy["baseline_inference"] > 0
+    assert meta["system"]["complexity"]["total_parameters"] == 46_246  # the Keras model's count_params()
+    assert meta["system"]["complexity"]["memory_use"] == meta["system"]["complexity"]["total_model_size"]
+    reports = list((tmp_path / "system" / "evaluator").glob("*/seed_0/report.md"))
+    assert len(reports) == 1
+    report = reports[0].read_text()
+    ratio = energy["inference"] / energy["baseline_inference"]
+    assert f"- inference / baseline_inference: {ratio:.3f}" in report
+    results = yaml.safe_load((reports[0].parent / "results.yaml").read_text())
+    assert results["energy"]["inference_over_baseline_ratio"] == pytest.approx(ratio)
+    baseline_output = read_output(next((tmp_path / "system" / "recognizer").glob("*/baseline_inference/output.csv")))
+    assert len(baseline_output) == 40  # the official model over the same 40 test items
+
+    again = task1a(*args)  # no -o: every stage reused
+    assert again.returncode == 0, again.stderr[-3000:]
+    stored = yaml.safe_load(next((tmp_path / "system" / "learner").glob("*/seed_0/energy.yaml")).read_text())
+    report = reports[0].read_text()
+    line = next(l for l in report.splitlines() if l.startswith("- training: "))
+    assert f"{energy['training']:.4g} kWh" in line
+    assert f"measured when the stage ran, {stored['measured_at_all'][0]}" in line
+    with zipfile.ZipFile(tmp_path / "system" / "submission" / "Lastname_ORG_task1_1.zip") as archive:
+        meta = yaml.safe_load(archive.read("task1/Lastname_ORG_task1_1/Lastname_ORG_task1_1.meta.yaml"))
+    assert meta["system"]["energy_consumption"] == energy  # the stored figures, not the seconds of the reuse

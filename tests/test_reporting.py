@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import logging
 import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
 
 import pytest
 
 from utils.errors import Task1aError
-from utils.reporting import format_ranking_table, rank_systems, setup_run_logging, write_run_report
+from utils.reporting import format_ranking_table, rank_systems, render_run_report, setup_run_logging, write_run_report
 
 
 # ------------------------------------------------------------------------------------------- logging
@@ -61,41 +66,32 @@ def test_run_logging_console_level(tmp_path, capsys, clean_task1a_logger):
 
 
 # ------------------------------------------------------------------------------------------- report
-def demo_run(tmp_path):
-    """A run dict as the pipeline fills it for the demo set (synthetic data, no baseline energy)."""
-    (tmp_path / "plots").mkdir()
-    (tmp_path / "plots" / "confusion_matrix.png").write_bytes(b"\x89PNG\r\n\x1a\n")
-    return {
-        "dataset": {"name": "task1a-demo-synthetic", "synthetic": True, "path": "datasets/task1a-demo-synthetic"},
-        "set_id": "demo",
-        "description": "Built-in synthetic demo data (NOT the real dataset)",
-        "mode": "dev",
-        "created": "2023-05-01T12:00:00+00:00",
-        "hashes": {"features": "a1b2c3", "learner": "d4e5f6", "recognizer": "0718ab"},
-        "timings": {"feature_extraction": 12.5, "learning": 3725.0, "testing": 4.25},
-        "evaluation": {
-            "table": "Scene label      | Accuracy\nairport          |  41.2 %\n",
-            "overall_accuracy": 0.4321, "overall_logloss": 1.5873, "n_trials": 3,
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def demo_record(tmp_path_factory, reference_dir):
+    """The record (run.yaml) of a real tiny demo run in dev mode, energy measured, baseline model from ../shared."""
+    root = tmp_path_factory.mktemp("report_run")
+    overrides = {
+        "defaults": {
+            "path": {"system": str(root / "system"), "log": str(root / "log"), "datasets": str(root / "datasets")},
+            "general": {"energy": True},
+            "recognizer": {"baseline_model": str(reference_dir / "model_task1.tflite")},
+            "dataset_method_parameters": {"demo": {
+                "path": str(root / "datasets" / "demo"), "locations_per_city": 1, "segments_per_location": 1,
+                "test_locations_per_scene": 2, "subsegments_per_segment": 2}},
+            "learner_method_parameters": {"cnn": {"conversion": {"representative_examples": 20}}},
         },
-        "complexity": {
-            "total_macs": 29_234_920, "total_weight_bytes": 46_512, "peak_memory_bytes": 65_280,
-            "macs_ok": True, "memory_ok": False, "limits": {"macs": 30_000_000, "memory_bytes": 128_000},
-        },
-        "energy": {
-            "training": {"measured": True, "energy_kwh": 0.002, "cpu_energy_kwh": 0.0005, "gpu_energy_kwh": 0.0,
-                         "ram_energy_kwh": 0.0015, "duration_seconds": 3725.0, "cpu_energy_source": "estimated",
-                         "tracking_methods": {"cpu": "cpu_load", "gpu": "none found", "ram": "RAM power estimation model"},
-                         "tracking_scope": "machine", "cpu_model": "AMD EPYC", "country_iso_code": "FIN",
-                         "codecarbon_version": "3.3.2", "codecarbon_warnings": ["We saw that you have a AMD EPYC but we don't know it."]},
-            "testing": {"measured": True, "energy_kwh": 0.0004, "cpu_energy_kwh": 0.0001, "gpu_energy_kwh": 0.0,
-                        "ram_energy_kwh": 0.0003, "duration_seconds": 4.25, "cpu_energy_source": "estimated"},
-            "baseline_inference": {"measured": False, "reason": "no official model given (--model)", "duration_seconds": 0.0},
-        },
-        "quantization": {"keras": {"accuracy": 0.4400, "logloss": 1.55},
-                         "tflite_int8": {"accuracy": 0.4321, "logloss": 1.5873}},
-        "plots": {"confusion matrix": "plots/confusion_matrix.png", "training curves": "plots/training_curves.png"},
-        "outputs": {"output": "system/recognizer/0718ab/output.csv"},
+        "sets": [{"set_id": "demo", "learner_method_parameters": {"cnn": {"fit": {"epochs": 2}, "model_selection": {"initial_delay": 0}}}}],
     }
+    (root / "tiny.yaml").write_text(yaml.safe_dump(overrides))
+    result = subprocess.run([sys.executable, "task1a.py", "--no_progress", "-s", "demo", "-p", str(root / "tiny.yaml")],
+                            cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = list((root / "system" / "evaluator").glob("*/seed_0/run.yaml"))
+    assert len(records) == 1
+    return records[0].parent, yaml.safe_load(records[0].read_text())
 
 
 def section(text, title):
@@ -105,47 +101,52 @@ def section(text, title):
     return match.group(1)
 
 
-def test_report_of_a_demo_run(tmp_path):
-    run = demo_run(tmp_path)
-    text = write_run_report(tmp_path / "report.md", run)
-    assert (tmp_path / "report.md").read_text(encoding="utf-8") == text
+def test_report_of_a_demo_run(demo_record, tmp_path):
+    run_dir, run = demo_record
+    text = render_run_report(run, run_dir)
+    assert text == (run_dir / "report.md").read_text(encoding="utf-8")  # the run's own report, from the same record
+    assert write_run_report(tmp_path / "report.md", run) == (tmp_path / "report.md").read_text(encoding="utf-8")
 
     head = text.splitlines()[:4]
     assert "SYNTHETIC DATA" in head[0]
     assert any("NOT THE REAL DATASET" in line for line in head)
-
     for title in ("Results", "Keras model and TFLite conversion", "Complexity", "Energy", "Stage timings",
                   "Parameters and stage folders", "Figures", "Output files"):
         section(text, title)
 
-    results = section(text, "Results")
-    assert "43.21 %" in results and "1.587" in results and "Trials (independent trainings): 3" in results
-    assert "airport          |  41.2 %" in results  # the evaluation table verbatim
-
-    quantization = section(text, "Keras model and TFLite conversion")
-    assert "| tflite_int8 | 43.21 % | 1.587 | -0.79 points |" in quantization  # 43.21 - 44.00
+    results = yaml.safe_load((run_dir / "results.yaml").read_text())
+    body = section(text, "Results")
+    assert f"{100 * results['overall_accuracy']:.2f} %" in body and f"{results['overall_logloss']:.3f}" in body
+    assert run["evaluation"]["table"].splitlines()[0] in body  # the evaluation table verbatim
 
     complexity = section(text, "Complexity")
-    assert "29,234,920 (29.23 MMAC)" in complexity and "within the limit" in complexity
-    assert "46,512 B (45.4 KB)" in complexity and "OVER THE LIMIT" in complexity
+    assert f"{run['complexity']['total_macs']:,} (" in complexity and "within the limit" in complexity
 
     energy = section(text, "Energy")
-    assert "| training | 0.002 kWh |" in energy
-    assert "baseline_inference | not measured (no official model given (--model))" in energy
-    assert "- inference: 0.0004 kWh" in energy
-    assert "- baseline_inference: not measured (no official model given (--model))" in energy
-    assert "not computed" in energy  # no ratio without the baseline
-    assert "**estimate**" in energy and "cpu_load" in energy and "AMD EPYC but we don't know it" in energy
+    for phase in ("feature_extraction", "training", "testing", "baseline_inference"):
+        assert run["energy"][phase]["measured"] is True, run["energy"][phase].get("reason")
+        assert f"| {phase} | {run['energy'][phase]['energy_kwh']:.4g} kWh |" in energy
+    ratio = run["energy"]["testing"]["energy_kwh"] / run["energy"]["baseline_inference"]["energy_kwh"]
+    assert f"- inference / baseline_inference: {ratio:.3f}" in energy
+    assert "this run |" in energy
 
     timings = section(text, "Stage timings")
-    assert "3725.0 s (1:02:05.0)" in timings
-    assert "3741.8 s" in timings  # total 12.5 + 3725 + 4.25
-
+    assert "baseline inference" in timings and "learning" in timings
     figures = section(text, "Figures")
-    assert "![confusion matrix](plots/confusion_matrix.png)" in figures
-    assert "not measured (file missing: `plots/training_curves.png`)" in figures
-    assert "`a1b2c3`" in section(text, "Parameters and stage folders")
-    assert "system/recognizer/0718ab/output.csv" in section(text, "Output files")
+    assert f"![confusion matrix]({run['plots']['confusion matrix']})" in figures  # links checked in the report's folder
+    assert run["hashes"]["learner"] in section(text, "Parameters and stage folders")
+    assert run["outputs"]["system_output"] in section(text, "Output files")
+
+
+def test_report_of_a_run_without_the_baseline_model(demo_record, tmp_path):
+    _, run = demo_record
+    run["energy"]["baseline_inference"] = {"measured": False, "duration_seconds": 0.0,
+                                           "reason": "the official baseline model is not at models/model_task1.tflite (recognizer.baseline_model); "
+                                                     "fetch it: python task1a.py --download_baseline_model models/model_task1.tflite"}
+    energy = section(write_run_report(tmp_path / "report.md", run), "Energy")
+    assert "- baseline_inference: not measured (the official baseline model is not at models/model_task1.tflite" in energy
+    assert "--download_baseline_model" in energy
+    assert "inference / baseline_inference: not computed" in energy
 
 
 def test_report_sections_without_data_say_not_measured(tmp_path):
@@ -161,13 +162,6 @@ def test_report_sections_without_data_say_not_measured(tmp_path):
     assert "Model complexity: not measured" in text
     assert "Figures: not measured" in text and "Stage timings: not measured" in text
     assert "Accuracy after conversion: not measured (no model variant was evaluated)." in text
-
-
-def test_report_energy_ratio(tmp_path):
-    run = demo_run(tmp_path)
-    run["energy"]["baseline_inference"] = {"measured": True, "energy_kwh": 0.001, "cpu_energy_source": "estimated"}
-    energy = section(write_run_report(tmp_path / "report.md", run), "Energy")
-    assert "baseline inference / inference energy: 2.500" in energy  # 0.001 / 0.0004
 
 
 def test_report_rejects_a_malformed_run(tmp_path):
@@ -217,3 +211,32 @@ def test_ranking_rejects_bad_setups():
         rank_systems([{"name": "A", "accuracy": 0.5, "memory": 1}])
     with pytest.raises(Task1aError, match="non-empty list"):
         rank_systems([])
+
+
+def test_show_results_separates_real_synthetic_dev_eval_and_ranks_real_dev_only(tmp_path, capsys):
+    from utils.reporting import show_results
+
+    def evaluated(folder, set_id, mode, synthetic, accuracy, memory):
+        path = tmp_path / "evaluator" / folder / "seed_0" / "results.yaml"
+        path.parent.mkdir(parents=True)
+        path.write_text(yaml.safe_dump({"set_id": set_id, "mode": mode, "synthetic": synthetic, "n_trials": 1,
+                                        "dataset": "SYNTHETIC demo" if synthetic else "TAU (real data)",
+                                        "overall_accuracy": accuracy, "overall_logloss": 1.5,
+                                        "complexity": {"total_weight_bytes": memory, "total_macs": 29_000_000}}))
+
+    evaluated("a" * 32, "real_a", "dev", False, 0.43, 46_512)
+    evaluated("b" * 32, "real_b", "dev", False, 0.40, 40_000)
+    evaluated("c" * 32, "real_eval", "eval", False, 0.45, 46_512)
+    evaluated("d" * 32, "demo", "dev", True, 0.90, 1_000)
+    evaluated("e" * 32, "demo_eval", "eval", True, 0.95, 1_000)
+    text = show_results(tmp_path)
+    assert text == capsys.readouterr().out.rstrip("\n")
+    blocks = {block.splitlines()[0]: block for block in text.split("\n\n")}
+    real_dev = blocks["Real data, development mode (fold1_evaluate):"]
+    assert "real_a" in real_dev and "real_b" in real_dev and "demo" not in real_dev and "real_eval" not in real_dev
+    assert "real_eval" in blocks["Real data, challenge mode (evaluation set):"]
+    assert "demo " in blocks["SYNTHETIC demo data, development mode (says nothing about the real task):"]
+    assert "demo_eval" in blocks["SYNTHETIC demo data, challenge mode (says nothing about the real task):"]
+    ranking = next(block for title, block in blocks.items() if title.startswith("DCASE2023 ranking"))
+    assert "real_a" in ranking and "real_b" in ranking
+    assert "demo" not in ranking and "real_eval" not in ranking  # 90 % synthetic accuracy ranks nothing

@@ -653,6 +653,70 @@ def _remove_if_empty(folder: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# The official baseline model (the `baseline_inference` energy figure)
+# --------------------------------------------------------------------------------------------
+
+# The official DCASE2022/2023 Task 1 baseline's model file, in its repository at a fixed commit. It is
+# not shipped with this project (no licence is given for it); its sha256 is the one tests and the
+# recognizer check (utils.stages.OFFICIAL_MODEL_SHA256).
+BASELINE_MODEL = {
+    "file": "model_task1.tflite",
+    "url": "https://raw.githubusercontent.com/marmoi/dcase2022_task1_baseline/5d1ad918bbefc481a11163b2f90ef42c83d674fe/model_task1.tflite",
+    "repository": "https://github.com/marmoi/dcase2022_task1_baseline",
+    "bytes": 52424,
+    "sha256": "c627fe9cab07709750072d3ba39a2944a3a33b5a63e2dda97195406fde5cfd9b",
+}
+
+
+def _sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download_baseline_model(target: str | os.PathLike, url: str | None = None, *, progress: bool = True,
+                            retries: int = DEFAULT_RETRIES, retry_wait_s: float = DEFAULT_RETRY_WAIT_S,
+                            timeout_s: float = DEFAULT_TIMEOUT_S) -> Path:
+    """Fetch the official baseline model to ``target`` (a file path), verified by size and sha256.
+
+    A file already there with the right checksum is kept; one with another checksum is an error (it
+    is not replaced without asking). ``url`` replaces the official address (a mirror). The file
+    appears at ``target`` only once verified (``target.part`` meanwhile, resumed by a rerun).
+    """
+    target = Path(target)
+    url = url or BASELINE_MODEL["url"]
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise Task1aError(f"baseline model address {url!r} is not an http(s) address; give e.g. {BASELINE_MODEL['url']}")
+    if target.is_dir():
+        target = target / BASELINE_MODEL["file"]
+    if target.is_file():
+        sha = _sha256_of_file(target)
+        if sha == BASELINE_MODEL["sha256"]:
+            log.info("baseline model: %s is already there and verified", target)
+            return target
+        raise Task1aError(f"{target} exists but is not the official baseline model (sha256 {sha[:12]}...); "
+                          "move it away and rerun (recognizer.baseline_model names where the model goes)")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise Task1aError(f"cannot create {target.parent}: {exc.strerror}; choose a writable recognizer.baseline_model") from exc
+    partial = target.with_name(target.name + PARTIAL_SUFFIX)
+    _, size, _ = _download_resumable(url, partial, BASELINE_MODEL["bytes"], label=target.name, progress=progress,
+                                     retries=retries, retry_wait_s=retry_wait_s, timeout_s=timeout_s)
+    sha = _sha256_of_file(partial)
+    if size != BASELINE_MODEL["bytes"] or sha != BASELINE_MODEL["sha256"]:
+        partial.unlink(missing_ok=True)
+        raise Task1aError(f"the baseline model from {url} does not match the official file "
+                          f"({size} bytes, sha256 {sha[:12]}...; expected {BASELINE_MODEL['bytes']} bytes, "
+                          f"sha256 {BASELINE_MODEL['sha256'][:12]}...); the download was deleted, rerun to fetch it again")
+    os.replace(partial, target)
+    log.info("baseline model: %s (%d bytes, sha256 verified)", target, size)
+    return target
+
+
+# --------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------
 

@@ -193,15 +193,18 @@ class EnergyMeter:
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.measure_power_secs = measure_power_secs
         self._results: dict[str, dict[str, Any]] = {}
+        self._last_parts: dict[str, dict[str, Any]] = {}
 
     # ---------------------------------------------------------------- public API
     @contextlib.contextmanager
-    def phase(self, name: str) -> Iterator[dict[str, Any]]:
+    def phase(self, name: str, accumulate: bool = True) -> Iterator[dict[str, Any]]:
         """Measure the energy of the ``with`` body as phase ``name`` (one of :data:`PHASE_NAMES`).
 
         Yields the phase's record, filled when the body ends. The body runs exactly once whatever
         codecarbon does; its exceptions propagate unchanged (the phase is then recorded as not
         measured). A phase entered again adds to the same record (energy and time summed).
+        ``accumulate=False`` leaves :meth:`results` alone (the part is read with :meth:`last_part`
+        and added with :meth:`add_record`, e.g. as the sum of a resumed stage's parts).
         """
         if name not in PHASE_NAMES:
             raise Task1aError(f"unknown energy phase {name!r}; use one of {', '.join(PHASE_NAMES)}")
@@ -212,7 +215,7 @@ class EnergyMeter:
                 yield record
             finally:
                 self._store(name, record, {"measured": False, "reason": "disabled in the parameters (general.energy: false)"},
-                            time.perf_counter() - body_start)
+                            time.perf_counter() - body_start, accumulate)
             return
 
         capture = _CodecarbonLogCapture()
@@ -231,15 +234,39 @@ class EnergyMeter:
                 duration = time.perf_counter() - body_start
                 self._stop_quietly(tracker)
                 self._store(name, record,
-                            {"measured": False, "reason": f"the phase did not complete ({type(exc).__name__})"}, duration)
+                            {"measured": False, "reason": f"the phase did not complete ({type(exc).__name__})"}, duration, accumulate)
                 raise
             duration = time.perf_counter() - body_start
             outcome = self._stop_and_read(tracker, failure, capture)
-        self._store(name, record, outcome, duration)
+        self._store(name, record, outcome, duration, accumulate)
 
     def results(self) -> dict[str, dict[str, Any]]:
         """Phase name -> record (plain YAML-able values), in the order the phases ran."""
         return copy.deepcopy(self._results)
+
+    def last_part(self, name: str) -> dict[str, Any] | None:
+        """The record of the last ``with phase(name)`` alone (not added to the earlier ones)."""
+        part = self._last_parts.get(name)
+        return copy.deepcopy(part) if part is not None else None
+
+    def add_record(self, name: str, record: dict[str, Any]) -> dict[str, Any]:
+        """Add a record measured elsewhere (a reused stage's stored figure) to phase ``name``."""
+        if name not in PHASE_NAMES:
+            raise Task1aError(f"unknown energy phase {name!r}; use one of {', '.join(PHASE_NAMES)}")
+        record = dict(copy.deepcopy(record))
+        record.setdefault("duration_seconds", 0.0)
+        record.setdefault("runs", 1)
+        record.setdefault("codecarbon_warnings", [])
+        previous = self._results.get(name)
+        combined = _combine(previous, record) if previous is not None else record
+        for key in ("reused", "resumed"):
+            if (previous or {}).get(key) or record.get(key):
+                combined[key] = True
+        dates = list(dict.fromkeys(((previous or {}).get("measured_at_all") or []) + (record.get("measured_at_all") or [])))
+        if dates:
+            combined["measured_at_all"] = dates
+        self._results[name] = combined
+        return copy.deepcopy(combined)
 
     # ---------------------------------------------------------------- internals
     def _build_tracker(self, name: str) -> tuple[Any, str | None]:
@@ -335,13 +362,15 @@ class EnergyMeter:
         outcome["average_power_w"] = _average_power(outcome)
         return outcome
 
-    def _store(self, name: str, record: dict[str, Any], outcome: dict[str, Any], duration: float) -> None:
+    def _store(self, name: str, record: dict[str, Any], outcome: dict[str, Any], duration: float, accumulate: bool = True) -> None:
         """Record (or add to) phase ``name``; the yielded ``record`` is updated in place."""
         outcome = dict(outcome, duration_seconds=float(duration), runs=1)
-        previous = self._results.get(name)
+        self._last_parts[name] = copy.deepcopy(outcome)
+        previous = self._results.get(name) if accumulate else None
         if previous is not None:
             outcome = _combine(previous, outcome)
-        self._results[name] = outcome
+        if accumulate:
+            self._results[name] = outcome
         record.clear()
         record.update(copy.deepcopy(outcome))
         if outcome["measured"]:
@@ -377,7 +406,7 @@ def _combine(previous: dict[str, Any], current: dict[str, Any]) -> dict[str, Any
         a, b = previous.get(key), current.get(key)
         combined[key] = None if a is None or b is None else a + b
     combined["average_power_w"] = _average_power(combined)
-    combined["codecarbon_warnings"] = list(dict.fromkeys(previous["codecarbon_warnings"] + current["codecarbon_warnings"]))
+    combined["codecarbon_warnings"] = list(dict.fromkeys((previous.get("codecarbon_warnings") or []) + (current.get("codecarbon_warnings") or [])))
     combined["duration_seconds"] = duration
     combined["runs"] = runs
     return combined
@@ -387,27 +416,123 @@ def energy_summary(results: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
     """The DCASE2023 energy figures of a run from :meth:`EnergyMeter.results`.
 
     Returns ``{"energy_consumption": {"training", "inference", "baseline_inference"}`` (kWh, None when
-    not measured), ``"baseline_over_inference_energy_ratio"`` (kWh_baseline_inference / kWh_inference,
-    the normalisation of the task description: above 1 the system's inference needs less energy than
-    the baseline's on this machine; None unless both were measured), ``"not_measured"`` (key ->
-    reason)}``.
+    not measured), ``"inference_over_baseline_ratio"`` (kWh_inference / kWh_baseline_inference: the
+    system's inference energy in units of the official baseline's on the same machine, below 1 is
+    less), ``"baseline_over_inference_energy_ratio"`` (its inverse, the spec's kWh_baseline /
+    kWh_submission; both None unless both were measured), ``"not_measured"`` (key -> reason) and
+    ``"measured_when_the_stage_ran"`` (key -> dates, for figures a reused stage had stored)}``.
     """
     if results is not None and not isinstance(results, dict):
         raise Task1aError("energy results must be a mapping phase -> record (EnergyMeter.results())")
     results = results or {}
     consumption: dict[str, float | None] = {}
     not_measured: dict[str, str] = {}
+    stored: dict[str, list[str]] = {}
     for key, phase in SUMMARY_PHASES.items():
         record = results.get(phase)
         kwh = _finite_float(record.get("energy_kwh")) if record and record.get("measured") else None
         consumption[key] = kwh
         if kwh is None:
             not_measured[key] = (record or {}).get("reason") or f"no {phase} phase in this run"
-    ratio = None
+        if record and record.get("reused") and record.get("measured_at_all"):
+            stored[key] = list(record["measured_at_all"])
+    ratio = inverse = None
+    if consumption["baseline_inference"] and consumption["inference"] is not None:
+        ratio = consumption["inference"] / consumption["baseline_inference"]
     if consumption["baseline_inference"] is not None and consumption["inference"]:
-        ratio = consumption["baseline_inference"] / consumption["inference"]
+        inverse = consumption["baseline_inference"] / consumption["inference"]
     return {
         "energy_consumption": consumption,
-        "baseline_over_inference_energy_ratio": ratio,
+        "inference_over_baseline_ratio": ratio,
+        "baseline_over_inference_energy_ratio": inverse,
         "not_measured": not_measured,
+        "measured_when_the_stage_ran": stored,
     }
+
+
+# ------------------------------------------------------------------------------ per-stage records
+STAGE_ENERGY_FILE = "energy.yaml"
+"""In a stage's folder: the energy of the run(s) that computed what the folder holds."""
+STAGE_ENERGY_PARTS_FILE = "energy_parts.yaml"
+"""In a stage's folder while it is unfinished: one record per run that worked on it (a resumed stage)."""
+
+
+def _now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _read_yaml(path: Path) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise Task1aError(f"energy record {path} is unreadable ({type(exc).__name__}); delete it (the stage's energy is then reported as not measured)") from None
+
+
+def clear_stage_energy(folder: str | Path) -> None:
+    """Forget the energy of a stage that is computed again from scratch (``-o``)."""
+    for name in (STAGE_ENERGY_FILE, STAGE_ENERGY_PARTS_FILE):
+        (Path(folder) / name).unlink(missing_ok=True)
+
+
+def record_stage_part(folder: str | Path, phase: str, part: dict[str, Any] | None) -> None:
+    """Append this run's record of work on an unfinished stage (also when it was interrupted)."""
+    from utils.files import write_yaml_atomic
+
+    if part is None:
+        return
+    path = Path(folder) / STAGE_ENERGY_PARTS_FILE
+    parts = _read_yaml(path) or []
+    parts.append(dict(copy.deepcopy(part), phase=phase, measured_at=_now()))
+    write_yaml_atomic(path, parts)
+
+
+def finish_stage_energy(folder: str | Path, phase: str, resumed_unrecorded: bool = False) -> dict[str, Any] | None:
+    """The stage is complete: its energy is the sum of its recorded parts, stored in ``energy.yaml``.
+
+    ``resumed_unrecorded``: the stage resumed work of a run that left no record (killed), whose
+    energy is then missing from the sum; the record says so.
+    """
+    from utils.files import write_yaml_atomic
+
+    folder = Path(folder)
+    parts = [p for p in (_read_yaml(folder / STAGE_ENERGY_PARTS_FILE) or []) if p.get("phase") == phase]
+    if not parts:
+        return None
+    measured = [p for p in parts if p.get("measured")]
+    summed = measured or parts[-1:]
+    total = copy.deepcopy(summed[0])
+    for part in summed[1:]:
+        total = _combine(total, part)
+    total["duration_seconds"] = sum(float(p.get("duration_seconds") or 0.0) for p in parts)
+    total.pop("measured_at", None)
+    unmeasured = [p for p in parts if not p.get("measured")]
+    if measured and unmeasured:
+        total["unmeasured_parts"] = [f"{p.get('measured_at')}: {p.get('reason')}" for p in unmeasured]
+    total["phase"] = phase
+    total["parts"] = len(parts)
+    total["measured_at_all"] = [p.get("measured_at") for p in parts]
+    total["resumed"] = len(parts) > 1 or resumed_unrecorded
+    if resumed_unrecorded:
+        total["resume_note"] = "an earlier run that worked on this stage was killed before it could record its energy: not included"
+    total["completed_at"] = _now()
+    write_yaml_atomic(folder / STAGE_ENERGY_FILE, total)
+    (folder / STAGE_ENERGY_PARTS_FILE).unlink(missing_ok=True)
+    return total
+
+
+def stored_stage_energy(folder: str | Path, phase: str) -> dict[str, Any]:
+    """The record a reused stage reports: what the run that computed it measured, marked as stored."""
+    record = _read_yaml(Path(folder) / STAGE_ENERGY_FILE)
+    if not isinstance(record, dict) or record.get("phase") != phase:
+        return {"measured": False, "reused": True, "duration_seconds": 0.0,
+                "reason": f"the {phase} stage was reused from {folder}, computed before energy records were kept; rerun with -o to measure it"}
+    record = dict(record, reused=True)
+    if not record.get("measured"):
+        record["reason"] = f"not measured when the stage ran: {record.get('reason')}"
+    return record

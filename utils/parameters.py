@@ -47,6 +47,7 @@ _UNHASHED = {
     ("recognizer", "batch_size"),
     ("recognizer", "num_threads"),
     ("recognizer", "max_chunk_seconds"),
+    ("recognizer", "baseline_model"),
     ("learner", "parameters", "iterations"),
     ("learner", "parameters", "fit", "steps_per_execution"),
     ("learner", "parameters", "fit", "tensorboard"),

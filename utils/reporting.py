@@ -294,27 +294,34 @@ def _section_energy(energy: Any) -> list[str]:
         record = energy.get(phase)
         if record is None:
             continue
+        note = _energy_provenance(record)
         if record.get("measured"):
             measured_records.append(record)
             rows.append((phase, _kwh(record.get("energy_kwh")), _kwh(record.get("cpu_energy_kwh")),
                          _kwh(record.get("gpu_energy_kwh")), _kwh(record.get("ram_energy_kwh")),
-                         _seconds(record.get("duration_seconds")), record.get("cpu_energy_source", "unknown")))
+                         _seconds(record.get("duration_seconds")), record.get("cpu_energy_source", "unknown"), note))
         else:
             rows.append((phase, f"not measured ({record.get('reason', 'no reason given')})", "", "", "",
-                         _seconds(record.get("duration_seconds")), ""))
+                         _seconds(record.get("duration_seconds")), "", note))
     if not rows:
         return lines + ["Energy: not measured (no phase was tracked in this run).", ""]
-    lines.append(_markdown_table(["Phase", "Energy", "CPU", "GPU", "RAM", "Duration", "CPU energy"], rows))
+    lines.append(_markdown_table(["Phase", "Energy", "CPU", "GPU", "RAM", "Duration", "CPU energy", "When measured"], rows))
     summary = energy_summary(energy)
     consumption = summary["energy_consumption"]
     lines += ["", "Submission figures (`system.energy_consumption` of the meta file):", ""]
     for key, kwh in consumption.items():
         text = _kwh(kwh) if kwh is not None else f"not measured ({summary['not_measured'][key]})"
+        dates = summary.get("measured_when_the_stage_ran", {}).get(key)
+        if kwh is not None and dates:
+            text += f" (stored figure: measured when the stage ran, {', '.join(map(str, dates))}; this run reused it)"
         lines.append(f"- {key}: {text}")
-    ratio = summary["baseline_over_inference_energy_ratio"]
-    lines.append("- baseline inference / inference energy: "
-                 + (f"{ratio:.3f} (above 1: this system's inference needs less energy than the baseline's on this machine)"
-                    if ratio is not None else "not computed (needs both the inference and the baseline inference energy)"))
+    ratio = summary.get("inference_over_baseline_ratio")
+    lines.append("- inference / baseline_inference: "
+                 + (f"{ratio:.3f} (the system's inference energy in units of the official baseline's on this machine, "
+                    f"same test items, batch size and threads; below 1 is less; its inverse, kWh_baseline / kWh_submission, "
+                    f"is {summary['baseline_over_inference_energy_ratio']:.3f})"
+                    if ratio is not None and summary.get("baseline_over_inference_energy_ratio") is not None
+                    else "not computed (needs both the inference and the baseline inference energy)"))
     if measured_records:
         first = measured_records[0]
         methods = first.get("tracking_methods") or {}
@@ -333,6 +340,20 @@ def _section_energy(energy: Any) -> list[str]:
         if warnings:
             lines += ["", "codecarbon said:", ""] + [f"- {w}" for w in warnings]
     return lines + [""]
+
+
+def _energy_provenance(record: dict[str, Any]) -> str:
+    """When a phase's figure was measured: in this run, or stored by the run that computed a reused stage."""
+    dates = [str(d) for d in record.get("measured_at_all") or [] if d]
+    if record.get("reused"):
+        return ("reused stage: measured when it ran, " + ", ".join(dates)) if dates else "reused stage: no stored figure"
+    if record.get("resumed"):
+        parts = record.get("parts") or len(dates)
+        text = f"this run; the stage resumed: sum of {parts} part(s) ({', '.join(dates)})"
+        if record.get("resume_note"):
+            text += f"; {record['resume_note']}"
+        return text
+    return "this run"
 
 
 def _section_plots(plots: Any, report_dir: Path) -> list[str]:
@@ -526,18 +547,42 @@ def collect_results(system_dir: str | os.PathLike) -> list[dict[str, Any]]:
     return setups
 
 
+RESULT_GROUPS = (
+    (False, "dev", "Real data, development mode (fold1_evaluate)"),
+    (False, "eval", "Real data, challenge mode (evaluation set)"),
+    (True, "dev", "SYNTHETIC demo data, development mode (says nothing about the real task)"),
+    (True, "eval", "SYNTHETIC demo data, challenge mode (says nothing about the real task)"),
+)
+
+
 def show_results(system_dir: str | os.PathLike) -> str:
-    """Print (and return) every evaluated setup and, where complexity is known, the DCASE2023 ranking."""
+    """Print (and return) the evaluated setups, one table per data kind (real, synthetic) and mode, and
+    the DCASE2023 ranking among the real development-mode results (the only comparable ones)."""
     setups = collect_results(system_dir)
     if not setups:
         text = f"no evaluated setups under {Path(system_dir) / 'evaluator'} yet; run python task1a.py first"
         print(text)
         return text
-    rows = [(s["set_id"], s["mode"], ("SYNTHETIC demo" if s["synthetic"] else s["dataset"]), _percent(s["accuracy"]), _fixed(s["logloss"]), s["n_trials"], s["hash"]) for s in setups]
-    text = _plain_table(("set", "mode", "dataset", "accuracy", "log loss", "trials", "hash"), rows)
-    rankable = [s for s in setups if s["accuracy"] is not None and s["memory"] is not None and s["macs"] is not None]
+    headers = ("set", "dataset", "accuracy", "log loss", "trials", "hash")
+    blocks = []
+    for synthetic, mode, title in RESULT_GROUPS:
+        group = [s for s in setups if bool(s["synthetic"]) == synthetic and s["mode"] == mode]
+        if group:
+            rows = [(s["set_id"], s["dataset"], _percent(s["accuracy"]), _fixed(s["logloss"]), s["n_trials"], s["hash"]) for s in group]
+            blocks.append(f"{title}:\n" + _plain_table(headers, rows))
+    other = [s for s in setups if (bool(s["synthetic"]), s["mode"]) not in {(g[0], g[1]) for g in RESULT_GROUPS}]
+    if other:
+        rows = [(s["set_id"], s["dataset"], _percent(s["accuracy"]), _fixed(s["logloss"]), s["n_trials"], s["hash"]) for s in other]
+        blocks.append("Other (mode unknown):\n" + _plain_table(headers, rows))
+    rankable = [s for s in setups if not s["synthetic"] and s["mode"] == "dev"
+                and s["accuracy"] is not None and s["memory"] is not None and s["macs"] is not None]
     if rankable:
-        text += "\n\nDCASE2023 ranking (0.5 accuracy, 0.25 memory, 0.25 MACs):\n" + format_ranking_table(rank_systems(rankable))
+        blocks.append("DCASE2023 ranking of the real development-mode results (0.5 accuracy, 0.25 memory, 0.25 MACs):\n"
+                      + format_ranking_table(rank_systems(rankable)))
+    else:
+        blocks.append("DCASE2023 ranking: no real development-mode results with complexity figures yet "
+                      "(synthetic and challenge-mode results are never ranked)")
+    text = "\n\n".join(blocks)
     print(text)
     return text
 

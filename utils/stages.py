@@ -29,6 +29,10 @@ log = logging.getLogger("task1a")
 # sha256 of the official baseline's model file (../shared/reference/README.md): inference with it
 # is the `baseline_inference` energy figure of the DCASE2023 submission meta.
 OFFICIAL_MODEL_SHA256 = "c627fe9cab07709750072d3ba39a2944a3a33b5a63e2dda97195406fde5cfd9b"
+# Parameters of the official baseline's Keras model (its README's network summary: 800, 64, 12,560, 64,
+# 25,120, 128, 6,500, 1,010): the count its TFLite file cannot give (batch normalisation is folded away).
+OFFICIAL_MODEL_KERAS_PARAMETERS = 46_246
+OFFICIAL_MODEL_NORMALIZATION = "max_abs_int16"
 REAL_DATASET_NAME = "TAU Urban Acoustic Scenes 2022 Mobile"
 SYNTHETIC_LABEL = "SYNTHETIC demo data (not the real TAU dataset)"
 
@@ -327,6 +331,7 @@ def learning_stage(params: dict, items: pd.DataFrame, store, folder: Path, seed:
         "stopped_early": trained["stopped_early"],
         "validation": {k: v for k, v in trained.items() if k.startswith("val")},
         "quantization": quantization,
+        "keras_parameters": int(model.count_params()),
         "train_segments": int(len(y_train)),
         "validation_segments": int(len(y_val)),
     }
@@ -382,6 +387,30 @@ def tflite_parameter_counts(tflite_path: Path) -> dict:
             total += tensor.element_count
             non_zero += int(np.count_nonzero(interpreter.get_tensor(tensor.id)))
     return {"parameters": int(total), "non_zero": int(non_zero)}
+
+
+def model_parameter_count(keras_path: Path | None, tflite_path: Path, summary: dict | None = None) -> dict:
+    """The model's own parameter count for the meta's ``total_parameters``, and how it was counted.
+
+    A trained model: its Keras model's ``count_params()`` (batch normalisation included, as the official
+    README's summary counts), non-zero: its non-zero weights. The official model file: its published
+    Keras count (46,246), non-zero from the TFLite constants (no Keras weights). Any other
+    given ``.tflite`` without a Keras model: the elements of its constant tensors (batch normalisation
+    folded into the convolutions by the converter, so fewer than the Keras count).
+    """
+    counts = tflite_parameter_counts(tflite_path)
+    non_zero = counts["non_zero"]
+    if keras_path is not None and Path(keras_path).is_file():
+        import keras
+
+        model = keras.saving.load_model(keras_path, compile=False)
+        total, how = int(model.count_params()), "the Keras model's count_params() (non-zero: its non-zero weights)"
+        non_zero = int(sum(np.count_nonzero(w) for w in model.get_weights()))
+    elif file_sha256(tflite_path) == OFFICIAL_MODEL_SHA256:
+        total, how = OFFICIAL_MODEL_KERAS_PARAMETERS, "the official baseline's published Keras model summary (its TFLite file has no Keras model)"
+    else:
+        total, how = counts["parameters"], "elements of the TFLite file's constant tensors (no Keras model given: batch normalisation is folded in, so this is below a Keras count)"
+    return {"parameters": total, "non_zero": non_zero, "tflite_constants": counts["parameters"], "counted_as": how}
 
 
 # --------------------------------------------------------------------------------------- testing
@@ -445,3 +474,133 @@ class StageTimer:
                 return False
 
         return _Timing()
+
+
+# ------------------------------------------------------------------------------ energy per stage
+def measured_stage(meter, phase: str, folder: Path, reused: bool, body, *, write: bool = True, overwrite: bool = False,
+                   resumed_unrecorded: bool = False):
+    """Run ``body()`` (a stage working in ``folder``) and give ``meter`` the energy of what it produced.
+
+    A stage computed now: measured, the part recorded in the folder (also when interrupted) and, once
+    the stage is complete, the sum of its parts (several when it resumed) stored as its ``energy.yaml``
+    and reported. A reused stage (``reused``): not measured again; the figure stored when it ran is
+    reported, marked as such. ``write`` is False on a worker that does not own the folder.
+    """
+    from utils.energy import clear_stage_energy, finish_stage_energy, record_stage_part, stored_stage_energy
+
+    folder = Path(folder)
+    if reused:
+        result = body()
+        meter.add_record(phase, stored_stage_energy(folder, phase))
+        return result
+    if overwrite and write:
+        clear_stage_energy(folder)
+    try:
+        with meter.phase(phase, accumulate=False):
+            result = body()
+    finally:
+        if write:
+            folder.mkdir(parents=True, exist_ok=True)
+            record_stage_part(folder, phase, meter.last_part(phase))
+    total = finish_stage_energy(folder, phase, resumed_unrecorded) if write else None
+    meter.add_record(phase, total if total is not None else meter.last_part(phase))
+    return result
+
+
+def learning_reused(folder: Path, overwrite: bool) -> bool:
+    return not overwrite and (Path(folder) / "learning.yaml").exists()
+
+
+def learning_resumes_unrecorded(folder: Path, overwrite: bool) -> bool:
+    """A checkpoint left by a run that recorded no energy (killed): this run's figure misses that part."""
+    from utils.energy import STAGE_ENERGY_PARTS_FILE
+    from utils.learning import CHECKPOINT_FILENAME
+
+    folder = Path(folder)
+    return not overwrite and (folder / CHECKPOINT_FILENAME).exists() and not (folder / STAGE_ENERGY_PARTS_FILE).exists()
+
+
+def feature_store_reused(store_dir: Path, items: pd.DataFrame, overwrite: bool) -> bool:
+    from utils.features import FeatureStore
+
+    if overwrite or not Path(store_dir).exists():
+        return False
+    try:
+        store = FeatureStore(store_dir)
+    except Task1aError:
+        return False
+    return store.is_complete and set(items["filename"]) <= set(store.keys) and not store.failed
+
+
+def testing_reused(folder: Path, overwrite: bool) -> bool:
+    return not overwrite and (Path(folder) / "output.csv").exists()
+
+
+# -------------------------------------------------------------------------- baseline inference
+BASELINE_FOLDER = "baseline_inference"
+"""In the recognizer folder: the official model's output over the same test items, and its energy."""
+
+
+def baseline_model_path(params: dict, root: Path) -> Path:
+    return resolve_path(root, params["recognizer"]["baseline_model"])
+
+
+def baseline_model_problem(path: Path) -> str | None:
+    """Why the official model at ``path`` cannot be used (with the command that fixes it), or None."""
+    fix = f"python task1a.py --download_baseline_model {path}"
+    if not path.is_file():
+        return f"the official baseline model is not at {path} (recognizer.baseline_model); fetch it: {fix}"
+    sha = file_sha256(path)
+    if sha != OFFICIAL_MODEL_SHA256:
+        return f"{path} (recognizer.baseline_model) is not the official baseline model (sha256 {sha[:12]}...); delete it and run {fix}"
+    return None
+
+
+def baseline_inference_stage(model_path: Path, items: pd.DataFrame, store, folder: Path, recognizer: dict, overwrite: bool = False, progress: bool = True) -> Path:
+    """The official model over the test items, with the run's batch size and threads.
+
+    Its input is normalised the official way (``max_abs_int16``) whatever the run's
+    ``data_processing.normalization``: the official model was trained on it.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    return testing_stage(model_path, {"method": OFFICIAL_MODEL_NORMALIZATION, "statistics": None}, items, store, folder, recognizer, overwrite, progress)
+
+
+def run_baseline_inference(meter, params: dict, root: Path, items: pd.DataFrame, store, recognizer_dir: Path, overwrite: bool = False, progress: bool = True) -> Path | None:
+    """The ``baseline_inference`` phase of a run: the official model right after testing, or one line saying why not.
+
+    Returns the official model's system output, or None when the model is missing (the run goes on,
+    the phase is "not measured" with the command that fixes it).
+    """
+    model_path = baseline_model_path(params, root)
+    problem = baseline_model_problem(model_path)
+    if problem:
+        log.warning("baseline_inference: not measured (%s)", problem)
+        meter.add_record("baseline_inference", {"measured": False, "reason": problem})
+        return None
+    if params["data_processing"]["normalization"] != OFFICIAL_MODEL_NORMALIZATION:
+        log.info("baseline_inference: the official model's input is normalised the official way (%s), not with this run's %s",
+                 OFFICIAL_MODEL_NORMALIZATION, params["data_processing"]["normalization"])
+    folder = Path(recognizer_dir) / BASELINE_FOLDER
+    return measured_stage(meter, "baseline_inference", folder, testing_reused(folder, overwrite),
+                          lambda: baseline_inference_stage(model_path, items, store, folder, params["recognizer"], overwrite, progress),
+                          overwrite=overwrite)
+
+
+def meta_complexity(keras_path: Path | None, tflite_path: Path, summary: dict | None, complexity: dict) -> dict:
+    """The meta's ``system.complexity`` block (README, "Submission meta: complexity figures").
+
+    ``total_parameters``: the model's own parameter count (:func:`model_parameter_count`, how it was
+    counted is logged); ``total_parameters_non_zero``: non-zero elements of the TFLite constants;
+    ``total_model_size`` and ``memory_use`` (the template asks for bytes): NeSsi's total weight bytes,
+    the parameter memory the challenge limits (128 KB) and ranks by; ``macs``: NeSsi's MACs per 1 s.
+    """
+    counts = model_parameter_count(keras_path, tflite_path, summary)
+    log.info("meta total_parameters %d: %s (the TFLite file holds %d constant elements)", counts["parameters"], counts["counted_as"], counts["tflite_constants"])
+    return {
+        "total_model_size": complexity["total_weight_bytes"],
+        "total_parameters": counts["parameters"],
+        "total_parameters_non_zero": counts["non_zero"],
+        "memory_use": complexity["total_weight_bytes"],
+        "macs": complexity["total_macs"],
+    }
