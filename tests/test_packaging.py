@@ -23,7 +23,7 @@ SOURCES = ["pyproject.toml", "setup.py", "README.md", "LICENSE", "task1a.py", "t
 # Top-level import name -> distribution, for the third-party modules the code imports.
 DISTRIBUTIONS = {
     "ai_edge_litert": "ai-edge-litert", "codecarbon": "codecarbon", "keras": "keras", "librosa": "librosa",
-    "matplotlib": "matplotlib", "numpy": "numpy", "pandas": "pandas", "scipy": "scipy", "sklearn": "scikit-learn",
+    "matplotlib": "matplotlib", "numpy": "numpy", "pandas": "pandas", "resampy": "resampy", "scipy": "scipy", "sklearn": "scikit-learn",
     "soundfile": "soundfile", "tensorflow": "tensorflow", "threadpoolctl": "threadpoolctl", "tqdm": "tqdm", "yaml": "PyYAML",
 }
 
