@@ -238,14 +238,19 @@ def read_train_subset(split_file: str | Path, train_fold: pd.DataFrame) -> pd.Da
             f"{split_file}: {int(outside.sum())} file(s) not in {FOLD_FILES['train']}, first '{labels.loc[outside, 'filename'].iloc[0]}'; "
             "a training subset must be part of the training fold: restore the official split file"
         )
-    differ = labels["scene_label"] != labels["scene_label_fold"]
+    _check_labels_agree(labels, "scene_label_fold", split_file, FOLD_FILES["train"], "restore the official split file")
+    return train_fold[train_fold["filename"].isin(subset["filename"])].reset_index(drop=True)
+
+
+def _check_labels_agree(labels: pd.DataFrame, other: str, path: Path, other_name: str, fix: str) -> None:
+    """One-line error when ``labels['scene_label']`` (from ``path``) and ``labels[other]`` (from ``other_name``) differ."""
+    differ = labels["scene_label"] != labels[other]
     if differ.any():
         row = labels[differ].iloc[0]
         raise Task1aError(
-            f"{split_file}: '{row['filename']}' is labelled '{row['scene_label']}' but {FOLD_FILES['train']} says "
-            f"'{row['scene_label_fold']}' ({int(differ.sum())} such row(s)); restore the official split file"
+            f"{path}: '{row['filename']}' is labelled '{row['scene_label']}' but {other_name} says '{row[other]}' "
+            f"({int(differ.sum())} such row(s)); {fix}"
         )
-    return train_fold[train_fold["filename"].isin(subset["filename"])].reset_index(drop=True)
 
 
 def _attach_meta(fold: pd.DataFrame, meta: pd.DataFrame, fold_path: Path) -> pd.DataFrame:
@@ -253,13 +258,7 @@ def _attach_meta(fold: pd.DataFrame, meta: pd.DataFrame, fold_path: Path) -> pd.
     columns = ["filename", "identifier", "city", "source_label"] + ([] if "scene_label" in fold else ["scene_label"])
     if "scene_label" in fold:  # a fold file and meta.csv that disagree on a label: one of them is damaged
         labels = fold[["filename", "scene_label"]].merge(meta[["filename", "scene_label"]], on="filename", how="inner", suffixes=("", "_meta"))
-        differ = labels["scene_label"] != labels["scene_label_meta"]
-        if differ.any():
-            row = labels[differ].iloc[0]
-            raise Task1aError(
-                f"{fold_path}: '{row['filename']}' is labelled '{row['scene_label']}' but meta.csv says '{row['scene_label_meta']}' "
-                f"({int(differ.sum())} such row(s)); restore the official metadata files"
-            )
+        _check_labels_agree(labels, "scene_label_meta", fold_path, META_FILENAME, "restore the official metadata files")
     joined = fold.merge(meta[columns], on="filename", how="left", validate="one_to_one")
     lacking = joined["identifier"].isna()
     if lacking.any():
