@@ -1,10 +1,11 @@
 """The TAU Urban Acoustic Scenes 2022 Mobile datasets: metadata, folds and the validation split.
 
 Owns reading the official layout (``meta.csv``, ``evaluation_setup/fold1_{train,evaluate,test}.csv``,
-``audio/``), the scene labels in the official order, item attributes (device, identifier, city), the
+``audio/``), the DCASE2024 data-efficient training subsets (``split_setup/split{5,10,25,50}.csv``),
+the scene labels in the official order, item attributes (device, identifier, city), the
 location-disjoint validation split of the training fold, and the dataset check of the module CLI::
 
-    python -m utils.dataset PATH [--json] [--check-audio]
+    python -m utils.dataset PATH [--json] [--check-audio] [--train-split {5,10,25,50,100}]
 
 All tables are pandas DataFrames with one row per audio file and at least the columns
 ``filename`` (as in the CSV, e.g. ``audio/airport-lisbon-1000-40000-0-a.wav``), ``scene_label``
@@ -55,6 +56,48 @@ _FILENAME_PATTERN = (
 META_FILENAME = "meta.csv"
 SETUP_FOLDER = "evaluation_setup"
 FOLD_FILES = {"train": "fold1_train.csv", "evaluate": "fold1_evaluate.csv", "test": "fold1_test.csv"}
+
+# DCASE2024 Task 1 data-efficient training subsets: ``split{N}.csv`` (filename, scene_label; tab
+# separated) holds about N % of fold1_train.csv, in whole 10-s recordings; 100 is fold1_train.csv
+# itself. The official baseline (CPJKU/dcase2024_task1_baseline) keeps them in ``split_setup/``; in
+# a dataset folder they are looked for in ``split_setup/`` beside meta.csv, then in
+# ``dcase2024_split_setup/`` (the name of the team's shared copy of the metadata).
+TRAIN_SPLITS = (5, 10, 25, 50, 100)
+SPLIT_FOLDER = "split_setup"
+SPLIT_FOLDERS = (SPLIT_FOLDER, "dcase2024_split_setup")
+TRAIN_SPLIT_KEY = "dataset.train_split"
+
+
+def split_filename(train_split: int) -> str:
+    """The official name of a DCASE2024 training-subset file, e.g. ``split25.csv``."""
+    return f"split{train_split}.csv"
+
+
+def check_train_split(value) -> int:
+    """``value`` as a training-subset percentage; one-line error naming ``dataset.train_split`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value not in TRAIN_SPLITS:
+        raise Task1aError(
+            f"{TRAIN_SPLIT_KEY} must be one of {', '.join(map(str, TRAIN_SPLITS))} (percent of fold1_train, the DCASE2024 "
+            f"data-efficient subsets), got {value!r}; fix the value"
+        )
+    return value
+
+
+def find_split_file(path: str | Path, train_split: int) -> Path:
+    """Where ``split{N}.csv`` of ``train_split`` is in the dataset folder ``path``.
+
+    Raises :class:`Task1aError` naming the expected path and the command that downloads the file.
+    """
+    path = Path(path)
+    name = split_filename(check_train_split(train_split))
+    for folder in SPLIT_FOLDERS:
+        candidate = path / folder / name
+        if candidate.is_file():
+            return candidate
+    raise Task1aError(
+        f"{path / SPLIT_FOLDER / name} not found ({TRAIN_SPLIT_KEY}: {train_split}); download the DCASE2024 split files "
+        f"with `python -m utils.download {path} --train-splits` or set {TRAIN_SPLIT_KEY}: 100"
+    )
 
 
 def parse_filenames(filenames) -> pd.DataFrame:
@@ -140,10 +183,18 @@ class TAUDevelopmentSet:
     train: pd.DataFrame
     evaluate: pd.DataFrame
     test: pd.DataFrame
+    # The DCASE2024 training subset in use: ``train`` is the rows of fold1_train.csv listed in
+    # ``split_file`` (in fold1_train order); ``train_fold`` is always the whole fold1_train.csv.
+    train_split: int = 100
+    train_fold: pd.DataFrame | None = None
+    split_file: Path | None = None
 
     @classmethod
-    def load(cls, path: str | Path) -> "TAUDevelopmentSet":
+    def load(cls, path: str | Path, train_split: int = 100) -> "TAUDevelopmentSet":
+        """Read the dataset folder ``path``; ``train`` is the ``train_split`` % subset of fold1_train
+        (``split_setup/split{N}.csv``; 100: the whole fold)."""
         path = Path(path)
+        train_split = check_train_split(train_split)
         if not path.is_dir():
             raise Task1aError(f"dataset folder {path} not found; download it (python task1a.py --download_dataset PATH) or set dataset_method_parameters in task1a.yaml")
         meta_path = path / META_FILENAME
@@ -161,10 +212,45 @@ class TAUDevelopmentSet:
                 f"{path / SETUP_FOLDER / FOLD_FILES['train']}: {len(shared)} file(s) also in {FOLD_FILES['evaluate']}, first '{shared.iloc[0]}'; "
                 "restore the official fold files (train and evaluate must not share files)"
             )
-        return cls(path=path, meta=meta, **folds)
+        train_fold, split_file = folds["train"], None
+        if train_split != 100:
+            split_file = find_split_file(path, train_split)
+            folds["train"] = read_train_subset(split_file, train_fold)
+        return cls(path=path, meta=meta, **folds, train_split=train_split, train_fold=train_fold, split_file=split_file)
 
     def audio_path(self, filename: str) -> Path:
         return self.path / filename
+
+
+def read_train_subset(split_file: str | Path, train_fold: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``train_fold`` (fold1_train with its attributes) listed in a DCASE2024 ``split{N}.csv``.
+
+    The file must be a tab-separated ``filename``, ``scene_label`` table whose rows are all in
+    fold1_train.csv with the same labels (the official subsets are); anything else is a one-line
+    error naming the file. Rows keep the order of fold1_train.csv.
+    """
+    split_file = Path(split_file)
+    subset = _check_rows(read_metadata_csv(split_file, ("filename", "scene_label")), split_file, check_scene=True, allowed_devices=None)
+    labels = subset[["filename", "scene_label"]].merge(train_fold[["filename", "scene_label"]], on="filename", how="left", suffixes=("", "_fold"))
+    outside = labels["scene_label_fold"].isna()
+    if outside.any():
+        raise Task1aError(
+            f"{split_file}: {int(outside.sum())} file(s) not in {FOLD_FILES['train']}, first '{labels.loc[outside, 'filename'].iloc[0]}'; "
+            "a training subset must be part of the training fold: restore the official split file"
+        )
+    _check_labels_agree(labels, "scene_label_fold", split_file, FOLD_FILES["train"], "restore the official split file")
+    return train_fold[train_fold["filename"].isin(subset["filename"])].reset_index(drop=True)
+
+
+def _check_labels_agree(labels: pd.DataFrame, other: str, path: Path, other_name: str, fix: str) -> None:
+    """One-line error when ``labels['scene_label']`` (from ``path``) and ``labels[other]`` (from ``other_name``) differ."""
+    differ = labels["scene_label"] != labels[other]
+    if differ.any():
+        row = labels[differ].iloc[0]
+        raise Task1aError(
+            f"{path}: '{row['filename']}' is labelled '{row['scene_label']}' but {other_name} says '{row[other]}' "
+            f"({int(differ.sum())} such row(s)); {fix}"
+        )
 
 
 def _attach_meta(fold: pd.DataFrame, meta: pd.DataFrame, fold_path: Path) -> pd.DataFrame:
@@ -172,13 +258,7 @@ def _attach_meta(fold: pd.DataFrame, meta: pd.DataFrame, fold_path: Path) -> pd.
     columns = ["filename", "identifier", "city", "source_label"] + ([] if "scene_label" in fold else ["scene_label"])
     if "scene_label" in fold:  # a fold file and meta.csv that disagree on a label: one of them is damaged
         labels = fold[["filename", "scene_label"]].merge(meta[["filename", "scene_label"]], on="filename", how="inner", suffixes=("", "_meta"))
-        differ = labels["scene_label"] != labels["scene_label_meta"]
-        if differ.any():
-            row = labels[differ].iloc[0]
-            raise Task1aError(
-                f"{fold_path}: '{row['filename']}' is labelled '{row['scene_label']}' but meta.csv says '{row['scene_label_meta']}' "
-                f"({int(differ.sum())} such row(s)); restore the official metadata files"
-            )
+        _check_labels_agree(labels, "scene_label_meta", fold_path, META_FILENAME, "restore the official metadata files")
     joined = fold.merge(meta[columns], on="filename", how="left", validate="one_to_one")
     lacking = joined["identifier"].isna()
     if lacking.any():
@@ -333,29 +413,51 @@ def check_audio_files(root: Path, filenames, max_listed: int = 5) -> dict:
     }
 
 
-def check_dataset(path: str | Path, check_audio: bool = False, validation_amount: float = 0.3, seed: int = 0) -> dict:
+def check_dataset(path: str | Path, check_audio: bool = False, validation_amount: float = 0.3, seed: int = 0, train_split: int = 100) -> dict:
     """Verify a development-set folder and count its splits.
 
-    Returns ``{"meta": {"count"}, "train": ..., "validation": ..., "test": ...}`` where train and
-    validation are the location-disjoint split of fold1_train.csv and test is fold1_evaluate.csv,
-    each as :func:`split_summary`; with ``check_audio`` also ``"audio"`` (see :func:`check_audio_files`).
+    Returns ``{"meta": {"count"}, "train_split": ..., "train": ..., "validation": ..., "test": ...}``
+    where train and validation are the location-disjoint split of the training items (fold1_train.csv,
+    or its DCASE2024 ``train_split`` % subset) and test is fold1_evaluate.csv, each as
+    :func:`split_summary`; ``train_split`` holds the subset's percentage, file, size, the size of
+    fold1_train and the locations on each side of the validation split (``shared_locations`` is 0);
+    with ``check_audio`` also ``"audio"`` (see :func:`check_audio_files`).
     """
-    dataset = TAUDevelopmentSet.load(path)
+    dataset = TAUDevelopmentSet.load(path, train_split=train_split)
     train_index, validation_index = location_disjoint_split(dataset.train, validation_amount, seed)
+    train, validation = dataset.train.iloc[train_index], dataset.train.iloc[validation_index]
+    train_locations, validation_locations = set(train["identifier"]), set(validation["identifier"])
     report = {
         "meta": {"count": int(len(dataset.meta))},
-        "train": split_summary(dataset.train.iloc[train_index]),
-        "validation": split_summary(dataset.train.iloc[validation_index]),
+        "train_split": {
+            "percent": dataset.train_split,
+            "file": None if dataset.split_file is None else str(dataset.split_file),
+            "subset": int(len(dataset.train)),
+            "fold1_train": int(len(dataset.train_fold)),
+            "validation": int(len(validation)),
+            "train_locations": len(train_locations),
+            "validation_locations": len(validation_locations),
+            "shared_locations": len(train_locations & validation_locations),
+        },
+        "train": split_summary(train),
+        "validation": split_summary(validation),
         "test": split_summary(dataset.evaluate),
     }
     if check_audio:
-        listed = pd.unique(pd.concat([dataset.meta["filename"], dataset.train["filename"], dataset.evaluate["filename"]]))
+        listed = pd.unique(pd.concat([dataset.meta["filename"], dataset.train_fold["filename"], dataset.evaluate["filename"]]))
         report["audio"] = check_audio_files(dataset.path, list(listed))
     return report
 
 
 def _format_report(path: Path, report: dict) -> str:
     lines = [f"dataset {path}", f"  meta.csv: {report['meta']['count']} files"]
+    subset = report["train_split"]
+    source = "fold1_train.csv" if subset["file"] is None else subset["file"]
+    lines.append(
+        f"  train_split {subset['percent']} %: {subset['subset']} of {subset['fold1_train']} fold1_train clips ({source}); "
+        f"validation {subset['validation']} clips inside it; {subset['train_locations']} training / "
+        f"{subset['validation_locations']} validation locations, {subset['shared_locations']} on both sides"
+    )
     for split in ("train", "validation", "test"):
         summary = report[split]
         devices = " ".join(f"{d}:{n}" for d, n in summary["devices"].items())
@@ -376,10 +478,12 @@ def main(argv=None) -> int:
     parser.add_argument("--check-audio", action="store_true", help="also check that every listed audio file exists and is readable")
     parser.add_argument("--validation-amount", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-split", "--train_split", type=int, default=100, metavar="{5,10,25,50,100}",
+                        help="DCASE2024 training subset: percent of fold1_train (split_setup/split{N}.csv; default 100, the whole fold)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
     try:
-        report = check_dataset(args.path, args.check_audio, args.validation_amount, args.seed)
+        report = check_dataset(args.path, args.check_audio, args.validation_amount, args.seed, args.train_split)
     except Task1aError as exc:
         if args.debug:
             raise

@@ -4,6 +4,7 @@ Owns the acoustic model of the ten scenes and of the recording devices, the reco
 (cities, locations, segments, folds, devices) and the writer of the two dataset folders::
 
     <root>/development/   meta.csv, evaluation_setup/fold1_{train,evaluate,test}.csv,
+                          split_setup/split{5,10,25,50}.csv (DCASE2024-style training subsets),
                           audio/[scene]-[city]-[location id]-[segment id]-[sub-segment]-[device].wav
     <root>/evaluation/    meta.csv (filename only), evaluation_setup/fold1_test.csv, audio/0.wav ...
     <root>/evaluation_labels.csv   filename, scene_label, identifier, source_label of the evaluation set
@@ -50,13 +51,14 @@ import scipy.signal
 import soundfile
 import yaml
 
-from utils.dataset import DEVELOPMENT_DEVICES, DEVICE_GROUPS, EVALUATION_DEVICES, SCENE_LABELS
+from utils.dataset import DEVELOPMENT_DEVICES, DEVICE_GROUPS, EVALUATION_DEVICES, SCENE_LABELS, SPLIT_FOLDER, TRAIN_SPLITS, split_filename
 from utils.errors import Task1aError
 from utils.files import write_json_atomic, write_text_atomic
 
 # Bump when the acoustic model or the layout changes: it is part of the parameters' hash, so an
 # existing dataset made by an older generator is regenerated.
-GENERATOR_VERSION = 1
+# 2: development/split_setup/split{5,10,25,50}.csv added (the audio is unchanged).
+GENERATOR_VERSION = 2
 
 DEVELOPMENT_FOLDER = "development"
 EVALUATION_FOLDER = "evaluation"
@@ -702,10 +704,46 @@ def _write_job(job: RecordingJob, folder: Path, sr: int) -> int:
     return len(job.outputs)
 
 
-def _tsv(rows, columns) -> str:
-    """Official CSV format: tab separated, header, CRLF line endings (also after the last row)."""
+def _tsv(rows, columns, newline: str = "\r\n") -> str:
+    """Official CSV format: tab separated, header, CRLF line endings (also after the last row); the
+    DCASE2024 split files end their lines in LF (``newline="\\n"``)."""
     lines = ["\t".join(columns)] + ["\t".join(str(row[column]) for column in columns) for row in rows]
-    return "\r\n".join(lines) + "\r\n"
+    return newline.join(lines) + newline
+
+
+def _recording_key(filename: str) -> tuple[str, str]:
+    """(scene-city-location-segment, device): the 10-s recording a clip was cut from."""
+    prefix, _subsegment, device = filename[: -len(".wav")].rsplit("-", 2)
+    return prefix, device
+
+
+def draw_train_splits(train_rows: list[dict], seed: int) -> dict[int, list[dict]]:
+    """DCASE2024-style training subsets of the demo's training fold: ``{percent: rows}`` for 5, 10, 25, 50.
+
+    As the official split files are built: whole recordings (every sub-segment of one segment on one
+    device), nested (split5 within split10 within split25 within split50), every scene with its
+    share of the fold (``round(percent %)`` of each scene's recordings, at least one) and, within a
+    scene, the devices in proportion. One ordering per scene decides all four subsets: the
+    scene's recordings shuffled, then interleaved so that every prefix holds each device in
+    proportion; a subset is a prefix. Rows keep the fold's order. Drawn with a generator of its own
+    seeded from the demo seed, so the recording plan and the audio do not depend on it.
+    """
+    rng = np.random.default_rng([seed, 2024])
+    by_scene: dict[str, dict[tuple[str, str], None]] = {scene: {} for scene in SCENE_LABELS}
+    for row in train_rows:
+        by_scene[row["scene_label"]].setdefault(_recording_key(row["filename"]), None)
+    ranked: dict[str, list[tuple[str, str]]] = {}
+    for scene, keys in by_scene.items():
+        keys = list(keys)
+        shuffled = [keys[i] for i in rng.permutation(len(keys))]
+        per_device = {device: [key for key in shuffled if key[1] == device] for device in DEVELOPMENT_DEVICES}
+        position = {key: (rank + 0.5) / len(group) for group in per_device.values() for rank, key in enumerate(group)}
+        ranked[scene] = sorted(shuffled, key=position.__getitem__)  # stable: ties keep the shuffled order
+    splits = {}
+    for percent in TRAIN_SPLITS[:-1]:
+        chosen = {key for keys in ranked.values() if keys for key in keys[: max(1, int(np.floor(percent / 100 * len(keys) + 0.5)))]}
+        splits[percent] = [row for row in train_rows if _recording_key(row["filename"]) in chosen]
+    return splits
 
 
 _README = """\
@@ -728,7 +766,8 @@ _README_CONTENT = {
     "TAU 2023 evaluation set (audio/0.wav ...); evaluation_labels.csv: the evaluation set's labels\n"
     "(kept outside evaluation/, as the real labels are not published), to score challenge mode.",
     DEVELOPMENT_FOLDER: "Layout of TAU-urban-acoustic-scenes-2022-mobile-development: meta.csv,\n"
-    "evaluation_setup/fold1_{train,evaluate,test}.csv, audio/[scene]-[city]-[location]-[segment]-[sub-segment]-[device].wav.\n"
+    "evaluation_setup/fold1_{train,evaluate,test}.csv, audio/[scene]-[city]-[location]-[segment]-[sub-segment]-[device].wav,\n"
+    "and split_setup/split{5,10,25,50}.csv: nested training subsets of fold1_train like the DCASE2024 ones.\n"
     "Training fold devices a, b, c, s1-s3; test fold a, b, c, s1-s6 on locations not in training.",
     EVALUATION_FOLDER: "Layout of the TAU 2023 evaluation set: meta.csv and evaluation_setup/fold1_test.csv\n"
     "(filename only), audio/0.wav ...; devices a, b, c, d, s1-s11 (d, s7-s11 never seen in development).\n"
@@ -745,6 +784,8 @@ def _write_tables(build: Path, parameters: dict, development_rows: list, evaluat
     write_text_atomic(development / "evaluation_setup" / "fold1_train.csv", _tsv(train, ("filename", "scene_label")))
     write_text_atomic(development / "evaluation_setup" / "fold1_evaluate.csv", _tsv(test, ("filename", "scene_label")))
     write_text_atomic(development / "evaluation_setup" / "fold1_test.csv", _tsv(test, ("filename",)))
+    for percent, rows in draw_train_splits(train, parameters["seed"]).items():
+        write_text_atomic(development / SPLIT_FOLDER / split_filename(percent), _tsv(rows, ("filename", "scene_label"), newline="\n"))
     evaluation = build / EVALUATION_FOLDER
     write_text_atomic(evaluation / "meta.csv", _tsv(evaluation_rows, ("filename",)))
     write_text_atomic(evaluation / "evaluation_setup" / "fold1_test.csv", _tsv(evaluation_rows, ("filename",)))

@@ -717,6 +717,118 @@ def download_baseline_model(target: str | os.PathLike, url: str | None = None, *
 
 
 # --------------------------------------------------------------------------------------------
+# DCASE2024 training subsets (split files)
+# --------------------------------------------------------------------------------------------
+
+TRAIN_SPLITS_SECTION = "train_splits"   # the manifest's section listing split{N}.csv
+DOWNLOADABLE_SPLITS = (5, 10, 25, 50)   # 100 is fold1_train.csv itself
+
+
+@dataclass(frozen=True)
+class SplitFiles:
+    """The published DCASE2024 split files: ``{percent: ArchivePart}``, the server folder, the dataset sub-folder."""
+
+    title: str
+    url: str
+    folder: str
+    files: dict[int, ArchivePart]
+
+
+def load_train_splits(path: str | os.PathLike | None = None) -> SplitFiles:
+    """The ``train_splits`` section of a download manifest (default: the shipped one)."""
+    path = Path(path) if path is not None else packaged_file(DEFAULT_MANIFEST)
+    try:
+        entry = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get(TRAIN_SPLITS_SECTION)
+    except (OSError, yaml.YAMLError, AttributeError) as exc:
+        raise Task1aError(f"cannot read {TRAIN_SPLITS_SECTION} from the download manifest {path} ({' '.join(str(exc).split())}); fix the file") from exc
+    where = f"download manifest {path}, {TRAIN_SPLITS_SECTION}"
+    if not isinstance(entry, dict) or not entry.get("url") or not isinstance(entry.get("files"), dict):
+        raise Task1aError(f"{where} must be a mapping with url, folder and files; see utils/tau2022_manifest.yaml")
+    folder = str(entry.get("folder", tau_dataset.SPLIT_FOLDER))
+    if Path(folder).name != folder or folder in (".", ".."):
+        raise Task1aError(f"{where}.folder must be a plain folder name, got {folder!r}; fix the file")
+    files = {}
+    for percent, item in entry["files"].items():
+        if percent not in DOWNLOADABLE_SPLITS:
+            raise Task1aError(f"{where}.files: unknown split {percent!r} (known: {', '.join(map(str, DOWNLOADABLE_SPLITS))}); fix the file")
+        item = item if isinstance(item, dict) else {}
+        file, size, md5 = str(item.get("file", "")), item.get("bytes"), str(item.get("md5", ""))
+        sound = (file == tau_dataset.split_filename(percent) and isinstance(size, int) and not isinstance(size, bool)
+                 and size > 0 and re.fullmatch(r"[0-9a-f]{32}", md5))
+        if not sound:  # a split file is small and always published with its size and MD5
+            raise Task1aError(f"{where}.files.{percent} must be {{file: {tau_dataset.split_filename(percent)}, bytes: N, md5: 32 hex digits}}, "
+                              f"got {entry['files'][percent]!r}; fix the file")
+        files[percent] = ArchivePart(file=file, bytes=size, md5=md5)
+    return SplitFiles(title=str(entry.get("title", TRAIN_SPLITS_SECTION)), url=str(entry["url"]), folder=folder, files=files)
+
+
+def download_train_splits(
+    dataset_dir: str | os.PathLike,
+    splits: Iterable[int] = DOWNLOADABLE_SPLITS,
+    base_url: str | None = None,
+    manifest: str | os.PathLike | None = None,
+    progress: bool = True,
+    *,
+    retries: int = DEFAULT_RETRIES,
+    retry_wait_s: float = DEFAULT_RETRY_WAIT_S,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> dict[int, dict[str, Any]]:
+    """Fetch the DCASE2024 ``split{N}.csv`` files into ``dataset_dir/split_setup/``, verified.
+
+    ``dataset_dir`` is the development-set folder (the one with ``meta.csv``). A file already there
+    with the published size and MD5 is kept; a different one is replaced. Each file is downloaded to
+    ``<file>.part`` (resumed on a broken connection), checked, then renamed into place.
+
+    Returns ``{percent: {"path", "downloaded_bytes"}}``.
+    """
+    dataset_dir = Path(dataset_dir)
+    published = load_train_splits(manifest)
+    wanted = list(dict.fromkeys(splits))
+    unknown = [percent for percent in wanted if percent not in published.files]
+    if unknown:
+        raise Task1aError(f"no split file {unknown[0]!r} to download; choose from {', '.join(map(str, published.files))} (100 is fold1_train.csv itself)")
+    if base_url is not None and urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
+        raise Task1aError(f"--base-url {base_url!r} is not an http(s) address; give e.g. {published.url}")
+    if not (dataset_dir / tau_dataset.META_FILENAME).is_file():
+        raise Task1aError(f"{dataset_dir} has no {tau_dataset.META_FILENAME}; give the development-set folder "
+                          f"(download it first: python -m utils.download {dataset_dir.parent})")
+    split_dir = dataset_dir / published.folder
+    try:
+        split_dir.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise Task1aError(f"cannot create {split_dir}: {exc.strerror}; make the dataset folder writable") from exc
+    results = {}
+    with _exclusive_lock(split_dir):
+        for percent in wanted:
+            part = published.files[percent]
+            final = split_dir / part.file
+            downloaded = 0
+            if not (final.is_file() and _matches_publication(final.stat().st_size, _md5_of_file(final), part)):
+                if final.is_file():
+                    log.warning("%s: its size or MD5 differs from the published one; downloading it again", final)
+                url = part_url(base_url or published.url, part)
+                partial = split_dir / (part.file + PARTIAL_SUFFIX)
+                md5, size, downloaded = _download_resumable(url, partial, part.bytes, label=part.file, progress=progress,
+                                                            retries=retries, retry_wait_s=retry_wait_s, timeout_s=timeout_s)
+                if not _matches_publication(size, md5, part):
+                    partial.unlink(missing_ok=True)
+                    raise Task1aError(f"checksum mismatch for {part.file} from {url}: {size} bytes, MD5 {md5}; published "
+                                      f"{part.bytes} bytes, MD5 {part.md5}; the download was deleted, rerun to fetch it again")
+                os.replace(partial, final)
+            results[percent] = {"path": str(final), "downloaded_bytes": downloaded}
+    return results
+
+
+def _main_train_splits(args) -> int:
+    """``python -m utils.download DEVELOPMENT_FOLDER --train-splits [N ...]``."""
+    results = download_train_splits(args.path, args.train_splits or DOWNLOADABLE_SPLITS, base_url=args.base_url,
+                                    manifest=args.manifest, progress=not args.no_progress, retries=args.retries)
+    for percent, result in results.items():
+        print(f"split{percent}: {result['path']}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------
 
@@ -735,11 +847,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="retries of a part after failed attempts in a row that received nothing "
                              "(default %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--train-splits", "--train_splits", nargs="*", type=int, choices=DOWNLOADABLE_SPLITS, metavar="N",
+                        help="only the DCASE2024 training-subset files split{N}.csv (N of 5 10 25 50; none given: all) "
+                             "into PATH/split_setup; PATH is then the development-set folder")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     which = ("development", "evaluation") if args.evaluation else ("development",)
     try:
+        if args.train_splits is not None:
+            return _main_train_splits(args)
         results = download_dataset(args.path, which=which, base_url=args.base_url, manifest=args.manifest,
                                    progress=not args.no_progress, keep_archives=args.keep_archives,
                                    retries=args.retries)

@@ -36,6 +36,7 @@ PASS_THROUGH_KEYS = {"optimizer", "loss", "callbacks", "constants"}
 # run at once rather than after feature extraction.
 CHOICES = {
     ("general", "mode"): ("dev", "eval"),
+    ("dataset", "train_split"): (5, 10, 25, 50, 100),  # DCASE2024 training subsets (utils.dataset.TRAIN_SPLITS)
     ("data_processing", "normalization"): ("max_abs_int16", "none", "mean_std"),
     ("learner", "distribute"): ("none", "mirrored", "multi_worker"),
     ("recognizer", "model_io"): ("float", "int8"),
@@ -220,7 +221,7 @@ def check_choices(params: dict, source: str) -> None:
     for (section, key), allowed in CHOICES.items():
         value = params.get(section, {}).get(key)
         if value not in allowed:
-            raise Task1aError(f"{source}: '{section}.{key}' must be one of {', '.join(allowed)}, got {value!r}; fix the value")
+            raise Task1aError(f"{source}: '{section}.{key}' must be one of {', '.join(map(str, allowed))}, got {value!r}; fix the value")
 
 
 def apply_overrides(params: dict, overrides: dict) -> dict:
