@@ -135,8 +135,6 @@ def show_sets(container) -> None:
 
 def run_set(params: dict, args) -> int:
     """All stages of one parameter set; returns the exit status."""
-    import pandas as pd
-
     from utils import stages
     from utils.energy import EnergyMeter, energy_summary
     from utils.files import write_yaml_atomic
@@ -168,7 +166,7 @@ def run_set(params: dict, args) -> int:
 
     # -- features
     feature_dir = stages.stage_folder(params, root, "features")
-    development_items = pd.concat([data.development.train, data.development.evaluate], ignore_index=True).drop_duplicates("filename")
+    development_items = stages.development_items(data)
     tests, test_root, labelled = stages.test_items(data)
 
     def extract_features():

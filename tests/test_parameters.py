@@ -169,3 +169,15 @@ def test_learner_hash_ignores_what_never_changes_a_trained_model():
         assert stage_hash(apply_overrides(params, overrides), "learner") == stage_hash(params, "learner"), overrides
     for overrides in ({f"{key}.validation_seed": 1}, {f"{key}.fit.batch_size": 64}, {f"{key}.optimizer.config.learning_rate": 0.01}):
         assert stage_hash(apply_overrides(params, overrides), "learner") != stage_hash(params, "learner"), overrides
+
+
+def test_train_split_enters_the_learner_hash_not_the_features_hash():
+    params = ParameterContainer().resolve("dcase2023_baseline")
+    assert params["dataset"]["train_split"] == 100
+    subset = apply_overrides(params, {"dataset.train_split": 25})
+    assert stage_hash(subset, "features") == stage_hash(params, "features")  # features: the whole fold, once
+    for stage in ("learner", "recognizer", "evaluator"):
+        assert stage_hash(subset, stage) != stage_hash(params, stage)
+    # the whole fold leaves every hash as it was before the parameter existed
+    without = {key: value for key, value in params["dataset"].items() if key != "train_split"}
+    assert stage_hash(dict(params, dataset=without), "learner") == stage_hash(params, "learner")

@@ -209,3 +209,19 @@ def test_eval_package_gives_all_three_energy_figures_and_a_rerun_reports_the_sto
     with zipfile.ZipFile(tmp_path / "system" / "submission" / "Lastname_ORG_task1_1.zip") as archive:
         meta = yaml.safe_load(archive.read("task1/Lastname_ORG_task1_1/Lastname_ORG_task1_1.meta.yaml"))
     assert meta["system"]["energy_consumption"] == energy  # the stored figures, not the seconds of the reuse
+
+
+def test_a_dcase2024_training_subset_reuses_the_features_and_learns_from_the_subset(workspace, dev_run):
+    root, param_file = workspace
+    overrides = yaml.safe_load(param_file.read_text())
+    overrides["defaults"]["dataset"] = {"train_split": 25}
+    subset_file = root / "tiny_split25.yaml"
+    subset_file.write_text(yaml.safe_dump(overrides))
+    result = task1a("-s", "demo", "-p", str(subset_file))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "features: reusing" in result.stderr  # extracted once for the whole fold
+    splits = {yaml.safe_load(p.read_text())["train_split"]: yaml.safe_load(p.read_text()) for p in (root / "system" / "learner").glob("*/seed_0/split.yaml")}
+    assert set(splits) == {100, 25}
+    subset = pd.read_csv(next((root / "datasets" / "demo").rglob("split_setup/split25.csv")), sep="\t")
+    assert splits[25]["train_count"] + splits[25]["validation_count"] == len(subset) < splits[100]["train_count"] + splits[100]["validation_count"]
+    assert not set(splits[25]["train_locations"]) & set(splits[25]["validation_locations"])

@@ -266,6 +266,10 @@ def stage_parameters(params: dict, stage: str) -> dict:
     if stage not in chain:
         raise ValueError(f"unknown stage {stage!r}")
     selected = {section: section_for_hash(params, section) for section in chain[stage]}
+    # The training subset (DCASE2024) changes what is learned from, not the features (extracted for the
+    # whole fold); the whole fold (100) leaves every hash as it was before the parameter existed.
+    if stage == "features" or selected["dataset"].get("train_split") == 100:
+        selected["dataset"].pop("train_split", None)
     if stage != "features":
         selected["general"] = {key: params["general"][key] for key in ("mode", "deterministic")}
     return selected

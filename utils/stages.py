@@ -83,7 +83,7 @@ def prepare_data(params: dict, root: Path, progress: bool = True) -> DataContext
                 f"development set not found at {development_path}; download it (python task1a.py --download_dataset {development_path.parent}) "
                 "or set dataset_method_parameters.tau2022_mobile.development"
             )
-        development = tau.TAUDevelopmentSet.load(development_path)
+        development = tau.TAUDevelopmentSet.load(development_path, train_split=params["dataset"]["train_split"])
         evaluation = None
         if mode == "eval":
             evaluation = tau.TAUEvaluationSet.load(resolve_path(root, settings["evaluation"]), resolve_path(root, settings["evaluation_labels"]))
@@ -95,16 +95,26 @@ def prepare_data(params: dict, root: Path, progress: bool = True) -> DataContext
     settings = params["dataset"]["parameters"]
     demo_root = resolve_path(root, settings["path"])
     paths = generate_demo_dataset(demo_root, settings, progress=progress)
-    development = tau.TAUDevelopmentSet.load(paths["development"])
+    development = tau.TAUDevelopmentSet.load(paths["development"], train_split=params["dataset"]["train_split"])
     evaluation = tau.TAUEvaluationSet.load(paths["evaluation"], paths["evaluation_labels"]) if mode == "eval" else None
     return DataContext(development, evaluation, synthetic=True, name=f"task1a demo dataset ({demo_root})", params=params)
 
 
 def training_items(data: DataContext) -> pd.DataFrame:
-    """Items to learn from: fold1_train (dev mode), or the whole development set (train + evaluate, challenge mode)."""
-    if data.params["general"]["mode"] == "eval":
-        return pd.concat([data.development.train, data.development.evaluate], ignore_index=True)
-    return data.development.train
+    """Items to learn from: fold1_train or its ``dataset.train_split`` % subset (dev mode); in challenge mode
+    the whole development set (train + evaluate, DCASE2023) or, for a subset, the subset alone (as the
+    official DCASE2024 baseline trains on ``splitN.csv`` only)."""
+    development = data.development
+    if data.params["general"]["mode"] == "eval" and development.train_split == 100:
+        return pd.concat([development.train, development.evaluate], ignore_index=True)
+    return development.train
+
+
+def development_items(data: DataContext) -> pd.DataFrame:
+    """Every development item the features are extracted for: the whole fold1_train (whatever the subset) and fold1_evaluate."""
+    development = data.development
+    train = development.train_fold if development.train_fold is not None else development.train
+    return pd.concat([train, development.evaluate], ignore_index=True).drop_duplicates("filename")
 
 
 def test_items(data: DataContext) -> tuple[pd.DataFrame, Path, bool]:
@@ -282,6 +292,7 @@ def learning_stage(params: dict, items: pd.DataFrame, store, folder: Path, seed:
     train_index, validation_index = tau.location_disjoint_split(items, learner["validation_amount"], learner["validation_seed"])
     train_items, validation_items = items.iloc[train_index], items.iloc[validation_index]
     split = {
+        "train_split": params["dataset"]["train_split"],
         "seed": learner["validation_seed"],
         "validation_amount": learner["validation_amount"],
         "train_locations": sorted(train_items["identifier"].unique().tolist()),
