@@ -135,14 +135,12 @@ def show_sets(container) -> None:
 
 def run_set(params: dict, args) -> int:
     """All stages of one parameter set; returns the exit status."""
-    from utils import stages
+    from utils import paths, stages
+    from utils.distribute import WorkerGroup
     from utils.energy import EnergyMeter, energy_summary
     from utils.files import write_yaml_atomic
     from utils.parameters import stage_hash
     from utils.reporting import write_run_report
-
-    from utils import paths
-    from utils.distribute import WorkerGroup
 
     root = paths.run_root(params, args.workdir)
     progress = not args.no_progress
