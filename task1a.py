@@ -104,10 +104,11 @@ def resolve_sets(args, container, fallback: bool = False) -> list[dict]:
         if fallback and params["general"]["fallback_to_demo"] and not stages.development_set_found(params, paths.run_root(params, args.workdir)):
             missing = paths.resolve_run_path(params, params["dataset"]["parameters"]["development"], args.workdir)
             mode = args.mode or params["general"]["mode"]
-            params = apply_overrides(container.resolve(params["general"]["fallback_set"]), {"general.mode": mode})
+            train_split = params["dataset"]["train_split"]  # a DCASE2024 subset stays the subset on the demo data
+            params = apply_overrides(container.resolve(params["general"]["fallback_set"]), {"general.mode": mode, "dataset.train_split": train_split})
             log.warning(
-                "development set not found at %s: running set '%s' on the built-in %s instead (general.fallback_to_demo: false turns this off)",
-                missing, params["set_id"], stages.SYNTHETIC_LABEL,
+                "development set not found at %s: running set '%s' (train_split %d) on the built-in %s instead (general.fallback_to_demo: false turns this off)",
+                missing, params["set_id"], train_split, stages.SYNTHETIC_LABEL,
             )
         overrides = {}
         if args.seed is not None:
@@ -456,6 +457,11 @@ def main(argv=None) -> int:
         status = 0
         for params in all_params:
             status = max(status, run_set(params, args))
+        if len({params["dataset"]["train_split"] for params in all_params}) > 1 and not args.model:
+            from utils import stages
+            from utils.reporting import format_split_table
+
+            print(format_split_table(stages.split_results(all_params, args.workdir)))
         return status
     except Task1aError as exc:
         if args.debug:

@@ -225,3 +225,22 @@ def test_a_dcase2024_training_subset_reuses_the_features_and_learns_from_the_sub
     subset = pd.read_csv(next((root / "datasets" / "demo").rglob("split_setup/split25.csv")), sep="\t")
     assert splits[25]["train_count"] + splits[25]["validation_count"] == len(subset) < splits[100]["train_count"] + splits[100]["validation_count"]
     assert not set(splits[25]["train_locations"]) & set(splits[25]["validation_locations"])
+
+
+def test_the_five_dcase2024_subsets_end_with_one_table_and_the_mean(workspace, dev_run):
+    root, param_file = workspace
+    overrides = yaml.safe_load(param_file.read_text())
+    overrides["defaults"]["learner_method_parameters"]["cnn"]["conversion"]["representative_examples"] = 8  # the tiny 5 % subset has 16 clips
+    small = root / "tiny_subsets.yaml"
+    small.write_text(yaml.safe_dump(overrides))
+    sets = ",".join(f"dcase2024_split{n}" for n in (5, 10, 25, 50, 100))
+    result = task1a("-s", sets, "-p", str(small))  # no real dataset here: each falls back to the demo data, keeping its subset
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("features: reusing") >= 5  # one store for every subset
+    text = result.stdout[result.stdout.index("DCASE2024 training subsets"):]
+    assert "SYNTHETIC" in text.splitlines()[0]
+    accuracy_table = text.split("overall macro accuracy (%):\n")[1].split("\n\n")[0].splitlines()[2:]
+    rows = {line.split()[0]: float(line.split()[-1]) for line in accuracy_table}
+    assert set(rows) == {"5", "10", "25", "50", "100", "mean"}
+    assert rows["mean"] == pytest.approx(sum(rows[k] for k in ("5", "10", "25", "50", "100")) / 5, abs=0.06)
+    assert "class-wise accuracy (%)" in text and "device-wise accuracy (%)" in text and "DCASE2024 ranking figure" in text

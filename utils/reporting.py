@@ -19,7 +19,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
@@ -592,3 +592,31 @@ def _plain_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+# ------------------------------------------------------------------------------ DCASE2024 subsets
+def format_split_table(split_results: Sequence[tuple[int, Mapping[str, Any]]]) -> str:
+    """The DCASE2024 tables: per training subset (%) the macro accuracy overall, class-wise and
+    device-wise, the log loss, and the mean over the subsets (the 2024 ranking figure is the mean accuracy)."""
+    if not split_results:
+        return "no results of the training subsets to compare (run them in dev mode on labelled data)"
+    first = split_results[0][1]
+    labels = list(first.get("scene_labels") or first["class_wise"])
+    devices = list(first["device_wise"])
+    synthetic = any(results.get("synthetic") for _, results in split_results)
+    percent = lambda value: f"{value * 100:.1f}"  # noqa: E731
+
+    def table(title: str, columns: Sequence[str], value, show=percent) -> str:
+        figures = [[value(results, column) for column in columns] for _, results in split_results]
+        rows = [[f"{split} %", *map(show, row)] for (split, _), row in zip(split_results, figures)]
+        rows.append(["mean", *[show(math.fsum(column) / len(column)) for column in zip(*figures)]])
+        return f"{title}:\n" + _plain_table(["split", *columns], rows)
+
+    accuracy = table("overall macro accuracy (%)", ["accuracy"], lambda r, c: r["overall_accuracy"])
+    log_loss = table("overall log loss", ["log loss"], lambda r, c: r["overall_logloss"], show=lambda v: f"{v:.3f}")
+    classes = table("class-wise accuracy (%)", labels, lambda r, c: r["class_wise"].get(c, {}).get("accuracy", math.nan))
+    by_device = table("device-wise accuracy (%)", devices, lambda r, c: r["device_wise"].get(c, {}).get("accuracy", math.nan))
+    mean_accuracy = math.fsum(results["overall_accuracy"] for _, results in split_results) / len(split_results)
+    header = "DCASE2024 training subsets" + (" on SYNTHETIC demo data (not the real TAU dataset)" if synthetic else " (real data)")
+    ranking = f"mean accuracy over the {len(split_results)} subsets (the DCASE2024 ranking figure): {mean_accuracy * 100:.1f} %"
+    return "\n\n".join([header, accuracy, log_loss, classes, by_device, ranking])

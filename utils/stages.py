@@ -250,6 +250,25 @@ def trials_folder_name(seeds: list[int]) -> str:
     return f"seed_{seeds[0]}" if len(seeds) == 1 else f"seeds_{seeds[0]}-{seeds[-1]}"
 
 
+def run_results_path(params: dict, workdir=None) -> Path:
+    """Where a (dev-mode) run of ``params`` keeps its results: ``<system>/evaluator/<hash>/<seed_N or seeds_A-B>/results.yaml``."""
+    from utils.paths import system_dir
+
+    return system_dir(params, workdir) / "evaluator" / stage_hash(params, "evaluator") / trials_folder_name(trial_seeds(params)) / "results.yaml"
+
+
+def split_results(all_params: list[dict], workdir=None) -> list[tuple[int, dict]]:
+    """``(train_split, results)`` of each run of a multi-set command that has results, in split order."""
+    import yaml
+
+    found = {}
+    for params in all_params:
+        path = run_results_path(params, workdir)
+        if path.is_file():
+            found[params["dataset"]["train_split"]] = yaml.safe_load(path.read_text())
+    return sorted(found.items())
+
+
 @dataclass
 class TrainedModel:
     folder: Path
