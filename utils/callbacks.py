@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 
 import keras
-import numpy as np
 
-from utils.learning import OWN_COLUMNS, is_better
+from utils.learning import OWN_COLUMNS, is_better, values_match
 
 LOGGER = logging.getLogger("utils.learning")
 
@@ -149,10 +148,6 @@ class ResumeReplay(keras.callbacks.Callback):
         self.model.stop_training = False
 
 
-def to_numpy_list(weights) -> list:
-    return [np.asarray(w) for w in weights or []]
-
-
 def checkpoint_values(network, optimizer) -> tuple[list, list]:
     """Current values of the network's variables (seed generators included) and the optimizer's."""
     return [v.numpy() for v in network.variables], [v.numpy() for v in optimizer.variables]
@@ -160,7 +155,7 @@ def checkpoint_values(network, optimizer) -> tuple[list, list]:
 
 def assign_values(variables, values, what: str) -> None:
     """Assign saved ``values`` to ``variables``; ValueError when they do not match."""
-    if len(variables) != len(values) or any(tuple(v.shape) != tuple(a.shape) for v, a in zip(variables, values)):
+    if not values_match(variables, values):
         raise ValueError(f"{what} in the checkpoint do not match the model")
     for variable, value in zip(variables, values):
         variable.assign(value)

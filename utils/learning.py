@@ -459,7 +459,8 @@ def _fresh_state(fingerprint: str, first_selectable: int) -> dict:
             "first_selectable_epoch": first_selectable, "stopped": False}
 
 
-def _values_match(variables, values) -> bool:
+def values_match(variables, values) -> bool:
+    """Whether saved ``values`` fit ``variables`` one for one, shape for shape."""
     return len(variables) == len(values) and all(tuple(v.shape) == tuple(a.shape) for v, a in zip(variables, values))
 
 
@@ -596,7 +597,7 @@ def _train(parameters, settings, X_train, y_train, X_val, y_val, output_dir, wri
         LOGGER.warning("the workers do not all see the same %s (the output folder must be shared to resume multi-worker training); training starts over", checkpoint_path)
     else:
         found = _usable_checkpoint(checkpoint_path, fingerprint, epochs, first_selectable, mode, monitor)
-    if found is not None and not (_values_match(network.variables, found[1]) and _values_match(optimizer.variables, found[2])):
+    if found is not None and not (values_match(network.variables, found[1]) and values_match(optimizer.variables, found[2])):
         LOGGER.warning("checkpoint %s does not match the model; training starts over", checkpoint_path)
         found = None
     if found is not None:
