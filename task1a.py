@@ -50,7 +50,8 @@ def build_argument_parser() -> argparse.ArgumentParser:
 
     add("-m", "--mode", choices=("dev", "eval"), help="dev: development set (train fold / evaluate fold); eval: challenge mode (evaluation set output)")
     add("-s", "--parameter_set", help="parameter set id(s), comma separated (see --show_sets)")
-    add("-p", "--param_file", help="YAML merged over task1a.yaml (same structure)")
+    add("-p", "--param_file", help="YAML merged over task1a.yaml (same structure); its values win over task1a.yaml's sets")
+    add("--set", action="append", metavar="SECTION.KEY=VALUE", help="set one parameter, last of all (repeatable), e.g. --set learner_method_parameters.cnn.fit.epochs=3")
     # The official baseline's `-o FILE` writes the system output; a bare `-o` (ours) recomputes everything.
     add("-o", dest="o", nargs="?", const=True, default=None, metavar="FILE",
         help="alone: recompute every stage (as --overwrite); with FILE: write the system output there (as --output FILE)")
@@ -95,21 +96,25 @@ def resolve_sets(args, container, fallback: bool = False) -> list[dict]:
     ``general.fallback_set`` on the demo data, keeping the mode and the command line's overrides.
     """
     from utils import paths, stages
-    from utils.parameters import apply_overrides, check_choices, check_structure
+    from utils.parameters import apply_overrides, check_choices, check_structure, command_line_layer
 
     set_ids = [s.strip() for s in args.parameter_set.split(",")] if args.parameter_set else [container.active_set]
+    command_line = command_line_layer(args.set or [], container.defaults)
     resolved = []
     for set_id in set_ids:
-        params = container.resolve(set_id)
+        params = container.resolve(set_id, command_line=command_line)
         if fallback and params["general"]["fallback_to_demo"] and not stages.development_set_found(params, paths.run_root(params, args.workdir)):
             missing = paths.resolve_run_path(params, params["dataset"]["parameters"]["development"], args.workdir)
-            mode = args.mode or params["general"]["mode"]
-            train_split = params["dataset"]["train_split"]  # a DCASE2024 subset stays the subset on the demo data
-            params = apply_overrides(container.resolve(params["general"]["fallback_set"]), {"general.mode": mode, "dataset.train_split": train_split})
+            fallback_set = params["general"]["fallback_set"]
+            # The set asked for keeps its own values (batch size, training subset, mode...) on the demo data.
+            params = container.resolve(fallback_set, instead_of=set_id, command_line=command_line)
             log.warning(
-                "development set not found at %s: running set '%s' (train_split %d) on the built-in %s instead (general.fallback_to_demo: false turns this off)",
-                missing, params["set_id"], train_split, stages.SYNTHETIC_LABEL,
+                "development set not found at %s: running set '%s' with the values of set '%s' on the built-in %s instead (general.fallback_to_demo: false turns this off)",
+                missing, fallback_set, set_id, stages.SYNTHETIC_LABEL,
             )
+            for key, source in container.provenance(set_id).items():
+                if key.startswith(("dataset.method", "dataset_method_parameters")) and source.endswith(f"set {set_id}"):
+                    log.warning("%s of set '%s' (%s) is not used on the demo data", key, set_id, source)
         overrides = {}
         if args.seed is not None:
             overrides["general.seed"] = args.seed
@@ -410,8 +415,14 @@ def main(argv=None) -> int:
         if args.show_parameters:
             import yaml
 
+            from utils.parameters import command_line_layer
+
+            command_line = command_line_layer(args.set or [], container.defaults)
             for params in all_params:
                 print(yaml.safe_dump(params, sort_keys=False, default_flow_style=False), end="")
+                print(f"# where the values of set {params['set_id']} come from, when not from task1a.yaml's defaults (a later source wins):")
+                for key, source in container.provenance(params["set_id"], command_line=command_line).items():
+                    print(f"#   {key}: {source}")
             return 0
         if args.show_results:
             from utils.reporting import show_results

@@ -181,3 +181,39 @@ def test_train_split_enters_the_learner_hash_not_the_features_hash():
     # the whole fold leaves every hash as it was before the parameter existed
     without = {key: value for key, value in params["dataset"].items() if key != "train_split"}
     assert stage_hash(dict(params, dataset=without), "learner") == stage_hash(params, "learner")
+
+
+def test_what_the_user_writes_last_wins(tmp_path):
+    from utils.parameters import command_line_layer
+
+    key = ("learner_method_parameters", "cnn", "fit")
+    fit = lambda params: params[key[0]][key[1]][key[2]]  # noqa: E731
+    base = ParameterContainer()
+    assert fit(base.resolve("demo"))["epochs"] == 20  # the set over task1a.yaml's defaults (200)
+    user = write(tmp_path, "short.yaml", {"defaults": {"learner_method_parameters": {"cnn": {"fit": {"epochs": 3, "batch_size": 8}}}},
+                                          "sets": [{"set_id": "demo", "learner_method_parameters": {"cnn": {"fit": {"batch_size": 4}}}}]})
+    container = ParameterContainer(override_path=user)
+    demo = container.resolve("demo")
+    assert fit(demo)["epochs"] == 3  # -p defaults over task1a.yaml's set
+    assert fit(demo)["batch_size"] == 4  # the -p file's set over its own defaults
+    assert fit(container.resolve("dcase2023_baseline"))["batch_size"] == 8
+    command_line = command_line_layer(["learner_method_parameters.cnn.fit.epochs=5", "general.seed=7"], container.defaults)
+    last = container.resolve("demo", command_line=command_line)
+    assert fit(last)["epochs"] == 5 and last["general"]["seed"] == 7 and last["learner"]["parameters"]["fit"]["epochs"] == 5  # --set over everything
+    sources = container.provenance("demo", command_line=command_line)
+    assert sources["learner_method_parameters.cnn.fit.epochs"] == "command line"
+    assert sources["learner_method_parameters.cnn.fit.batch_size"] == f"{user} set demo"
+    assert sources["learner_method_parameters.cnn.model_selection.initial_delay"] == "task1a.yaml set demo"
+    for bad, message in ((["learner_method_parameters.cnn.fit.epohcs=3"], "unknown parameter 'learner_method_parameters.cnn.fit.epohcs'"),
+                         (["general.seed"], "write section.key=value"), (["general.seed=seven"], "'general.seed' must be an integer")):
+        with pytest.raises(Task1aError, match=message):
+            command_line_layer(bad, container.defaults)
+
+
+def test_the_demo_fallback_keeps_the_values_of_the_set_asked_for():
+    container = ParameterContainer()
+    fallback = container.resolve("demo", instead_of="dcase2023_baseline_batch64")
+    assert fallback["learner"]["parameters"]["fit"]["batch_size"] == 64 and fallback["dataset"]["method"] == "demo"
+    assert fallback["learner"]["parameters"]["fit"]["epochs"] == 20  # the demo set's own shorter training stays
+    assert container.resolve("demo", instead_of="dcase2023_baseline_eval")["general"]["mode"] == "eval"
+    assert container.resolve("demo", instead_of="dcase2024_split25")["dataset"]["train_split"] == 25

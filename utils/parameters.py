@@ -97,8 +97,9 @@ def check_structure(reference: Any, value: Any, key_path: str, source: str) -> N
         for key, item in value.items():
             if key not in reference:
                 known = ", ".join(str(k) for k in reference) or "none"
-                raise Task1aError(f"{source}: unknown parameter '{key_path}.{key}' (known here: {known}); fix the key")
-            check_structure(reference[key], item, f"{key_path}.{key}", source)
+                raise Task1aError(f"{source}: unknown parameter '{key_path}.{key}' (known here: {known}); fix the key" if key_path else
+                                  f"{source}: unknown parameter '{key}' (known here: {known}); fix the key")
+            check_structure(reference[key], item, f"{key_path}.{key}" if key_path else str(key), source)
         return
     if isinstance(reference, bool) or isinstance(value, bool):
         ok = isinstance(reference, bool) and isinstance(value, bool)
@@ -151,25 +152,45 @@ class ParameterContainer:
         self.path = Path(path)
         data = load_yaml(self.path)
         self._check_top(data, str(self.path))
-        self.defaults = data["defaults"]
+        self.defaults = data["defaults"]  # with the -p file's defaults merged in, below (the defaults a run starts from)
+        self.base_defaults = self.defaults
         self.sets = _sets_by_id(data.get("sets"), str(self.path))
         self.active_set = data.get("active_set")
         for set_id, entry in self.sets.items():
             self._check_set(entry, f"{self.path} (set {set_id})")
+        # The user's file (-p) is a layer of its own: what the user writes last wins, so its defaults
+        # come after every set of task1a.yaml, and its sets after those (see resolve()).
+        self.user_source = str(override_path) if override_path is not None else None
+        self.user_defaults: dict = {}
+        self.user_sets: dict[str, dict] = {}
         if override_path is not None:
-            source = str(override_path)
+            source = self.user_source
             extra = load_yaml(override_path)
             self._check_top(extra, source, require_defaults=False)
             if "defaults" in extra:
                 check_structure(self.defaults, extra["defaults"], "defaults", source)
-                self.defaults = merge(self.defaults, extra["defaults"])
+                self.user_defaults = extra["defaults"] or {}
+                self.defaults = merge(self.defaults, self.user_defaults)
             for set_id, entry in _sets_by_id(extra.get("sets"), source).items():
                 self._check_set(entry, f"{source} (set {set_id})")
-                self.sets[set_id] = merge(self.sets.get(set_id, {}), entry)
+                self.user_sets[set_id] = entry
+                self.sets.setdefault(set_id, {"set_id": set_id})
+                if "description" in entry:
+                    self.sets[set_id] = dict(self.sets[set_id], description=entry["description"])
             if "active_set" in extra:
                 self.active_set = extra["active_set"]
         if self.active_set is not None and self.active_set not in self.sets:
             raise Task1aError(f"active_set '{self.active_set}' is not among the sets ({', '.join(self.sets)}); fix active_set")
+
+    def layers(self, set_id: str) -> list[tuple[str, dict]]:
+        """The parameter layers of a set, first to last (a later one wins): ``(source, overrides)``."""
+        def sections(entry: dict) -> dict:
+            return {k: v for k, v in entry.items() if k not in ("set_id", "description")}
+
+        layers = [(f"{self.path.name} defaults", self.base_defaults), (f"{self.path.name} set {set_id}", sections(self.sets.get(set_id, {})))]
+        if self.user_source is not None:
+            layers += [(f"{self.user_source} defaults", self.user_defaults), (f"{self.user_source} set {set_id}", sections(self.user_sets.get(set_id, {})))]
+        return [(source, body) for source, body in layers if body]
 
     @staticmethod
     def _check_top(data: dict, source: str, require_defaults: bool = True) -> None:
@@ -190,18 +211,24 @@ class ParameterContainer:
     def set_ids(self) -> list[str]:
         return list(self.sets)
 
-    def resolve(self, set_id: str | None = None) -> dict:
-        """The parameters of one set: defaults + set overrides, with each ``method``'s parameters attached.
+    def resolve(self, set_id: str | None = None, instead_of: str | None = None, command_line: dict | None = None) -> dict:
+        """The parameters of one set, each ``method``'s parameters attached.
 
-        Every section ``S`` with a ``method`` key gets ``S["parameters"]`` = ``S_method_parameters[method]``.
-        The result also has ``set_id`` and ``description``.
+        Layers, a later one winning: task1a.yaml ``defaults``, its set, the ``-p`` file's ``defaults``,
+        the ``-p`` file's set, ``command_line`` (nested, from ``--set`` and flags). ``instead_of``: the
+        set asked for when ``set_id`` runs in its place (the demo fallback): that set's own overrides
+        are kept after ``set_id``'s, except where its data come from (``dataset.method``,
+        ``dataset_method_parameters``). Every section ``S`` with a ``method`` key gets
+        ``S["parameters"]`` = ``S_method_parameters[method]``. The result also has ``set_id`` and
+        ``description``.
         """
         set_id = set_id or self.active_set
-        if set_id not in self.sets:
-            raise Task1aError(f"unknown parameter set '{set_id}' (known: {', '.join(self.sets)}); choose one with -s")
-        entry = self.sets[set_id]
-        overrides = {k: v for k, v in entry.items() if k not in ("set_id", "description")}
-        params = merge(self.defaults, overrides)
+        for wanted in (set_id, instead_of):
+            if wanted is not None and wanted not in self.sets:
+                raise Task1aError(f"unknown parameter set '{wanted}' (known: {', '.join(self.sets)}); choose one with -s")
+        params = {}
+        for _, body in self.resolution_layers(set_id, instead_of, command_line):
+            params = merge(params, body)
         for section, body in list(params.items()):
             if isinstance(body, dict) and "method" in body:
                 methods = params.get(f"{section}_method_parameters", {})
@@ -211,9 +238,62 @@ class ParameterContainer:
                     )
                 body["parameters"] = copy.deepcopy(methods[body["method"]])
         params["set_id"] = set_id
-        params["description"] = entry.get("description", "")
+        params["description"] = self.sets[set_id].get("description", "")
         check_choices(params, f"set {set_id}")
         return params
+
+    def resolution_layers(self, set_id: str, instead_of: str | None = None, command_line: dict | None = None) -> list[tuple[str, dict]]:
+        """``(source, overrides)`` in the order :meth:`resolve` merges them."""
+        layers = self.layers(set_id)
+        if instead_of is not None:
+            for source, body in self.layers(instead_of):
+                if source.endswith(f"set {instead_of}"):
+                    kept = copy.deepcopy(body)
+                    kept.get("dataset", {}).pop("method", None)
+                    kept.pop("dataset_method_parameters", None)
+                    layers.append((f"{source} (kept on the {set_id} data)", kept))
+        if command_line:
+            layers.append(("command line", command_line))
+        return layers
+
+    def provenance(self, set_id: str, instead_of: str | None = None, command_line: dict | None = None) -> dict[str, str]:
+        """``dotted key -> source`` of every value set by a layer after task1a.yaml's defaults."""
+        sources: dict[str, str] = {}
+        for source, body in self.resolution_layers(set_id, instead_of, command_line)[1:]:
+            for key in _leaf_keys(body):
+                sources[key] = source
+        return sources
+
+
+def _leaf_keys(tree: Any, prefix: str = "") -> list[str]:
+    if isinstance(tree, dict) and tree and prefix.rsplit(".", 1)[-1] not in PASS_THROUGH_KEYS:
+        return [key for name, value in tree.items() for key in _leaf_keys(value, f"{prefix}.{name}" if prefix else str(name))]
+    return [prefix] if prefix else []
+
+
+def command_line_layer(assignments: list[str], defaults: dict) -> dict:
+    """``--set section.key=value`` assignments as a nested mapping, checked against ``defaults``.
+
+    The value is read as YAML (``3``, ``0.5``, ``true``, ``[a, b]``, ``{class_name: SGD}``); one-line
+    error naming the assignment otherwise.
+    """
+    layer: dict = {}
+    for assignment in assignments or []:
+        key, separator, raw = assignment.partition("=")
+        if not separator or not key or any(not part for part in key.split(".")):
+            raise Task1aError(f"--set {assignment!r}: write section.key=value, e.g. --set learner_method_parameters.cnn.fit.epochs=3")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            raise Task1aError(f"--set {assignment!r}: the value is not valid YAML; quote it") from None
+        node = layer
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    if layer:
+        check_structure(defaults, layer, "", "--set")
+    return layer
 
 
 def check_choices(params: dict, source: str) -> None:
