@@ -244,3 +244,68 @@ def test_the_five_dcase2024_subsets_end_with_one_table_and_the_mean(workspace, d
     assert set(rows) == {"5", "10", "25", "50", "100", "mean"}
     assert rows["mean"] == pytest.approx(sum(rows[k] for k in ("5", "10", "25", "50", "100")) / 5, abs=0.06)
     assert "class-wise accuracy (%)" in text and "device-wise accuracy (%)" in text and "DCASE2024 ranking figure" in text
+
+
+def test_early_stopping_from_the_yaml_survives_a_kill_9(workspace, dev_run):
+    """kill -9 after epoch 2's checkpoint, rerun: the YAML's EarlyStopping (it must stop after epoch 3) keeps its
+    patience across the kill, and the final model is bit-identical to an uninterrupted run's."""
+    import os
+    import signal
+    import time
+
+    root, param_file = workspace
+    runs = {}
+    for name in ("whole", "killed"):
+        overrides = yaml.safe_load(param_file.read_text())
+        overrides["defaults"]["path"].update(system=str(root / f"early_{name}" / "system"), log=str(root / f"early_{name}" / "log"))
+        overrides["defaults"]["general"]["deterministic"] = True
+        overrides["sets"][0]["learner_method_parameters"]["cnn"]["fit"].update(
+            epochs=30, callbacks=[{"class_name": "EarlyStopping", "config": {"monitor": "val_loss", "patience": 2, "min_delta": 10.0}}])
+        runs[name] = root / f"early_{name}.yaml"
+        runs[name].write_text(yaml.safe_dump(overrides))
+    whole = task1a("-s", "demo", "-p", str(runs["whole"]))
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    marker = root / "early_killed" / "after_epoch_2"
+    hold = (
+        "import time\n"
+        "from utils.callbacks import TrainingCheckpoint\n"
+        "original = TrainingCheckpoint.on_epoch_end\n"
+        "def held(self, epoch, logs=None):\n"
+        "    original(self, epoch, logs)\n"
+        "    if epoch + 1 == 2:\n"
+        f"        open({str(marker)!r}, 'w').close()\n"
+        "        time.sleep(600)\n"
+        "TrainingCheckpoint.on_epoch_end = held\n"
+        "import runpy, sys\n"
+        f"sys.argv = ['task1a.py', '--no_progress', '-s', 'demo', '-p', {str(runs['killed'])!r}]\n"
+        "runpy.run_path('task1a.py', run_name='__main__')\n"
+    )
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen([sys.executable, "-c", hold], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not marker.exists():
+            assert process.poll() is None, "the run ended before epoch 2"
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    resumed = task1a("-s", "demo", "-p", str(runs["killed"]))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from" in resumed.stderr and "after epoch 2" in resumed.stderr
+    assert "epoch 3/30:" in resumed.stderr and "epoch 4/30:" not in resumed.stderr  # the patience survived the kill
+
+    def learned(name):
+        folder = next((root / f"early_{name}" / "system" / "learner").glob("*/seed_0"))
+        return yaml.safe_load((folder / "learning.yaml").read_text()), (folder / "model_float.tflite").read_bytes(), folder
+
+    (summary_whole, tflite_whole, whole_dir), (summary_killed, tflite_killed, killed_dir) = learned("whole"), learned("killed")
+    assert summary_whole["stopped_early"] and summary_whole["epochs_trained"] == 3
+    assert summary_killed["epochs_trained"] == 3 and summary_killed["best_epoch"] == summary_whole["best_epoch"]
+    assert tflite_killed == tflite_whole
+    import keras
+
+    for a, b in zip(keras.models.load_model(killed_dir / "model.keras").get_weights(), keras.models.load_model(whole_dir / "model.keras").get_weights()):
+        np.testing.assert_array_equal(a, b)
