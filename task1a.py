@@ -89,17 +89,16 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     return args
 
 
-def resolve_sets(args, container, fallback: bool = False) -> list[dict]:
-    """The parameters of each set asked for, with the command line's overrides applied.
+def resolve_sets(args, container, command_line: dict, fallback: bool = False) -> list[dict]:
+    """The parameters of each set asked for, with ``command_line`` (the ``--set`` layer) and the flags applied.
 
     With ``fallback``, a set whose real development set is not found is replaced (one log line) by
     ``general.fallback_set`` on the demo data, keeping the mode and the command line's overrides.
     """
     from utils import paths, stages
-    from utils.parameters import apply_overrides, check_choices, check_structure, command_line_layer
+    from utils.parameters import apply_overrides, check_choices, check_structure
 
     set_ids = [s.strip() for s in args.parameter_set.split(",")] if args.parameter_set else [container.active_set]
-    command_line = command_line_layer(args.set or [], container.defaults)
     resolved = []
     for set_id in set_ids:
         params = container.resolve(set_id, command_line=command_line)
@@ -326,12 +325,11 @@ def write_package(label: str, params: dict, output_csv: Path, model, io: str, co
     import yaml
 
     from utils import paths, stages
-    from utils.parameters import apply_overrides, stage_hash
+    from utils.parameters import apply_overrides
     from utils.submission import build_submission_meta, build_submission_package
 
     dev_params = apply_overrides(params, {"general.mode": "dev"})
-    dev_results_path = (paths.system_dir(params, workdir) / "evaluator" / stage_hash(dev_params, "evaluator")
-                        / stages.trials_folder_name(stages.trial_seeds(dev_params)) / "results.yaml")
+    dev_results_path = stages.run_results_path(dev_params, workdir)
     dev_results = yaml.safe_load(dev_results_path.read_text()) if dev_results_path.exists() else None
     if dev_results is None:
         log.warning("no development-set results for this set (run it with --mode dev first): the meta's results block stays empty")
@@ -405,19 +403,17 @@ def check_output_path(path: Path, what: str) -> None:
 def main(argv=None) -> int:
     args = parse_arguments(argv)
     try:
-        from utils.parameters import ParameterContainer
+        from utils.parameters import ParameterContainer, command_line_layer
 
         container = ParameterContainer(override_path=args.param_file)
         if args.show_sets:
             show_sets(container)
             return 0
-        all_params = resolve_sets(args, container)
+        command_line = command_line_layer(args.set or [], container.defaults)
+        all_params = resolve_sets(args, container, command_line)
         if args.show_parameters:
             import yaml
 
-            from utils.parameters import command_line_layer
-
-            command_line = command_line_layer(args.set or [], container.defaults)
             for params in all_params:
                 print(yaml.safe_dump(params, sort_keys=False, default_flow_style=False), end="")
                 print(f"# where the values of set {params['set_id']} come from, when not from task1a.yaml's defaults (a later source wins):")
@@ -446,7 +442,7 @@ def main(argv=None) -> int:
         module_logger.propagate = False
         log.info("task1a %s, log file %s", __version__, log_path)
         if not (args.download_dataset or args.download_baseline_model or args.predict):
-            all_params = resolve_sets(args, container, fallback=True)
+            all_params = resolve_sets(args, container, command_line, fallback=True)
         if args.download_baseline_model:
             from utils import paths as run_paths
             from utils.download import download_baseline_model

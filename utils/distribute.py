@@ -37,11 +37,12 @@ from pathlib import Path
 import numpy as np
 
 from utils.errors import Task1aError
+from utils.parameters import CHOICES
 
 LOGGER = logging.getLogger(__name__)
 
 DISTRIBUTE_KEY = "learner.distribute"
-DISTRIBUTE_CHOICES = ("none", "mirrored", "multi_worker")
+DISTRIBUTE_CHOICES = CHOICES[("learner", "distribute")]  # the one registry of allowed values
 # How long a worker waits for every peer to join the cluster before it gives up and names them
 # (environment variable TASK1A_JOIN_TIMEOUT_S to change it).
 JOIN_TIMEOUT_S = 60.0
@@ -241,7 +242,6 @@ class WorkerGroup:
         self.distribute = distribute
         self.strategy = distribution_strategy(distribute) if distribute == "multi_worker" else None
         self.chief = is_chief(self.strategy)
-        self.size = len(check_tf_config()["cluster"].get("worker", [])) if self.strategy is not None else 1
 
     @property
     def multi_worker(self) -> bool:
