@@ -13,3 +13,39 @@ class Task1aError(Exception):
     def __init__(self, message: str):
         message = " ".join(str(message).split())  # always one line
         super().__init__(message)
+
+
+
+def run_cli(body, debug: bool = False, *, resume_hint: str = "rerun the same command to resume",
+            write_fix: str = "free disk space or choose a writable folder") -> int:
+    """Run a command-line tool's ``body()`` and turn what went wrong into one line and an exit status.
+
+    ``body`` returns the exit status. A :class:`Task1aError` prints ``error: <message>`` on stderr and
+    gives 1; an ``OSError`` met by a library writing its own file (a full disk, an unwritable folder)
+    is told as ``error: cannot read or write <file>: <reason>; <write_fix>`` and gives 1; Ctrl-C gives
+    130 with ``resume_hint``. With ``debug`` (the tools' ``--debug``) errors are re-raised to show the
+    traceback. Every command-line entry point goes through here, so all answer a bad input alike.
+    """
+    import logging
+    import sys
+
+    try:
+        return body()
+    except Task1aError as exc:
+        if debug:
+            raise
+        logging.getLogger("utils").debug("error", exc_info=True)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        if debug:
+            raise
+        logging.getLogger("utils").debug("error", exc_info=True)
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: cannot read or write{where}: {exc.strerror or exc}; {write_fix}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"interrupted: {resume_hint}", file=sys.stderr)
+        return 130
