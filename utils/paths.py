@@ -145,3 +145,14 @@ def meta_template(params: Mapping[str, Any], workdir: str | os.PathLike | None =
     if not path.exists() and Path(value).as_posix() == DEFAULT_META_TEMPLATE:
         return packaged_file("task1a_submission.meta.yaml")
     return path
+
+
+def check_output_path(path: Path, what: str) -> None:
+    """Fail before any work when an output file cannot be created: a parent that is a file, or a read-only folder."""
+    for parent in (path.parent.resolve(), *path.parent.resolve().parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise Task1aError(f"{what} {path}: {parent} is a file, not a folder; choose another path")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise Task1aError(f"{what} {path}: {parent} is not writable; choose a writable folder")
+            return

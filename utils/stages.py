@@ -279,6 +279,30 @@ class TrainedModel:
     summary: dict = field(default_factory=dict)
 
 
+def given_model(params: dict, model_path: Path) -> TrainedModel:
+    """A ``.tflite`` model given on the command line, as the model the run tests (normalised as the parameters say)."""
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise Task1aError(f"--model {model_path} not found; give a .tflite file")
+    normalization = {"method": params["data_processing"]["normalization"], "statistics": None}
+    return TrainedModel(model_path.parent, params["general"]["seed"], {params["recognizer"]["model_io"]: model_path}, None, normalization)
+
+
+def trained_model(params: dict, workdir=None, seed: int | None = None) -> TrainedModel:
+    """The finished model a set's learning stage wrote for ``seed`` (default: its first trial seed), found by the layout."""
+    import yaml
+
+    from utils.paths import system_dir
+
+    seed = trial_seeds(params)[0] if seed is None else seed
+    folder = system_dir(params, workdir) / "learner" / stage_hash(params, "learner") / f"seed_{seed}"
+    summary_path = folder / "learning.yaml"
+    if not summary_path.is_file():
+        raise Task1aError(f"no trained model of set {params['set_id']} (seed {seed}) at {folder}; train one (python task1a.py -s {params['set_id']}) or give --model")
+    summary = yaml.safe_load(summary_path.read_text())
+    return TrainedModel(folder, seed, {io: folder / p for io, p in summary["tflite"].items()}, folder / summary["keras"], summary["normalization"], summary)
+
+
 def learning_stage(params: dict, items: pd.DataFrame, store, folder: Path, seed: int, overwrite: bool = False, progress: bool = True, group=None) -> TrainedModel:
     """Train one model (one seed) on ``items`` with a location-disjoint validation split, export TFLite.
 
@@ -480,10 +504,31 @@ def evaluation_stage(output_csv: Path, items: pd.DataFrame, folder: Path, datase
     results = metrics.results()
     results.update(info)
     results["dataset"] = dataset_description
+    folder.mkdir(parents=True, exist_ok=True)
     write_yaml_atomic(folder / "results.yaml", plain_values(results))
     evaluation.plot_confusion_matrix(results, folder / "confusion_matrix.png")
     evaluation.plot_device_accuracy(results, folder / "device_accuracy.png")
     return results
+
+
+def trials_evaluation_stage(trials: list[dict], folder: Path, dataset_description: str, info: dict) -> tuple[dict, str]:
+    """Mean and std over the trials' results (as the official README's "averaged over 10 iterations"),
+    saved as ``folder/results.yaml``; returns them and their table."""
+    from utils.evaluation import aggregate_trials, format_aggregated_table
+
+    aggregated = aggregate_trials(trials)
+    results = dict(aggregated["mean"], std=aggregated["std"], **info, dataset=dataset_description)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_yaml_atomic(folder / "results.yaml", plain_values(results))
+    return results, format_aggregated_table(aggregated, dataset_description)
+
+
+def complexity_brief(complexity: dict | None) -> dict | None:
+    """The NeSsi figures a results file keeps: MACs, weight and peak memory, and the verdicts."""
+    if not complexity:
+        return None
+    keys = ("total_macs", "total_weight_bytes", "peak_memory_bytes", "macs_ok", "memory_ok")
+    return {key: complexity.get(key) for key in keys}
 
 
 class StageTimer:

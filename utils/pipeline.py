@@ -1,0 +1,356 @@
+"""The pipeline: one parameter set's stages run in order, and the run record.
+
+:func:`resolve_sets` turns the command line's set ids into parameters (the demo fallback included);
+:func:`run_set` runs one set's stages (dataset, features, learning or a given model, model size,
+testing, baseline inference, evaluation, report, package) and returns what it wrote as a
+:class:`RunOutcome`; :func:`run_sets` runs several and ends with the DCASE2024 per-split table when
+their training subsets differ; :func:`predict` classifies any recordings. Nothing here parses a command
+line: :class:`RunOptions` carries what the command line decided.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from utils import paths, stages
+from utils.errors import Task1aError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOptions:
+    """What the command line decides for a run (everything else is in the parameters)."""
+
+    workdir: str | None = None
+    overwrite: bool = False
+    progress: bool = True
+    model: Path | None = None     # a given .tflite model: no training
+    output: Path | None = None    # a copy of the system output
+    package: str | None = None    # challenge mode: the submission zip LABEL.zip
+
+
+@dataclass
+class RunOutcome:
+    """What a run wrote: the system output, and (when evaluated) results and report."""
+
+    system_output: Path | None = None
+    results: Path | None = None
+    report: Path | None = None
+    package: Path | None = None
+    trained: bool = True          # False on a multi-worker worker other than the chief
+    extra: dict = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------ sets
+def resolve_sets(container, set_ids: list[str], command_line: dict, flags: dict, workdir=None, fallback: bool = False) -> list[dict]:
+    """The parameters of each set in ``set_ids``, with ``command_line`` (the ``--set`` layer) and ``flags``
+    (``{key.path: value}`` from the command line's own options) applied last.
+
+    With ``fallback``, a set whose real development set is not found is replaced (one warning) by
+    ``general.fallback_set`` on the demo data, keeping the set's own values and the command line's.
+    """
+    from utils.parameters import apply_overrides, check_choices, check_structure
+
+    resolved = []
+    for set_id in set_ids:
+        params = container.resolve(set_id, command_line=command_line)
+        if fallback and params["general"]["fallback_to_demo"] and not stages.development_set_found(params, paths.run_root(params, workdir)):
+            params = _demo_instead(container, params, set_id, command_line, workdir)
+        overrides = dict(flags)
+        if "iterations" in overrides:
+            overrides[f"learner_method_parameters.{params['learner']['method']}.iterations"] = overrides.pop("iterations")
+        params = apply_overrides(params, overrides)
+        check_structure(container.defaults["general"], params["general"], "general", "command line")
+        check_choices(params, "command line")
+        resolved.append(params)
+    return resolved
+
+
+def _demo_instead(container, params: dict, set_id: str, command_line: dict, workdir) -> dict:
+    missing = paths.resolve_run_path(params, params["dataset"]["parameters"]["development"], workdir)
+    fallback_set = params["general"]["fallback_set"]
+    # The set asked for keeps its own values (batch size, training subset, mode...) on the demo data.
+    params = container.resolve(fallback_set, instead_of=set_id, command_line=command_line)
+    log.warning("development set not found at %s: running set '%s' with the values of set '%s' on the built-in %s instead "
+                "(general.fallback_to_demo: false turns this off)", missing, fallback_set, set_id, stages.SYNTHETIC_LABEL)
+    for key, source in container.provenance(set_id).items():
+        if key.startswith(("dataset.method", "dataset_method_parameters")) and source.endswith(f"set {set_id}"):
+            log.warning("%s of set '%s' (%s) is not used on the demo data", key, set_id, source)
+    return params
+
+
+def run_sets(all_params: list[dict], options: RunOptions) -> list[RunOutcome]:
+    """Each set's stages in turn; when the sets' training subsets differ, the DCASE2024 per-split table."""
+    outcomes = [run_set(params, options) for params in all_params]
+    if len({params["dataset"]["train_split"] for params in all_params}) > 1 and not options.model:
+        from utils.reporting import format_split_table
+
+        print(format_split_table(stages.split_results(all_params, options.workdir)))
+    return outcomes
+
+
+# ------------------------------------------------------------------------------------------- run
+@dataclass
+class _Run:
+    """The state one set's stages share while they run."""
+
+    params: dict
+    options: RunOptions
+    root: Path
+    group: object
+    meter: object
+    data: object = None
+    timer: stages.StageTimer = field(default_factory=stages.StageTimer)
+    recognizer_extra: dict | None = None
+
+
+def run_set(params: dict, options: RunOptions) -> RunOutcome:
+    """All stages of one parameter set, in order; returns what they wrote."""
+    from utils.distribute import WorkerGroup
+    from utils.energy import EnergyMeter
+
+    # On a multi-worker cluster the chief prepares the data and features while the others wait. The
+    # cluster forms first: a multi-worker strategy needs TensorFlow untouched (Keras objects included).
+    group = WorkerGroup(params["learner"]["distribute"])
+    stages.check_learner_settings(params)  # the Keras configs, before any work
+    root = paths.run_root(params, options.workdir)
+    meter = EnergyMeter(enabled=params["general"]["energy"] and group.chief, country_iso_code=params["general"]["country_iso_code"],
+                        output_dir=paths.system_dir(params, options.workdir) / "energy")
+    run = _Run(params, options, root, group, meter)
+    with run.timer("dataset"):
+        run.data = group.chief_first(stages.prepare_data, params, root, progress=options.progress and group.chief)
+    run.params = params = run.data.params
+    log.info("set %s (%s), mode %s, data: %s", params["set_id"], params["description"], params["general"]["mode"], run.data.description)
+    if params["general"]["mode"] == "eval" and run.data.evaluation is None:
+        raise Task1aError("challenge mode needs the evaluation set; set dataset_method_parameters.tau2022_mobile.evaluation")
+    tests, _, labelled = stages.test_items(run.data)
+    with run.timer("feature extraction"):
+        development_store, test_store = group.chief_first(_extract_features, run)
+    models = _models(run, development_store)
+    if not group.chief:
+        log.info("multi-worker training: this worker is done; it waits for the chief (worker 0), which exports, tests and evaluates")
+        group.finish()
+        return RunOutcome(trained=False)
+    recognizer_dir = stages.stage_folder(params, root, "recognizer", run.recognizer_extra)
+    complexity = _model_size(run, models[0], recognizer_dir)
+    outputs = _test(run, models, tests, test_store, recognizer_dir)
+    outcome = RunOutcome(system_output=outputs[0])
+    record = run_record(run, models, outputs, complexity)
+    report_dir = recognizer_dir
+    if labelled and params["flow"]["evaluation"]:
+        report_dir, outcome.results = _evaluate(run, models, outputs, tests, record, complexity)
+    if params["flow"]["report"]:
+        outcome.report = _report(run, models, record, report_dir)
+    if options.package:
+        outcome.package = _package(run, outputs[0], models[0], complexity, record["energy_summary"])
+    group.finish()
+    return outcome
+
+
+def _extract_features(run: _Run):
+    """The feature stores of the development items and (challenge mode) the evaluation items."""
+    data, params, options, group = run.data, run.params, run.options, run.group
+    rewrite = options.overwrite and group.chief  # the others wait for the chief's finished store
+    feature_dir = stages.stage_folder(params, run.root, "features")
+    jobs = [(stages.development_items(data), data.development.path, feature_dir / "development")]
+    if params["general"]["mode"] == "eval":
+        tests, test_root, _ = stages.test_items(data)
+        jobs.append((tests, test_root, feature_dir / "evaluation"))
+    stores = [stages.measured_stage(run.meter, "feature_extraction", folder, group.chief and stages.feature_store_reused(folder, items, rewrite),
+                                    lambda: stages.feature_extraction_stage(params, items, audio_root, folder, rewrite, options.progress),
+                                    write=group.chief, overwrite=rewrite)
+              for items, audio_root, folder in jobs]
+    return stores[0], stores[-1]
+
+
+def _models(run: _Run, development_store) -> list:
+    """The trained model of each trial seed, or the model given on the command line."""
+    params, options = run.params, run.options
+    io = params["recognizer"]["model_io"]
+    if options.model:
+        model = stages.given_model(params, Path(options.model))
+        run.recognizer_extra = {"model_sha256": stages.file_sha256(model.tflite[io])}
+        run.meter.add_record("training", {"measured": False, "reason": f"no training in this run (--model {options.model} was given)"})
+        return [model]
+    learner_dir = stages.stage_folder(params, run.root, "learner")
+    models = []
+    with run.timer("learning"):
+        for seed in stages.trial_seeds(params):
+            folder = learner_dir / f"seed_{seed}"
+            models.append(stages.measured_stage(
+                run.meter, "training", folder, stages.learning_reused(folder, options.overwrite),
+                lambda: stages.learning_stage(params, stages.training_items(run.data), development_store, folder, seed, options.overwrite,
+                                              options.progress, run.group),
+                write=run.group.chief, resumed_unrecorded=run.group.chief and stages.learning_resumes_unrecorded(folder, options.overwrite)))
+    if run.group.chief and io not in models[0].tflite:
+        raise Task1aError(f"recognizer.model_io '{io}' was not exported (conversion.io: {params['learner']['parameters']['conversion']['io']}); fix task1a.yaml")
+    return models
+
+
+def _model_size(run: _Run, model, recognizer_dir: Path) -> dict | None:
+    """NeSsi figures of the tested model: beside a trained model (our output), in the recognizer folder for a given one."""
+    if not run.params["flow"]["model_size"]:
+        return None
+    from model_size_calculation.nessi import format_nessi_table
+
+    tflite_path = model.tflite[run.params["recognizer"]["model_io"]]
+    with run.timer("model size"):
+        complexity = stages.model_size_stage(tflite_path, run.params["model_size"], recognizer_dir if run.options.model else model.folder,
+                                             run.options.overwrite)
+    log.info("model size (NeSsi) of %s:\n%s", tflite_path, format_nessi_table(complexity))
+    return complexity
+
+
+def _test(run: _Run, models: list, tests, test_store, recognizer_dir: Path) -> list[Path]:
+    """Each model's system output over the test items, then the official model's (baseline inference)."""
+    params, options = run.params, run.options
+    io = params["recognizer"]["model_io"]
+    outputs = []
+    with run.timer("testing"):
+        for model in models:
+            folder = recognizer_dir / f"seed_{model.seed}"
+            folder.mkdir(parents=True, exist_ok=True)
+            outputs.append(stages.measured_stage(
+                run.meter, "testing", folder, stages.testing_reused(folder, options.overwrite),
+                lambda: stages.testing_stage(model.tflite[io], model.normalization, tests, test_store, folder, params["recognizer"],
+                                             options.overwrite, options.progress),
+                overwrite=options.overwrite))
+    # the official baseline model over the same test items, same batch size and threads: the
+    # `baseline_inference` figure the DCASE2023 meta normalises inference energy by
+    with run.timer("baseline inference"):
+        stages.run_baseline_inference(run.meter, params, run.root, tests, test_store, recognizer_dir, options.overwrite, options.progress)
+    if options.output:
+        from utils.files import atomic_path
+
+        with atomic_path(options.output) as tmp:
+            shutil.copyfile(outputs[0], tmp)
+        log.info("system output written to %s", options.output)
+    return outputs
+
+
+def run_record(run: _Run, models: list, outputs: list[Path], complexity: dict | None) -> dict:
+    """The run's record (``run.yaml``, the report's source): data, hashes, complexity, energy, outputs."""
+    from utils.energy import energy_summary
+    from utils.parameters import stage_hash
+
+    energy = run.meter.results()
+    data = run.data
+    extra = run.recognizer_extra
+    return {
+        "dataset": {"name": data.name, "synthetic": data.synthetic, "path": str(data.development.path)},
+        "set_id": run.params["set_id"],
+        "description": run.params["description"],
+        "mode": run.params["general"]["mode"],
+        "hashes": {stage: stage_hash(run.params, stage, extra if stage in ("recognizer", "evaluator") else None)
+                   for stage in ("features", "learner", "recognizer", "evaluator")},
+        "complexity": complexity,
+        "energy": energy,
+        "energy_summary": energy_summary(energy),
+        "quantization": models[0].summary.get("quantization") if models[0].summary else None,
+        "outputs": {"system_output": str(outputs[0])},
+        "plots": {},
+        "evaluation": "no labels for the test items" if not stages.test_items(data)[2] else "flow.evaluation is off",
+    }
+
+
+def _evaluate(run: _Run, models: list, outputs: list[Path], tests, record: dict, complexity: dict | None) -> tuple[Path, Path]:
+    """Score each trial's output (one ``results.yaml`` per seed; for trials, the mean and std in ``seeds_A-B``)."""
+    params, data = run.params, run.data
+    evaluator_dir = stages.stage_folder(params, run.root, "evaluator", run.recognizer_extra)
+    seeds = [model.seed for model in models]
+    info = {"set_id": params["set_id"], "mode": params["general"]["mode"], "parameter_hash": record["hashes"]["evaluator"],
+            "synthetic": data.synthetic, "model": str(run.options.model) if run.options.model else None, "seeds": seeds,
+            "n_trials": len(seeds), "energy": stages.plain_values(record["energy_summary"]), "complexity": stages.complexity_brief(complexity)}
+    with run.timer("evaluation"):
+        trials = [stages.evaluation_stage(output, tests, evaluator_dir / f"seed_{model.seed}", data.description,
+                                          params["evaluator"]["confidence_level"], dict(info, seed=model.seed))
+                  for model, output in zip(models, outputs)]
+        report_dir = evaluator_dir / stages.trials_folder_name(seeds)
+        results, table = stages.trials_evaluation_stage(trials, report_dir, data.description, info) if len(trials) > 1 else (trials[0], None)
+    if table is None:
+        from utils.evaluation import format_results_table
+
+        table = format_results_table(results, data.description)
+    print(table)
+    record["evaluation"] = {"table": table, "overall_accuracy": results.get("overall_accuracy"), "overall_logloss": results.get("overall_logloss"),
+                            "n_trials": len(trials)}
+    first = evaluator_dir / f"seed_{seeds[0]}"
+    record["plots"] = {"confusion matrix": os.path.relpath(first / "confusion_matrix.png", report_dir),
+                       "per-device accuracy": os.path.relpath(first / "device_accuracy.png", report_dir)}
+    record["outputs"]["results"] = str(report_dir / "results.yaml")
+    return report_dir, report_dir / "results.yaml"
+
+
+def _report(run: _Run, models: list, record: dict, report_dir: Path) -> Path:
+    """``run.yaml`` (the record) and ``report.md`` rendered from it, in ``report_dir``."""
+    from utils.files import write_yaml_atomic
+    from utils.reporting import write_run_report
+
+    if models[0].summary:
+        curves = models[0].folder / "training_curves.png"
+        if curves.exists():
+            record["plots"]["training curves"] = os.path.relpath(curves, report_dir)
+    record["timings"] = dict(run.timer.seconds)
+    record["created"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    report_dir.mkdir(parents=True, exist_ok=True)
+    write_yaml_atomic(report_dir / "run.yaml", stages.plain_values(record))
+    report_text = write_run_report(report_dir / "report.md", record)
+    log.info("report: %s", report_dir / "report.md")
+    log.debug(report_text)
+    return report_dir / "report.md"
+
+
+def _package(run: _Run, output_csv: Path, model, complexity: dict | None, energy: dict | None) -> Path:
+    """The submission zip; its development-set results come from this set's dev-mode run, if there is one."""
+    import yaml
+
+    from utils.parameters import apply_overrides
+    from utils.submission import build_submission_meta, build_submission_package
+
+    params, workdir, label = run.params, run.options.workdir, run.options.package
+    if params["general"]["mode"] != "eval":
+        raise Task1aError("--package needs challenge mode (--mode eval)")
+    dev_results_path = stages.run_results_path(apply_overrides(params, {"general.mode": "dev"}), workdir)
+    dev_results = yaml.safe_load(dev_results_path.read_text()) if dev_results_path.exists() else None
+    if dev_results is None:
+        log.warning("no development-set results for this set (run it with --mode dev first): the meta's results block stays empty")
+    io = params["recognizer"]["model_io"]
+    meta_complexity = stages.meta_complexity(model.keras, model.tflite[io], model.summary, complexity) if complexity else None
+    meta = build_submission_meta(label, paths.meta_template(params, workdir), params, meta_complexity,
+                                 (energy or {}).get("energy_consumption"), dev_results)
+    out_zip = paths.system_dir(params, workdir) / "submission" / f"{label}.zip"
+    build_submission_package(label, output_csv, out_zip, meta)
+    log.info("submission package written to %s", out_zip)
+    return out_zip
+
+
+# --------------------------------------------------------------------------------------- predict
+def predict(params: dict, recordings: list[str], output: Path, model: Path | None = None, workdir=None, progress: bool = True) -> dict:
+    """Classify any recordings (files or folders) with ``model`` or the set's trained model; write ``output``.
+
+    Returns ``{name: reason}`` of the recordings that could not be read (the others are classified).
+    """
+    from utils.dataset import SCENE_LABELS
+    from utils.submission import write_system_output
+    from utils.testing import find_recordings, predict_recordings
+    from utils.tflite import TFLiteClassifier
+
+    trained = stages.given_model(params, model) if model else stages.trained_model(params, workdir)
+    model_path = trained.tflite[params["recognizer"]["model_io"]]
+    recognizer = params["recognizer"]
+    classifier = TFLiteClassifier(model_path, batch_size=recognizer["batch_size"], num_threads=recognizer["num_threads"])
+    normalizer = stages.build_normalizer(trained.normalization["method"], trained.normalization.get("statistics"))
+    found = find_recordings(recordings)
+    names, probabilities, failures = predict_recordings(
+        found, classifier, stages.build_extractor(params), normalizer, params["feature_extractor"]["segment_length_seconds"],
+        progress=progress, max_chunk_seconds=recognizer["max_chunk_seconds"])
+    if names:
+        write_system_output(output, names, probabilities, SCENE_LABELS)
+    log.info("classified %d recording(s) with %s -> %s", len(names), model_path, output)
+    return failures
