@@ -331,11 +331,15 @@ def test_allowed_reads_the_registry_for_methods_and_choices():
 
 
 def test_the_registry_agrees_with_the_code_that_uses_the_values():
-    from utils import dataset, features
+    """Until those modules read the registry (allowed()), their own lists must say the same."""
+    from utils import dataset, features, tflite
     from utils.parameters import allowed
+
+    assert allowed("recognizer.model_io") == allowed("learner_method_parameters.cnn.conversion.io") == tuple(tflite.IO_TYPES)
 
     assert allowed("feature_extractor_method_parameters.mel.window_type") == tuple(features.WINDOW_TYPES)
     assert allowed("feature_extractor_method_parameters.mel.spectrogram_type") == tuple(features.SPECTROGRAM_TYPES)
+    assert allowed("data_processing.normalization") == tuple(features.NORMALIZATIONS)
     assert dataset.TRAIN_SPLITS == allowed("dataset.train_split")
 
 

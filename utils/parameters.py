@@ -203,7 +203,6 @@ RULES: dict[str, Rule] = {
     "path.root": PATH,
     "path.system": PATH,
     "path.log": PATH,
-    "path.datasets": PATH,
     "dataset.method": choice(*METHODS["dataset"]),
     "dataset.train_split": choice(*TRAIN_SPLITS),
     "dataset_method_parameters.tau2022_mobile.development": PATH,
