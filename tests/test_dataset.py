@@ -6,11 +6,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from utils.dataset import (SCENE_LABELS, TAUDevelopmentSet, TAUEvaluationSet, location_disjoint_split,
-                           parse_filenames, read_metadata_csv)
+from utils.dataset import SCENE_LABELS, TAUDevelopmentSet, TAUEvaluationSet, location_disjoint_split, parse_filenames
 from utils.errors import Task1aError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,3 +132,30 @@ def test_filename_parsing_and_evaluation_set(tmp_path):
     assert unlabelled.test["filename"].tolist() == ["audio/0.wav", "audio/1.wav"] and not unlabelled.labelled
     labelled = TAUEvaluationSet.load(tmp_path, labels)
     assert labelled.test["scene_label"].tolist() == ["bus", "tram"] and labelled.test["source_label"].tolist() == ["d", "s7"]
+
+
+def test_a_fold_or_split_row_missing_from_meta_csv_is_an_error_of_the_cli(tmp_path, capsys):
+    from utils import dataset as tau
+
+    names = make_dataset(tmp_path)
+    assert tau.main([str(tmp_path)]) == 0
+    capsys.readouterr()
+    meta = tmp_path / "meta.csv"
+    lines = meta.read_bytes().split(b"\r\n")
+    meta.write_bytes(b"\r\n".join(line for line in lines if not line.startswith(names[7].encode())))  # a fold1_evaluate (and test) row
+    assert tau.main([str(tmp_path)]) == 1
+    error = capsys.readouterr().err
+    assert error == f"error: {tmp_path / 'evaluation_setup' / 'fold1_evaluate.csv'}: 1 row(s) not in meta.csv: line 3 '{names[7]}'; restore the official metadata files\n"
+    make_dataset(tmp_path / "split")
+    (tmp_path / "split" / "split_setup").mkdir()
+    extra = [f"audio/bus-lyon-{i}-{i}-0-a.wav" for i in range(5)]
+    (tmp_path / "split" / "split_setup" / "split25.csv").write_text("filename\tscene_label\n" + "".join(f"{n}\tbus\n" for n in [names[0], *extra]))
+    assert tau.main([str(tmp_path / "split")]) == 1
+    error = capsys.readouterr().err
+    assert "split25.csv: 5 row(s) not in meta.csv: line 3 'audio/bus-lyon-0-0-0-a.wav', line 4" in error and "and 2 more" in error
+
+
+def test_the_real_fold_and_split_files_are_all_in_meta_csv(real):
+    from utils.dataset import check_listed_in_meta
+
+    check_listed_in_meta(real)  # fold1_train/evaluate/test and dcase2024_split_setup/split{5,10,25,50}.csv

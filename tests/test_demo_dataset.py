@@ -310,3 +310,20 @@ def test_scenes_differ_measurably(generated):
     centroids = np.stack([x_train[y_train == scene].mean(axis=0) for scene in SCENES])
     predicted = np.array(SCENES)[np.argmin(((x_test[:, None, :] - centroids[None]) ** 2).sum(axis=-1), axis=1)]
     assert len(y_test) == 30 and np.mean(predicted == y_test) > 0.4
+
+
+def test_the_cli_reads_task1a_yaml_through_the_parameter_container(monkeypatch):
+    import utils.parameters
+
+    class Container:  # stands for ParameterContainer(): the one reader of task1a.yaml
+        defaults = {"dataset_method_parameters": {"demo": {"marker": True}}}
+
+    monkeypatch.setattr(utils.parameters, "ParameterContainer", Container)
+    assert demo_dataset._yaml_parameters() == {"marker": True}
+
+
+def test_cli_refuses_a_bad_seed_in_one_line(tmp_path, capsys):
+    assert demo_dataset.main([str(tmp_path / "demo"), "--seed", "-1", "--quiet"]) == 1
+    error = capsys.readouterr().err
+    assert error == "error: demo dataset: 'dataset_method_parameters.demo.seed' must be an integer >= 0, got -1; fix the value\n"
+    assert not (tmp_path / "demo").exists()

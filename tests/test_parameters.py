@@ -1,5 +1,6 @@
 """Parameter sets, merging, strict validation and stage hashes of task1a.yaml."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -87,9 +88,8 @@ def test_malformed_yaml_and_unknown_set_and_method(tmp_path):
         ParameterContainer(override_path=write(tmp_path, "bad.yaml", "defaults: {general: [\n"))
     with pytest.raises(Task1aError, match="unknown parameter set 'nope'"):
         ParameterContainer().resolve("nope")
-    container = ParameterContainer(override_path=write(tmp_path, "m.yaml", {"defaults": {"learner": {"method": "transformer"}}}))
-    with pytest.raises(Task1aError, match="learner.method 'transformer'"):
-        container.resolve("dcase2023_baseline")
+    with pytest.raises(Task1aError, match=r"m\.yaml defaults: 'learner\.method' must be one of cnn, got 'transformer'"):
+        ParameterContainer(override_path=write(tmp_path, "m.yaml", {"defaults": {"learner": {"method": "transformer"}}}))
 
 
 def test_stage_hashes_change_only_downstream():
@@ -135,13 +135,11 @@ def test_cli_show_sets_parameters_and_errors(tmp_path):
     assert version.returncode == 0 and "task1a" in version.stdout
 
 
-def test_values_outside_their_choices_are_rejected_when_resolving(tmp_path):
-    container = ParameterContainer(override_path=write(tmp_path, "d.yaml", {"defaults": {"learner": {"distribute": "horovod"}}}))
-    with pytest.raises(Task1aError, match="'learner.distribute' must be one of none, mirrored, multi_worker, got 'horovod'"):
-        container.resolve("demo")
-    container = ParameterContainer(override_path=write(tmp_path, "n.yaml", {"sets": [{"set_id": "demo", "data_processing": {"normalization": "zscore"}}]}))
-    with pytest.raises(Task1aError, match="set demo: 'data_processing.normalization'"):
-        container.resolve("demo")
+def test_values_outside_their_choices_are_rejected_when_the_file_is_read(tmp_path):
+    with pytest.raises(Task1aError, match="d.yaml defaults: 'learner.distribute' must be one of none, mirrored, multi_worker, got 'horovod'"):
+        ParameterContainer(override_path=write(tmp_path, "d.yaml", {"defaults": {"learner": {"distribute": "horovod"}}}))
+    with pytest.raises(Task1aError, match=r"n\.yaml sets\[demo\]: 'data_processing.normalization' must be one of"):
+        ParameterContainer(override_path=write(tmp_path, "n.yaml", {"sets": [{"set_id": "demo", "data_processing": {"normalization": "zscore"}}]}))
     # threads and batch size of the interpreter do not change results, so they stay out of the hash
     params = ParameterContainer().resolve("demo")
     assert stage_hash(apply_overrides(params, {"recognizer.num_threads": 1}), "recognizer") == stage_hash(params, "recognizer")
@@ -217,3 +215,224 @@ def test_the_demo_fallback_keeps_the_values_of_the_set_asked_for():
     assert fallback["learner"]["parameters"]["fit"]["epochs"] == 20  # the demo set's own shorter training stays
     assert container.resolve("demo", instead_of="dcase2023_baseline_eval")["general"]["mode"] == "eval"
     assert container.resolve("demo", instead_of="dcase2024_split25")["dataset"]["train_split"] == 25
+
+
+# ------------------------------------------------------------------------------ the value registry
+def _leaves(tree, prefix=""):
+    """``(dotted key, value)`` of every leaf of a nested mapping (a list is a leaf)."""
+    for key, value in tree.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and value:
+            yield from _leaves(value, path)
+        else:
+            yield path, value
+
+
+def test_every_key_of_the_shipped_defaults_has_a_rule_or_is_free_form():
+    from utils.parameters import FREE_FORM, METHODS, RULES
+
+    defaults = ParameterContainer().defaults
+    unchecked = [key for key, _ in _leaves(defaults)
+                 if key not in RULES and not any(key == free or key.startswith(free + ".") for free in FREE_FORM)]
+    assert not unchecked, f"add a rule to utils.parameters.RULES (or list the key in FREE_FORM) for {unchecked}"
+    leaves = dict(_leaves(defaults))
+    stale = [key for key in list(RULES) + sorted(FREE_FORM) if key not in leaves and not any(leaf.startswith(key + ".") for leaf in leaves)]
+    assert not stale, f"rules of keys that task1a.yaml's defaults lack: {stale}"
+    for section, methods in METHODS.items():  # each method name has its parameters, and no parameters lack a name
+        assert set(methods) == set(defaults[f"{section}_method_parameters"]), section
+
+
+def _refused(rule):
+    """A value of the right type that ``rule`` refuses (None when every value of its type is fine)."""
+    if rule.kind == "choice":
+        return type(rule.choices[0])(7777) if not isinstance(rule.choices[0], str) else "nope"
+    if rule.kind in ("integer", "number"):
+        if rule.low is not None:
+            return rule.low if rule.low_open else rule.low - 1
+        return rule.high if rule.high_open else rule.high + 1
+    if rule.kind == "text":
+        return "" if rule.pattern is None else "Not Valid 1"
+    if rule.kind == "list":
+        return [] if rule.nonempty else [""]
+    return None
+
+
+def test_each_rule_refuses_a_bad_value_in_one_line_naming_key_value_rule_and_source():
+    from utils.parameters import RULES, check_values
+
+    for key, rule in RULES.items():
+        bad = _refused(rule)
+        if bad is None:  # true/false: the type check is the whole rule
+            continue
+        tree = {}
+        node = tree
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = bad
+        with pytest.raises(Task1aError) as raised:
+            check_values(tree, "task1a.yaml sets[x]")
+        assert str(raised.value) == f"task1a.yaml sets[x]: '{key}' must be {rule.describe()}, got {bad!r}; fix the value"
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("learner_method_parameters.cnn.fit.batch_size", 0, "an integer >= 1"),
+    ("learner_method_parameters.cnn.fit.epochs", -1, "an integer >= 1"),
+    ("learner_method_parameters.cnn.validation_amount", 1.0, "a number in (0, 1)"),
+    ("learner_method_parameters.cnn.fit.label_smoothing", 1, "a number in [0, 1)"),
+    ("learner_method_parameters.cnn.model_selection.initial_delay", -1, "an integer >= 0"),
+    ("learner_method_parameters.cnn.conversion.io", ["float", "int4"], "a non-empty list of distinct items, each one of float, int8"),
+    ("feature_extractor.n_jobs", 0, "an integer >= 1 or -1 (all cores)"),
+    ("feature_extractor_method_parameters.mel.hop_length_seconds", 0, "a number > 0"),
+    ("recognizer.num_threads", -2, "an integer >= 1 or -1 (all cores)"),
+    ("evaluator.confidence_level", 0, "a number in (0, 1)"),
+    ("dataset.method", "tau2019", "one of tau2022_mobile, demo"),
+    ("dataset_method_parameters.demo.cities", ["lyon", "lyon"], "a non-empty list of distinct items"),
+    ("general.country_iso_code", "fi", "an ISO 3166 alpha-3 country code"),
+])
+def test_a_bad_value_stops_the_container_naming_where_it_came_from(tmp_path, key, value, words):
+    from utils.parameters import command_line_layer
+
+    def nested(leaf):
+        tree = {}
+        node = tree
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = leaf
+        return tree
+
+    cases = {
+        "defaults": (write(tmp_path, "d.yaml", {"defaults": nested(value)}), "-p {} defaults"),
+        "set": (write(tmp_path, "s.yaml", {"sets": [{"set_id": "demo", **nested(value)}]}), "-p {} sets[demo]"),
+    }
+    for path, source in cases.values():
+        with pytest.raises(Task1aError) as raised:
+            ParameterContainer(override_path=path)
+        message = str(raised.value)
+        assert message.startswith(source.format(path) + f": '{key}' must be {words}") and f"got {value!r}" in message and "\n" not in message
+    shipped = yaml.safe_load((REPO / "task1a.yaml").read_text())
+    shipped["sets"].append({"set_id": "broken", **nested(value)})
+    with pytest.raises(Task1aError, match=re.escape(f"sets[broken]: '{key}' must be {words}")):
+        ParameterContainer(write(tmp_path, "task1a.yaml", shipped))
+    with pytest.raises(Task1aError, match=re.escape(f"--set: '{key}' must be {words}")):
+        command_line_layer([f"{key}={yaml.safe_dump(value, default_flow_style=True).strip()}"], ParameterContainer().defaults)
+
+
+def test_allowed_reads_the_registry_for_methods_and_choices():
+    from utils.parameters import allowed
+
+    assert allowed("dataset") == ("tau2022_mobile", "demo") and allowed("learner") == ("cnn",)
+    assert allowed("learner.distribute") == ("none", "mirrored", "multi_worker")
+    assert allowed("dataset.train_split") == (5, 10, 25, 50, 100)
+    assert allowed("learner_method_parameters.cnn.conversion.io") == ("float", "int8")
+    with pytest.raises(KeyError):
+        allowed("learner_method_parameters.cnn.fit.epochs")
+
+
+def test_the_registry_agrees_with_the_code_that_uses_the_values():
+    """Until those modules read the registry (allowed()), their own lists must say the same."""
+    from utils import dataset, features, tflite
+    from utils.parameters import allowed
+
+    assert allowed("recognizer.model_io") == allowed("learner_method_parameters.cnn.conversion.io") == tuple(tflite.IO_TYPES)
+
+    assert allowed("feature_extractor_method_parameters.mel.window_type") == tuple(features.WINDOW_TYPES)
+    assert allowed("feature_extractor_method_parameters.mel.spectrogram_type") == tuple(features.SPECTROGRAM_TYPES)
+    assert allowed("data_processing.normalization") == tuple(features.NORMALIZATIONS)
+    assert dataset.TRAIN_SPLITS == allowed("dataset.train_split")
+
+
+def test_an_unknown_fallback_set_is_refused_before_any_work(tmp_path):
+    container = ParameterContainer(override_path=write(tmp_path, "f.yaml", {"defaults": {"general": {"fallback_set": "demoo"}}}))
+    with pytest.raises(Task1aError, match="'general.fallback_set' 'demoo' is not among the sets"):
+        container.resolve("dcase2023_baseline")
+
+
+def test_cli_refuses_bad_values_before_showing_parameters(tmp_path):
+    bad = run_cli("--set", "learner_method_parameters.cnn.fit.epochs=-1", "--show_parameters")
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert bad.stderr.strip() == "error: --set: 'learner_method_parameters.cnn.fit.epochs' must be an integer >= 1, got -1; fix the value"
+    user = write(tmp_path, "user.yaml", {"sets": [{"set_id": "mine", "recognizer": {"batch_size": 0}}]})
+    bad = run_cli("-p", str(user), "-s", "mine", "--show_parameters")
+    assert bad.returncode == 1 and bad.stdout == "" and f"-p {user} sets[mine]: 'recognizer.batch_size' must be an integer >= 1, got 0" in bad.stderr
+
+
+# ------------------------------------------------------------------------------ the stage hash chain
+def _first_stage(key):
+    """The first stage whose hash covers a resolved key path, read from the description alone (None: no stage)."""
+    from utils.parameters import STAGE_HASH_INPUTS, UNHASHED
+
+    def under(path, prefix):
+        return path == prefix or path.startswith(prefix + ".")
+
+    for stage, inputs in STAGE_HASH_INPUTS.items():
+        named = any(key == item for item in inputs)
+        if named or (any(under(key, item) for item in inputs) and not any(under(key, left_out) for left_out in UNHASHED)):
+            return stage
+    return None
+
+
+def _changed(value):
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value + 1
+    if isinstance(value, str):
+        return value + "x"
+    if isinstance(value, list):
+        return value + value[:1] if value else ["x"]
+    return "x"
+
+
+def test_the_hash_chain_description_holds_for_every_parameter():
+    """Changing a parameter changes the hash of the first stage listing it (STAGE_HASH_INPUTS) and of
+    every later stage, and no other hash."""
+    from utils.parameters import STAGE_HASH_INPUTS, allowed
+
+    container = ParameterContainer()
+    params = container.resolve("demo")
+    stages = list(STAGE_HASH_INPUTS)
+    base = {stage: stage_hash(params, stage) for stage in stages}
+    checked = 0
+    for key, _ in _leaves(container.defaults):
+        section, _, rest = key.partition(".")
+        value = params
+        for part in key.split("."):
+            value = value[part]
+        if rest == "method":
+            others = [name for name in allowed(section) if name != value]
+            if not others:  # a section with one method: nothing to change it to
+                continue
+            value_changed = others[0]
+        else:
+            value_changed = _changed(value)
+        resolved = key
+        if section.endswith("_method_parameters"):
+            owner, method, inner = section[: -len("_method_parameters")], *rest.split(".", 1)
+            resolved = f"{owner}.parameters.{inner}" if params[owner]["method"] == method else None
+        first = _first_stage(resolved) if resolved else None
+        if rest == "method":
+            first = _first_stage(section)
+        changed = apply_overrides(params, {key: value_changed})
+        for index, stage in enumerate(stages):
+            expected = first is not None and index >= stages.index(first)
+            assert (stage_hash(changed, stage) != base[stage]) == expected, (key, stage, first)
+        checked += 1
+    assert checked > 80
+
+
+def test_shipped_folder_names_stay_the_same():
+    """Folders already computed are found again: the hashes of the shipped sets are those of before the
+    chain was written as data (change them only with a note in the README, since it recomputes runs)."""
+    container = ParameterContainer()
+    got = {set_id: [stage_hash(container.resolve(set_id), stage)[:12] for stage in ("features", "learner", "recognizer", "evaluator")]
+           for set_id in ("dcase2023_baseline", "demo", "dcase2024_split25")}
+    assert got == PINNED_HASHES
+
+
+PINNED_HASHES = {  # first 12 hex digits of the features, learner, recognizer and evaluator hashes
+    "dcase2023_baseline": ["74ed4d276c87", "8e923699101b", "dbe33eb4efd8", "b49dc2c3d239"],
+    "demo": ["95f4175bd2ce", "58b69db98477", "168eb6ee519e", "c9b7c14641f2"],
+    "dcase2024_split25": ["74ed4d276c87", "b902c00d10e4", "202e6a29963b", "28307138de9d"],
+}

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from utils.errors import Task1aError
+from utils.errors import Task1aError, run_cli
+from utils.parameters import allowed
 
 SCENE_LABELS = (
     "airport",
@@ -62,7 +63,7 @@ FOLD_FILES = {"train": "fold1_train.csv", "evaluate": "fold1_evaluate.csv", "tes
 # itself. The official baseline (CPJKU/dcase2024_task1_baseline) keeps them in ``split_setup/``; in
 # a dataset folder they are looked for in ``split_setup/`` beside meta.csv, then in
 # ``dcase2024_split_setup/`` (the name of the team's shared copy of the metadata).
-TRAIN_SPLITS = (5, 10, 25, 50, 100)
+TRAIN_SPLITS = allowed("dataset.train_split")  # (5, 10, 25, 50, 100): the parameter registry's
 SPLIT_FOLDER = "split_setup"
 SPLIT_FOLDERS = (SPLIT_FOLDER, "dcase2024_split_setup")
 TRAIN_SPLIT_KEY = "dataset.train_split"
@@ -413,6 +414,25 @@ def check_audio_files(root: Path, filenames, max_listed: int = 5) -> dict:
     }
 
 
+def check_listed_in_meta(dataset: TAUDevelopmentSet, max_listed: int = 3) -> None:
+    """Raise :class:`Task1aError` unless every row of the fold files and of the DCASE2024 split files
+    found in the folder is in ``meta.csv``, naming the file and its first ``max_listed`` such rows."""
+    listed = set(dataset.meta["filename"])
+    tables = [(dataset.path / SETUP_FOLDER / FOLD_FILES[split], table) for split, table in
+              (("train", dataset.train_fold), ("evaluate", dataset.evaluate), ("test", dataset.test))]
+    for folder in SPLIT_FOLDERS:
+        for train_split in TRAIN_SPLITS[:-1]:
+            split_file = dataset.path / folder / split_filename(train_split)
+            if split_file.is_file():
+                tables.append((split_file, read_metadata_csv(split_file, ("filename", "scene_label"))))
+    for file, table in tables:
+        missing = np.flatnonzero(~table["filename"].isin(listed).to_numpy())
+        if len(missing):
+            rows = ", ".join(f"line {row + 2} '{table['filename'].iloc[row]}'" for row in missing[:max_listed])
+            more = f" and {len(missing) - max_listed} more" if len(missing) > max_listed else ""
+            raise Task1aError(f"{file}: {len(missing)} row(s) not in {META_FILENAME}: {rows}{more}; restore the official metadata files")
+
+
 def check_dataset(path: str | Path, check_audio: bool = False, validation_amount: float = 0.3, seed: int = 0, train_split: int = 100) -> dict:
     """Verify a development-set folder and count its splits.
 
@@ -421,9 +441,11 @@ def check_dataset(path: str | Path, check_audio: bool = False, validation_amount
     or its DCASE2024 ``train_split`` % subset) and test is fold1_evaluate.csv, each as
     :func:`split_summary`; ``train_split`` holds the subset's percentage, file, size, the size of
     fold1_train and the locations on each side of the validation split (``shared_locations`` is 0);
-    with ``check_audio`` also ``"audio"`` (see :func:`check_audio_files`).
+    with ``check_audio`` also ``"audio"`` (see :func:`check_audio_files`). Every row of the fold and
+    split files must be in meta.csv (:func:`check_listed_in_meta`).
     """
     dataset = TAUDevelopmentSet.load(path, train_split=train_split)
+    check_listed_in_meta(dataset)
     train_index, validation_index = location_disjoint_split(dataset.train, validation_amount, seed)
     train, validation = dataset.train.iloc[train_index], dataset.train.iloc[validation_index]
     train_locations, validation_locations = set(train["identifier"]), set(validation["identifier"])
@@ -482,18 +504,14 @@ def main(argv=None) -> int:
                         help="DCASE2024 training subset: percent of fold1_train (split_setup/split{N}.csv; default 100, the whole fold)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
-    try:
+
+    def body() -> int:
         report = check_dataset(args.path, args.check_audio, args.validation_amount, args.seed, args.train_split)
-    except Task1aError as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(report) if args.json else _format_report(Path(args.path), report))
-    audio = report.get("audio")
-    if audio and (audio["missing"]["count"] or audio["unreadable"]["count"]):
-        return 1
-    return 0
+        print(json.dumps(report) if args.json else _format_report(Path(args.path), report))
+        audio = report.get("audio")
+        return 1 if audio and (audio["missing"]["count"] or audio["unreadable"]["count"]) else 0
+
+    return run_cli(body, args.debug)
 
 
 if __name__ == "__main__":

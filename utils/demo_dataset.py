@@ -49,11 +49,11 @@ import numpy as np
 import scipy.fft
 import scipy.signal
 import soundfile
-import yaml
 
 from utils.dataset import DEVELOPMENT_DEVICES, DEVICE_GROUPS, EVALUATION_DEVICES, SCENE_LABELS, SPLIT_FOLDER, TRAIN_SPLITS, split_filename
-from utils.errors import Task1aError
+from utils.errors import Task1aError, run_cli
 from utils.files import write_json_atomic, write_text_atomic
+from utils.parameters import RULES, rule_for, value_error
 
 # Bump when the acoustic model or the layout changes: it is part of the parameters' hash, so an
 # existing dataset made by an older generator is regenerated.
@@ -70,7 +70,6 @@ PARAMETER_SECTION = "dataset_method_parameters.demo"
 TRAIN_DEVICES = tuple(device for device in DEVELOPMENT_DEVICES if device not in DEVICE_GROUPS["unseen_simulated"])
 REFERENCE_DEVICE = "a"  # records every segment, like the Soundman binaural microphone of the real data
 CLIP_SECONDS = 1
-MAX_SUBSEGMENTS = 10  # a 10-s segment gives ten 1-s sub-segments (0..9), as in TAU 2022
 PCM_SUBTYPE = "PCM_24"
 FULL_SCALE = 1.0 - 2.0**-23  # largest PCM_24 value
 
@@ -183,55 +182,32 @@ DEVICE_MODELS: dict[str, DeviceModel] = {
 # Parameters
 # ----------------------------------------------------------------------------------------------
 
-# name -> (type, minimum); ``path`` is where the dataset goes, not what it contains.
-_PARAMETER_TYPES = {
-    "path": (str, None),
-    "seed": (int, 0),
-    "cities": (list, None),
-    "locations_per_city": (int, 1),
-    "segments_per_location": (int, 1),
-    "test_locations_per_scene": (int, 1),
-    "test_segments_per_location": (int, 1),
-    "subsegments_per_segment": (int, 1),
-    "train_device_fraction": (float, 0.0),
-    "evaluation_locations_per_scene": (int, 1),
-    "evaluation_files": (int, 1),
-    "location_variation": (float, 0.0),
-    "sample_rate": (int, 8000),
-}
+# The parameter names, each with its rule in the registry (utils.parameters.RULES) under
+# PARAMETER_SECTION; ``path`` is where the dataset goes, not what it contains.
+PARAMETER_NAMES = tuple(key[len(PARAMETER_SECTION) + 1:] for key in RULES if key.startswith(PARAMETER_SECTION + "."))
 
 
 def validate_parameters(parameters: dict) -> dict:
     """Check the ``dataset_method_parameters.demo`` block; return a clean copy (ints, floats, lists).
 
-    Raises :class:`Task1aError` naming the key for a missing or unknown key, a wrong type or an
-    out-of-range value.
+    Raises :class:`Task1aError` naming the key for a missing or unknown key, or a value its rule in
+    the registry (:data:`utils.parameters.RULES`) refuses; and when the evaluation set asks for more
+    clips than its locations give.
     """
     if not isinstance(parameters, dict):
         raise Task1aError(f"{PARAMETER_SECTION} must be a mapping, got {type(parameters).__name__}; fix task1a.yaml")
-    unknown = sorted(set(parameters) - set(_PARAMETER_TYPES))
+    unknown = sorted(set(parameters) - set(PARAMETER_NAMES))
     if unknown:
-        raise Task1aError(f"unknown key {PARAMETER_SECTION}.{unknown[0]} (known: {', '.join(_PARAMETER_TYPES)}); fix the spelling")
-    missing = [name for name in _PARAMETER_TYPES if name not in parameters]
+        raise Task1aError(f"unknown key {PARAMETER_SECTION}.{unknown[0]} (known: {', '.join(PARAMETER_NAMES)}); fix the spelling")
+    missing = [name for name in PARAMETER_NAMES if name not in parameters]
     if missing:
         raise Task1aError(f"{PARAMETER_SECTION}.{missing[0]} is missing; add it (see task1a.yaml)")
     clean = {}
-    for name, (kind, minimum) in _PARAMETER_TYPES.items():
-        value = parameters[name]
-        if isinstance(value, bool) or not (isinstance(value, kind) or (kind is float and isinstance(value, int))):
-            raise Task1aError(f"{PARAMETER_SECTION}.{name} must be {kind.__name__}, got {value!r}; fix task1a.yaml")
-        value = float(value) if kind is float else value
-        if minimum is not None and value < minimum:
-            raise Task1aError(f"{PARAMETER_SECTION}.{name} must be >= {minimum}, got {value!r}; fix task1a.yaml")
-        clean[name] = value
-    cities = clean["cities"]
-    if not cities or len(set(cities)) != len(cities) or not all(isinstance(c, str) and c.isascii() and c.isalpha() and c.islower() for c in cities):
-        raise Task1aError(f"{PARAMETER_SECTION}.cities must be distinct lower-case names of letters only (they go into file names), got {cities!r}; fix task1a.yaml")
-    clean["cities"] = list(cities)
-    if not 0.0 < clean["train_device_fraction"] <= 1.0:
-        raise Task1aError(f"{PARAMETER_SECTION}.train_device_fraction must be in (0, 1], got {clean['train_device_fraction']}; fix task1a.yaml")
-    if clean["subsegments_per_segment"] > MAX_SUBSEGMENTS:
-        raise Task1aError(f"{PARAMETER_SECTION}.subsegments_per_segment must be <= {MAX_SUBSEGMENTS} (1-s clips of a 10-s segment), got {clean['subsegments_per_segment']}; fix task1a.yaml")
+    for name in PARAMETER_NAMES:
+        key, value = f"{PARAMETER_SECTION}.{name}", parameters[name]
+        if not rule_for(key).accepts(value):
+            raise value_error(key, value, "demo dataset")
+        clean[name] = float(value) if rule_for(key).kind == "number" else list(value) if isinstance(value, list) else value
     pool = len(SCENE_LABELS) * clean["evaluation_locations_per_scene"] * clean["subsegments_per_segment"] * len(EVALUATION_DEVICES)
     if clean["evaluation_files"] > pool:
         raise Task1aError(
@@ -902,14 +878,10 @@ def generate_demo_dataset(root: str | os.PathLike, parameters: dict, progress: b
 
 
 def _yaml_parameters() -> dict:
-    """The demo block of the shipped task1a.yaml (``defaults.dataset_method_parameters.demo``)."""
-    from utils.parameters import DEFAULT_PARAMETER_FILE
+    """The demo block of the shipped task1a.yaml's defaults, read (and checked) by the parameter container."""
+    from utils.parameters import ParameterContainer
 
-    path = DEFAULT_PARAMETER_FILE
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))["defaults"]["dataset_method_parameters"]["demo"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
-        raise Task1aError(f"cannot read defaults.{PARAMETER_SECTION} from {path} ({exc}); restore task1a.yaml") from exc
+    return ParameterContainer().defaults["dataset_method_parameters"]["demo"]
 
 
 def main(argv=None) -> int:
@@ -920,19 +892,17 @@ def main(argv=None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
-    try:
+
+    def body() -> int:
         parameters = dict(_yaml_parameters())
         if args.seed is not None:
             parameters["seed"] = args.seed
         paths = generate_demo_dataset(args.path, parameters, progress=not args.quiet, n_jobs=args.jobs)
-    except Task1aError as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    for name, path in paths.items():
-        print(f"{name}: {path}")
-    return 0
+        for name, path in paths.items():
+            print(f"{name}: {path}")
+        return 0
+
+    return run_cli(body, args.debug, resume_hint="rerun the same command (an unfinished dataset is never used)")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@ set's overrides merged in; a section with ``method: X`` then gets ``parameters``
 first. ``defaults`` is the schema: a key it does not have (a typo such as ``epohcs``) or a value of
 another type is rejected with the full key path, so nothing is silently ignored.
 
-Each stage's output folder is named by :func:`stage_hash` of exactly the parameters it depends on.
+Owns the registry of values (:data:`RULES`, :data:`METHODS`, :func:`allowed`): every value is checked
+when the files are read (:func:`check_values`), each layer naming its source, before any work. And
+the stage hash chain (:data:`STAGE_HASH_INPUTS`): each stage's output folder is named by
+:func:`stage_hash` of exactly the parameters it depends on.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,27 +37,293 @@ _FREE_FORM_KEYS = {"config", "cities", "io", "metrics"}
 # Values handed to Keras as they are (Keras configs: any class and argument, validated by Keras when
 # the learning settings are checked, before any work), and the network's constants (any new name).
 PASS_THROUGH_KEYS = {"optimizer", "loss", "callbacks", "constants"}
-# Parameters with a fixed set of values, checked when a set is resolved so that a bad value stops the
-# run at once rather than after feature extraction.
-CHOICES = {
-    ("general", "mode"): ("dev", "eval"),
-    ("dataset", "train_split"): (5, 10, 25, 50, 100),  # DCASE2024 training subsets (utils.dataset.TRAIN_SPLITS)
-    ("data_processing", "normalization"): ("max_abs_int16", "none", "mean_std"),
-    ("learner", "distribute"): ("none", "mirrored", "multi_worker"),
-    ("recognizer", "model_io"): ("float", "int8"),
+# ------------------------------------------------------------------------------ the stage hash chain
+# The one description of which parameters name which stage's folder (the README and task1a.yaml point
+# here). A stage writes to ``<path.system>/<stage>/<hash>/``; the hash (:func:`stage_hash`) covers the
+# inputs listed for the stage and for every stage before it (the chain is in this order): key paths of
+# the resolved parameters, a whole section (``S.parameters`` being ``S_method_parameters.<S.method>``)
+# or one key. Changing a parameter recomputes the first stage listing it and every stage after.
+STAGE_HASH_INPUTS = {
+    "features": ("dataset", "feature_extractor"),
+    "learner": ("dataset.train_split", "data_processing", "learner", "general.mode", "general.deterministic"),
+    "recognizer": ("recognizer",),  # (+ what was evaluated: stage_hash's ``extra``)
+    "evaluator": ("evaluator",),
 }
-# Parameters that do not change a stage's output and so stay out of its hash (key paths in a section).
-# The number of trainings is not a learner parameter either: `--trials 3` reuses a finished seed_0.
-_UNHASHED = {
-    ("feature_extractor", "n_jobs"),
-    ("recognizer", "batch_size"),
-    ("recognizer", "num_threads"),
-    ("recognizer", "max_chunk_seconds"),
-    ("recognizer", "baseline_model"),
-    ("learner", "parameters", "iterations"),
-    ("learner", "parameters", "fit", "steps_per_execution"),
-    ("learner", "parameters", "fit", "tensorboard"),
+# Left out of the sections above, for they do not change a stage's output (workers, speed, logging;
+# the number of trainings: `--trials 3` reuses a finished seed_0) or change a later stage only (the
+# training subset: the features are extracted for the whole fold). A stage naming one of these keys
+# itself (the learner, dataset.train_split) hashes it.
+UNHASHED = (
+    "dataset.train_split",
+    "feature_extractor.n_jobs",
+    "recognizer.batch_size",
+    "recognizer.num_threads",
+    "recognizer.max_chunk_seconds",
+    "recognizer.baseline_model",
+    "learner.parameters.iterations",
+    "learner.parameters.fit.steps_per_execution",
+    "learner.parameters.fit.tensorboard",
+)
+# Values hashed as if the key were absent, so the folders made before the key existed stay valid.
+UNHASHED_VALUES = {"dataset.train_split": 100}
+
+
+# ------------------------------------------------------------------------------ the value registry
+# Every parameter of ``defaults`` has a rule here (or is listed in FREE_FORM): what values it accepts.
+# The container checks each layer against it when the file is read (task1a.yaml's defaults and sets,
+# the -p file, --set), so a bad value stops the run before any work, in one line naming the key
+# path, the value, what is allowed and where it came from. The factories and the modules that use a
+# value read the same rules (:func:`allowed`, :func:`rule_for`) instead of keeping their own lists.
+# A key not in the registry still has its type checked against ``defaults`` (:func:`check_structure`);
+# tests/test_parameters.py fails while a key of the shipped ``defaults`` has neither a rule nor a
+# FREE_FORM entry, so a new key cannot go unchecked silently.
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The values one parameter accepts. Build rules with :func:`integer`, :func:`number`,
+    :func:`choice`, :func:`flag`, :func:`text` and :func:`items`; :meth:`describe` says it in words."""
+
+    kind: str  # "integer" | "number" | "choice" | "flag" | "text" | "list"
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # low itself excluded (> low) rather than included (>= low)
+    high_open: bool = False
+    also: tuple = ()  # values accepted outside the range, e.g. -1 for "all cores"
+    note: str = ""  # what ``also`` means, shown in the message
+    choices: tuple = ()
+    item: "Rule | None" = None  # a list's rule for each item
+    distinct: bool = False  # a list's items must differ
+    nonempty: bool = True  # a text or list must not be empty
+    pattern: str | None = None  # a text must match it whole (``hint`` says it in words)
+    hint: str = ""
+    optional: bool = False  # null accepted
+
+    def accepts(self, value: Any) -> bool:
+        if value is None:
+            return self.optional
+        if self.kind == "choice":
+            return any(value == choice and type(value) is type(choice) for choice in self.choices)
+        if self.kind == "flag":
+            return isinstance(value, bool)
+        if self.kind == "text":
+            return isinstance(value, str) and (bool(value) or not self.nonempty) and (self.pattern is None or re.fullmatch(self.pattern, value) is not None)
+        if self.kind == "list":
+            return (isinstance(value, list) and (bool(value) or not self.nonempty) and all(self.item is None or self.item.accepts(v) for v in value)
+                    and not (self.distinct and len({json.dumps(v, sort_keys=True) for v in value}) != len(value)))
+        numeric = int if self.kind == "integer" else (int, float)
+        if isinstance(value, bool) or not isinstance(value, numeric):
+            return False
+        if value in self.also:
+            return True
+        return ((self.low is None or (value > self.low if self.low_open else value >= self.low))
+                and (self.high is None or (value < self.high if self.high_open else value <= self.high)))
+
+    def describe(self) -> str:
+        if self.kind == "choice":
+            words = "one of " + ", ".join(map(str, self.choices))
+        elif self.kind == "flag":
+            words = "true or false"
+        elif self.kind == "text":
+            words = self.hint or ("a non-empty string" if self.nonempty else "a string")
+        elif self.kind == "list":
+            words = ("a non-empty list" if self.nonempty else "a list") + (" of distinct items" if self.distinct else "")
+            words += f", each {self.item.describe()}" if self.item is not None else ""
+        else:
+            words = "an integer" if self.kind == "integer" else "a number"
+            if self.low is not None and self.high is not None:
+                words += f" in {'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
+            elif self.low is not None:
+                words += f" {'>' if self.low_open else '>='} {self.low}"
+            elif self.high is not None:
+                words += f" {'<' if self.high_open else '<='} {self.high}"
+            if self.also:
+                words += " or " + " or ".join(map(str, self.also)) + (f" ({self.note})" if self.note else "")
+        return words + (" or null" if self.optional else "")
+
+
+def integer(low: int | None = None, high: int | None = None, also: tuple = (), note: str = "") -> Rule:
+    """An integer (never true/false) in [low, high]; ``also``: other accepted values (e.g. -1)."""
+    return Rule("integer", low, high, also=also, note=note)
+
+
+def number(low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False, optional: bool = False) -> Rule:
+    """A number (an integer too) between ``low`` and ``high``, each bound included unless ``*_open``."""
+    return Rule("number", low, high, low_open, high_open, optional=optional)
+
+
+def choice(*values) -> Rule:
+    """One of ``values`` (of the same type: ``5`` and ``"5"`` differ)."""
+    return Rule("choice", choices=tuple(values))
+
+
+def flag() -> Rule:
+    return Rule("flag")
+
+
+def text(pattern: str | None = None, hint: str = "", nonempty: bool = True, optional: bool = False) -> Rule:
+    """A string (non-empty unless told), matching ``pattern`` whole when given (``hint`` describes it)."""
+    return Rule("text", pattern=pattern, hint=hint, nonempty=nonempty, optional=optional)
+
+
+def items(item: Rule | None = None, distinct: bool = True, nonempty: bool = True) -> Rule:
+    """A list (non-empty unless told) whose items each follow ``item``."""
+    return Rule("list", item=item, distinct=distinct, nonempty=nonempty)
+
+
+POSITIVE = integer(1)  # a count
+SEED = integer(0)  # numpy and TensorFlow seeds are non-negative
+CORES = integer(1, also=(-1,), note="all cores")
+SECONDS = number(0, low_open=True)
+PATH = text()
+
+# The method names each section's ``method`` accepts; each has its parameters in
+# ``<section>_method_parameters.<method>`` of ``defaults``. A factory choosing the code for a
+# method reads this (:func:`allowed`), so a name is added here and in task1a.yaml, nowhere else.
+METHODS = {
+    "dataset": ("tau2022_mobile", "demo"),
+    "feature_extractor": ("mel",),
+    "learner": ("cnn",),
 }
+TRAIN_SPLITS = (5, 10, 25, 50, 100)  # DCASE2024 training subsets, percent of fold1_train (utils.dataset reads this)
+WINDOW_TYPES = ("hamming_asymmetric", "hamming_symmetric", "hamming", "hann_asymmetric", "hann_symmetric", "hann")
+MODEL_IO = ("float", "int8")  # the exported TFLite variants
+
+RULES: dict[str, Rule] = {
+    "flow.model_size": flag(),
+    "flow.evaluation": flag(),
+    "flow.report": flag(),
+    "general.mode": choice("dev", "eval"),
+    "general.seed": SEED,
+    "general.deterministic": flag(),
+    "general.fallback_to_demo": flag(),
+    "general.fallback_set": text(hint="a set id"),
+    "general.energy": flag(),
+    "general.country_iso_code": text(r"[A-Z]{3}", "an ISO 3166 alpha-3 country code such as FIN"),
+    "path.root": PATH,
+    "path.system": PATH,
+    "path.log": PATH,
+    "dataset.method": choice(*METHODS["dataset"]),
+    "dataset.train_split": choice(*TRAIN_SPLITS),
+    "dataset_method_parameters.tau2022_mobile.development": PATH,
+    "dataset_method_parameters.tau2022_mobile.evaluation": PATH,
+    "dataset_method_parameters.tau2022_mobile.evaluation_labels": text(optional=True),
+    # the synthetic demo generator (utils.demo_dataset.validate_parameters reads these)
+    "dataset_method_parameters.demo.path": PATH,
+    "dataset_method_parameters.demo.seed": SEED,
+    "dataset_method_parameters.demo.cities": items(text(r"[a-z]+", "a lower-case name of letters only (it goes into file names)")),
+    "dataset_method_parameters.demo.locations_per_city": POSITIVE,
+    "dataset_method_parameters.demo.segments_per_location": POSITIVE,
+    "dataset_method_parameters.demo.test_locations_per_scene": POSITIVE,
+    "dataset_method_parameters.demo.test_segments_per_location": POSITIVE,
+    "dataset_method_parameters.demo.subsegments_per_segment": integer(1, 10),  # 1-s clips of a 10-s segment
+    "dataset_method_parameters.demo.train_device_fraction": number(0, 1, low_open=True),
+    "dataset_method_parameters.demo.evaluation_locations_per_scene": POSITIVE,
+    "dataset_method_parameters.demo.evaluation_files": POSITIVE,
+    "dataset_method_parameters.demo.location_variation": number(0),
+    "dataset_method_parameters.demo.sample_rate": integer(8000),
+    "feature_extractor.method": choice(*METHODS["feature_extractor"]),
+    "feature_extractor.n_jobs": CORES,
+    "feature_extractor.segment_length_seconds": SECONDS,
+    "feature_extractor_method_parameters.mel.fs": POSITIVE,
+    "feature_extractor_method_parameters.mel.win_length_seconds": SECONDS,
+    "feature_extractor_method_parameters.mel.hop_length_seconds": SECONDS,
+    "feature_extractor_method_parameters.mel.spectrogram_type": choice("magnitude", "power"),
+    "feature_extractor_method_parameters.mel.window_type": choice(*WINDOW_TYPES),
+    "feature_extractor_method_parameters.mel.n_mels": POSITIVE,
+    "feature_extractor_method_parameters.mel.n_fft": POSITIVE,
+    "feature_extractor_method_parameters.mel.fmin": number(0),
+    "feature_extractor_method_parameters.mel.fmax": number(0, low_open=True),
+    "feature_extractor_method_parameters.mel.htk": flag(),
+    "feature_extractor_method_parameters.mel.normalize_mel_bands": flag(),
+    "feature_extractor_method_parameters.mel.logarithmic": flag(),
+    "data_processing.normalization": choice("max_abs_int16", "none", "mean_std"),
+    "learner.method": choice(*METHODS["learner"]),
+    "learner.distribute": choice("none", "mirrored", "multi_worker"),
+    "learner_method_parameters.cnn.iterations": POSITIVE,
+    "learner_method_parameters.cnn.validation_amount": number(0, 1, low_open=True, high_open=True),
+    "learner_method_parameters.cnn.validation_seed": SEED,
+    "learner_method_parameters.cnn.compile.metrics": items(text(), nonempty=False),
+    "learner_method_parameters.cnn.fit.epochs": POSITIVE,
+    "learner_method_parameters.cnn.fit.batch_size": POSITIVE,
+    "learner_method_parameters.cnn.fit.validation_batch_size": POSITIVE,
+    "learner_method_parameters.cnn.fit.steps_per_execution": POSITIVE,
+    "learner_method_parameters.cnn.fit.shuffle": flag(),
+    "learner_method_parameters.cnn.fit.label_smoothing": number(0, 1, high_open=True),
+    "learner_method_parameters.cnn.fit.tensorboard": flag(),
+    "learner_method_parameters.cnn.model_selection.monitor": text(hint="a logged metric name such as val_categorical_accuracy"),
+    "learner_method_parameters.cnn.model_selection.initial_delay": integer(0),
+    "learner_method_parameters.cnn.conversion.representative_examples": POSITIVE,
+    "learner_method_parameters.cnn.conversion.io": items(choice(*MODEL_IO)),
+    # learner_method_parameters.cnn: rules of new training keys (augmentation, distillation,
+    # initial_weights, trainable_layers, ...) go here, one line per key path.
+    "recognizer.model_io": choice(*MODEL_IO),
+    "recognizer.batch_size": POSITIVE,
+    "recognizer.num_threads": CORES,
+    "recognizer.baseline_model": PATH,
+    "recognizer.max_chunk_seconds": SECONDS,
+    "evaluator.confidence_level": number(0, 1, low_open=True, high_open=True),
+    "model_size.max_macs": POSITIVE,
+    "model_size.max_memory_bytes": POSITIVE,
+    "submission.label": text(),  # its format is checked when the package is written (utils.submission)
+    "submission.meta_template": PATH,
+}
+# Key paths whose values are handed on as they are and checked by the code that uses them, before
+# any work: Keras configs (learning.check_settings builds them) and the network's layers and constants.
+FREE_FORM = {
+    "learner_method_parameters.cnn.model",
+    "learner_method_parameters.cnn.compile.loss",
+    "learner_method_parameters.cnn.optimizer",
+    "learner_method_parameters.cnn.fit.callbacks",
+}
+
+
+def rule_for(key_path: str) -> Rule | None:
+    """The rule of a dotted key path of ``defaults`` (None: type-checked only, or free-form)."""
+    return RULES.get(key_path)
+
+
+def allowed(key: str) -> tuple:
+    """The values a fixed-choice parameter accepts: a section name gives its ``method`` names
+    (``allowed("dataset")``), a key path its choices (``allowed("learner.distribute")``, or a list's
+    item choices: ``allowed("learner_method_parameters.cnn.conversion.io")``)."""
+    if key in METHODS:
+        return METHODS[key]
+    rule = RULES.get(key)
+    rule = rule.item if rule is not None and rule.kind == "list" else rule
+    if rule is None or rule.kind != "choice":
+        raise KeyError(f"{key} is not a fixed-choice parameter of the registry (utils.parameters.RULES)")
+    return rule.choices
+
+
+def value_error(key_path: str, value: Any, source: str) -> Task1aError:
+    """The one-line error of a value its rule refuses: ``source: 'key' must be <rule>, got <value>; fix the value``."""
+    return Task1aError(f"{source}: '{key_path}' must be {RULES[key_path].describe()}, got {value!r}; fix the value")
+
+
+def check_values(tree: Any, source: str, prefix: str = "") -> None:
+    """Raise :class:`Task1aError` for the first value of ``tree`` its rule (:data:`RULES`) refuses.
+
+    ``tree``: ``defaults``, a set's overrides, a ``-p`` layer, the ``--set`` layer or resolved
+    parameters (``S.parameters``, a copy of checked method parameters, and keys the registry does not
+    know are passed over); ``source`` says where it came from (``task1a.yaml sets[demo]``).
+    """
+    if not isinstance(tree, dict):
+        return
+    for key, value in tree.items():
+        key_path = f"{prefix}.{key}" if prefix else str(key)
+        if key_path in FREE_FORM:
+            continue
+        rule = RULES.get(key_path)
+        if rule is not None:
+            if not rule.accepts(value):
+                raise value_error(key_path, value, source)
+        elif isinstance(value, dict):
+            check_values(value, source, key_path)
+
+
+# Compatibility view of the registry for callers of the former table: (section, key) -> choices.
+CHOICES = {tuple(key.split(".")): rule.choices for key, rule in RULES.items() if rule.kind == "choice" and key.count(".") == 1}
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -154,10 +425,12 @@ class ParameterContainer:
         self._check_top(data, str(self.path))
         self.defaults = data["defaults"]  # with the -p file's defaults merged in, below (the defaults a run starts from)
         self.base_defaults = self.defaults
+        main = self.path.name if self.path == Path(DEFAULT_PARAMETER_FILE) else str(self.path)
+        check_values(self.defaults, f"{main} defaults")
         self.sets = _sets_by_id(data.get("sets"), str(self.path))
         self.active_set = data.get("active_set")
         for set_id, entry in self.sets.items():
-            self._check_set(entry, f"{self.path} (set {set_id})")
+            self._check_set(entry, f"{main} sets[{set_id}]")
         # The user's file (-p) is a layer of its own: what the user writes last wins, so its defaults
         # come after every set of task1a.yaml, and its sets after those (see resolve()).
         self.user_source = str(override_path) if override_path is not None else None
@@ -169,10 +442,11 @@ class ParameterContainer:
             self._check_top(extra, source, require_defaults=False)
             if "defaults" in extra:
                 check_structure(self.defaults, extra["defaults"], "defaults", source)
+                check_values(extra["defaults"], f"-p {source} defaults")
                 self.user_defaults = extra["defaults"] or {}
                 self.defaults = merge(self.defaults, self.user_defaults)
             for set_id, entry in _sets_by_id(extra.get("sets"), source).items():
-                self._check_set(entry, f"{source} (set {set_id})")
+                self._check_set(entry, f"-p {source} sets[{set_id}]")
                 self.user_sets[set_id] = entry
                 self.sets.setdefault(set_id, {"set_id": set_id})
                 if "description" in entry:
@@ -207,6 +481,7 @@ class ParameterContainer:
             raise Task1aError(f"{source}: 'description' must be a string; fix the value")
         sections = {k: v for k, v in entry.items() if k not in ("set_id", "description")}
         check_structure(self.defaults, sections, "sets", source)
+        check_values(sections, source)
 
     def set_ids(self) -> list[str]:
         return list(self.sets)
@@ -239,7 +514,10 @@ class ParameterContainer:
                 body["parameters"] = copy.deepcopy(methods[body["method"]])
         params["set_id"] = set_id
         params["description"] = self.sets[set_id].get("description", "")
-        check_choices(params, f"set {set_id}")
+        check_values(params, f"set {set_id}")
+        fallback = params["general"]["fallback_set"]
+        if params["general"]["fallback_to_demo"] and fallback not in self.sets:
+            raise Task1aError(f"set {set_id}: 'general.fallback_set' '{fallback}' is not among the sets ({', '.join(self.sets)}); fix the value")
         return params
 
     def resolution_layers(self, set_id: str, instead_of: str | None = None, command_line: dict | None = None) -> list[tuple[str, dict]]:
@@ -293,15 +571,13 @@ def command_line_layer(assignments: list[str], defaults: dict) -> dict:
         node[last] = value
     if layer:
         check_structure(defaults, layer, "", "--set")
+        check_values(layer, "--set")
     return layer
 
 
 def check_choices(params: dict, source: str) -> None:
-    """Raise :class:`Task1aError` for a parameter outside its fixed set of values (:data:`CHOICES`)."""
-    for (section, key), allowed in CHOICES.items():
-        value = params.get(section, {}).get(key)
-        if value not in allowed:
-            raise Task1aError(f"{source}: '{section}.{key}' must be one of {', '.join(map(str, allowed))}, got {value!r}; fix the value")
+    """Former name of :func:`check_values` (task1a.py checks the flags' overrides with it): every value, not only choices."""
+    check_values(params, source)
 
 
 def apply_overrides(params: dict, overrides: dict) -> dict:
@@ -319,39 +595,46 @@ def apply_overrides(params: dict, overrides: dict) -> dict:
     return params
 
 
-def section_for_hash(params: dict, section: str) -> dict:
-    """A section as it enters a hash: the method's parameters only, minus keys that do not change outputs."""
-    body = copy.deepcopy(params.get(section, {}))
-    for owner, *path in _UNHASHED:
-        node = body if owner == section else None
-        for key in path[:-1]:
-            node = node.get(key) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.pop(path[-1], None)
-    return body
+_ABSENT = object()
+
+
+def stage_inputs(stage: str) -> list[str]:
+    """The key paths a stage's hash covers: its :data:`STAGE_HASH_INPUTS` and those of the stages before it."""
+    if stage not in STAGE_HASH_INPUTS:
+        raise ValueError(f"unknown stage {stage!r} (known: {', '.join(STAGE_HASH_INPUTS)})")
+    chain = list(STAGE_HASH_INPUTS)
+    return [key for earlier in chain[: chain.index(stage) + 1] for key in STAGE_HASH_INPUTS[earlier]]
+
+
+def _lookup(tree: Any, key_path: str) -> Any:
+    for key in key_path.split("."):
+        if not isinstance(tree, dict) or key not in tree:
+            return _ABSENT
+        tree = tree[key]
+    return tree
 
 
 def stage_parameters(params: dict, stage: str) -> dict:
-    """Exactly the parameters a stage's outputs depend on (each stage includes its predecessors').
-
-    features: dataset + feature_extractor; learner: features + data_processing + learner + mode and
-    seeding; recognizer: learner + recognizer; evaluator: recognizer + evaluator.
-    """
-    chain = {
-        "features": ["dataset", "feature_extractor"],
-        "learner": ["dataset", "feature_extractor", "data_processing", "learner"],
-        "recognizer": ["dataset", "feature_extractor", "data_processing", "learner", "recognizer"],
-        "evaluator": ["dataset", "feature_extractor", "data_processing", "learner", "recognizer", "evaluator"],
-    }
-    if stage not in chain:
-        raise ValueError(f"unknown stage {stage!r}")
-    selected = {section: section_for_hash(params, section) for section in chain[stage]}
-    # The training subset (DCASE2024) changes what is learned from, not the features (extracted for the
-    # whole fold); the whole fold (100) leaves every hash as it was before the parameter existed.
-    if stage == "features" or selected["dataset"].get("train_split") == 100:
-        selected["dataset"].pop("train_split", None)
-    if stage != "features":
-        selected["general"] = {key: params["general"][key] for key in ("mode", "deterministic")}
+    """Exactly the parameters a stage's outputs depend on, as described by :data:`STAGE_HASH_INPUTS`
+    less :data:`UNHASHED` (unless the stage names the key) and :data:`UNHASHED_VALUES`: a nested mapping."""
+    inputs = stage_inputs(stage)
+    selected: dict = {}
+    for key_path in inputs:
+        value = _lookup(params, key_path)
+        if value is _ABSENT:
+            continue
+        *parents, last = key_path.split(".")
+        node = selected
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = copy.deepcopy(value)
+    dropped = [key for key in UNHASHED if key not in inputs]
+    dropped += [key for key, value in UNHASHED_VALUES.items() if _lookup(params, key) == value]
+    for key_path in dropped:
+        *parents, last = key_path.split(".")
+        node = _lookup(selected, ".".join(parents))
+        if isinstance(node, dict):
+            node.pop(last, None)
     return selected
 
 

@@ -85,7 +85,7 @@ def _path_section(params: Mapping[str, Any] | None) -> Mapping[str, Any]:
         return {}
     section = params.get("path", {})
     if not isinstance(section, Mapping):
-        raise Task1aError("'path' must be a mapping (root, system, log, datasets); fix the parameters")
+        raise Task1aError("'path' must be a mapping (root, system, log); fix the parameters")
     return section
 
 
