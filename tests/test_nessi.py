@@ -19,7 +19,7 @@ from model_size_calculation.tflite_reader import (
     _FlatbufferView,
 )
 from model_size_calculation.tflite_schema import BUILTIN_OPERATOR_NAMES, TENSOR_TYPES
-from utils.errors import Task1aError
+from model_size_calculation.nessi import ModelSizeError
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 INT8_BYTES, INT32_BYTES, FLOAT32_BYTES = 1, 4, 4
@@ -347,16 +347,16 @@ def test_cli_bad_inputs_give_one_line_errors(tmp_path, reference_model):
 def test_every_truncation_is_reported(reference_model):
     data = reference_model.read_bytes()
     for cut in range(0, len(data), 97):
-        with pytest.raises(Task1aError, match="truncated|not a TFLite"):
+        with pytest.raises(ModelSizeError, match="truncated|not a TFLite"):
             get_model_size(data[:cut])
-    with pytest.raises(Task1aError, match="truncated"):
+    with pytest.raises(ModelSizeError, match="truncated"):
         get_model_size(data[:-1])
 
 
 def test_wrong_arguments_are_one_clear_error(reference_model):
-    with pytest.raises(Task1aError, match="model_type 'onnx'"):
+    with pytest.raises(ModelSizeError, match="model_type 'onnx'"):
         get_model_size(reference_model, "onnx")
-    with pytest.raises(Task1aError, match="path or bytes"):
+    with pytest.raises(ModelSizeError, match="path or bytes"):
         get_model_size(12, "tflite")
-    with pytest.raises(Task1aError, match="keras.Model"):
+    with pytest.raises(ModelSizeError, match="keras.Model"):
         get_model_size(reference_model, "keras")
