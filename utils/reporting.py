@@ -129,6 +129,13 @@ def _not_measured(value: Any) -> str | None:
     return None
 
 
+def _section_start(title: str, value: Any, what: str) -> tuple[list[str], list[str] | None]:
+    """A section's heading lines, and its whole text when ``value`` says "not measured (reason)" (else None)."""
+    lines = [f"## {title}", ""]
+    missing = _not_measured(value)
+    return lines, (lines + [f"{what}: {missing}.", ""] if missing else None)
+
+
 def _markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """A GitHub-flavoured markdown table; ``|`` inside cells is escaped."""
     def cell(value: Any) -> str:
@@ -209,10 +216,9 @@ def _section_header(run: dict[str, Any]) -> list[str]:
 
 
 def _section_hashes(hashes: Any) -> list[str]:
-    lines = ["## Parameters and stage folders", ""]
-    missing = _not_measured(hashes)
+    lines, missing = _section_start("Parameters and stage folders", hashes, "Stage hashes")
     if missing:
-        return lines + [f"Stage hashes: {missing}.", ""]
+        return missing
     lines += ["Each stage writes to a folder named by a hash of exactly the parameters it depends on; the same",
               "hash means the same parameters (and a rerun reuses that stage's output).", ""]
     lines.append(_markdown_table(["Stage", "Parameter hash"], [(stage, f"`{value}`") for stage, value in hashes.items()]))
@@ -220,10 +226,9 @@ def _section_hashes(hashes: Any) -> list[str]:
 
 
 def _section_timings(timings: Any) -> list[str]:
-    lines = ["## Stage timings", ""]
-    missing = _not_measured(timings)
+    lines, missing = _section_start("Stage timings", timings, "Stage timings")
     if missing:
-        return lines + [f"Stage timings: {missing}.", ""]
+        return missing
     rows = [(stage, _seconds(seconds)) for stage, seconds in timings.items()]
     total = sum(n for n in (_number(s) for s in timings.values()) if n is not None)
     rows.append(("**total**", _seconds(total)))
@@ -231,10 +236,9 @@ def _section_timings(timings: Any) -> list[str]:
 
 
 def _section_evaluation(evaluation: Any) -> list[str]:
-    lines = ["## Results", ""]
-    missing = _not_measured(evaluation)
+    lines, missing = _section_start("Results", evaluation, "Evaluation")
     if missing:
-        return lines + [f"Evaluation: {missing}.", ""]
+        return missing
     n_trials = evaluation.get("n_trials")
     lines += [
         f"- Overall accuracy: **{_percent(evaluation.get('overall_accuracy'))}**",
@@ -251,10 +255,9 @@ def _section_evaluation(evaluation: Any) -> list[str]:
 
 
 def _section_quantization(quantization: Any) -> list[str]:
-    lines = ["## Keras model and TFLite conversion", ""]
-    missing = _not_measured(quantization)
+    lines, missing = _section_start("Keras model and TFLite conversion", quantization, "Accuracy after conversion")
     if missing:
-        return lines + [f"Accuracy after conversion: {missing}.", ""]
+        return missing
     variants = list(quantization.items())
     if not variants:
         return lines + ["Accuracy after conversion: not measured (no model variant was evaluated).", ""]
@@ -270,10 +273,9 @@ def _section_quantization(quantization: Any) -> list[str]:
 
 
 def _section_complexity(complexity: Any) -> list[str]:
-    lines = ["## Complexity (NeSsi, as the challenge counts it)", ""]
-    missing = _not_measured(complexity)
+    lines, missing = _section_start("Complexity (NeSsi, as the challenge counts it)", complexity, "Model complexity")
     if missing:
-        return lines + [f"Model complexity: {missing}.", ""]
+        return missing
     limits = complexity.get("limits") or {}
     rows = [
         ("MACs per inference (1 s of audio)", _macs(complexity.get("total_macs")),
@@ -288,10 +290,9 @@ def _section_complexity(complexity: Any) -> list[str]:
 
 
 def _section_energy(energy: Any) -> list[str]:
-    lines = ["## Energy (codecarbon, offline)", ""]
-    missing = _not_measured(energy)
+    lines, missing = _section_start("Energy (codecarbon, offline)", energy, "Energy")
     if missing:
-        return lines + [f"Energy: {missing}.", ""]
+        return missing
     rows = []
     measured_records = []
     for phase in list(PHASE_NAMES) + [p for p in energy if p not in PHASE_NAMES]:
@@ -361,10 +362,9 @@ def _energy_provenance(record: dict[str, Any]) -> str:
 
 
 def _section_plots(plots: Any, report_dir: Path) -> list[str]:
-    lines = ["## Figures", ""]
-    missing = _not_measured(plots)
+    lines, missing = _section_start("Figures", plots, "Figures")
     if missing:
-        return lines + [f"Figures: {missing}.", ""]
+        return missing
     if not plots:
         return lines + ["Figures: not measured (no figure was drawn in this run).", ""]
     for name, relative in plots.items():
@@ -376,10 +376,9 @@ def _section_plots(plots: Any, report_dir: Path) -> list[str]:
 
 
 def _section_outputs(outputs: Any) -> list[str]:
-    lines = ["## Output files", ""]
-    missing = _not_measured(outputs)
+    lines, missing = _section_start("Output files", outputs, "Outputs")
     if missing:
-        return lines + [f"Outputs: {missing}.", ""]
+        return missing
     return lines + [f"- {name}: `{path}`" for name, path in outputs.items()] + [""]
 
 
