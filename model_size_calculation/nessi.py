@@ -15,6 +15,9 @@ with codes above 127, several outputs, any element type) and names unknown opera
 The challenge limits are the official tool's: 30e6 MACs and 128e3 B ("128 K") of parameter
 memory, the latter checked on the total weight size (what the official tool prints as "Memory").
 
+Stands alone (imports nothing from ``utils``): every bad input raises :class:`ModelSizeError` with
+one line naming it and the fix; a Keras model file is answered with what to measure instead.
+
 Usage: ``python model_size_calculation/nessi.py MODEL.tflite [--json]``.
 """
 
@@ -28,7 +31,6 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model_size_calculation.tflite_reader import ModelFormatError, read_tflite_graph  # noqa: E402
-from utils.errors import Task1aError  # noqa: E402
 
 # The official tool's limits (nessi.py: MAX_MACC = 30e6, MAX_PARAMS = 128e3): 128 K is 128,000 B.
 OFFICIAL_MAX_MACS = 30_000_000
@@ -36,6 +38,17 @@ OFFICIAL_MAX_MEMORY_BYTES = 128_000
 
 # The official tool shortens names longer than this in its tables (middle replaced by "...").
 MAX_NAME_CHARACTERS = 80
+
+
+
+class ModelSizeError(ValueError):
+    """A bad model or argument, said in one line naming it and the fix. This package stands alone
+    (it imports nothing from ``utils``); ``utils.complexity.measure_tflite`` turns it into the
+    project's Task1aError."""
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))
+
 
 TENSOR_TABLE_TITLE = "Tensor information (weights excluded, grouped by layer type):"
 SCHEDULE_TABLE_TITLE = "Operator execution schedule:"
@@ -187,7 +200,7 @@ def _layer_elements(shape, layer_name: str, what: str) -> int:
     """Elements of a (batch, ...) shape for batch 1; every other dimension must be known."""
     dims = tuple(shape)[1:]
     if any(d is None for d in dims):
-        raise Task1aError(f"keras layer '{layer_name}': {what} shape {tuple(shape)} has an "
+        raise ModelSizeError(f"keras layer '{layer_name}': {what} shape {tuple(shape)} has an "
                           "unknown dimension besides the batch; build the model with a fixed "
                           "input shape")
     return math.prod(dims)
@@ -215,7 +228,7 @@ def _keras_layer_macs(layer) -> int:
         input_shapes = [tuple(x.shape) for x in input_shapes]
         output_shape = tuple(layer.output.shape)
     except (AttributeError, ValueError) as error:
-        raise Task1aError(f"keras layer '{name}': input/output shapes unknown ({error}); build "
+        raise ModelSizeError(f"keras layer '{name}': input/output shapes unknown ({error}); build "
                           "the model on an Input of fixed shape, each layer called once") from None
     out_elements = _layer_elements(output_shape, name, "output")
     in_elements = _layer_elements(input_shapes[0], name, "input")
@@ -267,10 +280,10 @@ def keras_figures(model, max_macs: int = OFFICIAL_MAX_MACS,
     import numpy as np
 
     if not isinstance(model, keras.Model):
-        raise Task1aError(f"get_model_size(model_type='keras') needs a keras.Model, got "
+        raise ModelSizeError(f"get_model_size(model_type='keras') needs a keras.Model, got "
                           f"{type(model).__name__}")
     if not model.built:
-        raise Task1aError(f"keras model '{model.name}' is not built; give it an Input shape")
+        raise ModelSizeError(f"keras model '{model.name}' is not built; give it an Input shape")
     trainable_ids = {id(w) for w in model.trainable_weights}
     seen, bytes_by_dtype = set(), {}
     trainable = non_trainable = 0
@@ -316,17 +329,41 @@ def _read_model_bytes(source) -> tuple:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), "the TFLite model bytes"
     if not isinstance(source, (str, Path)):
-        raise Task1aError(f"get_model_size(model_type='tflite') needs a path or bytes, got "
+        raise ModelSizeError(f"get_model_size(model_type='tflite') needs a path or bytes, got "
                           f"{type(source).__name__}")
     path = Path(source)
     if not path.is_file():
         what = "is a directory" if path.is_dir() else "does not exist"
-        raise Task1aError(f"{path} {what}; give the path of a .tflite model file")
+        raise ModelSizeError(f"{path} {what}; give the path of a .tflite model file")
     try:
         return path.read_bytes(), str(path)
     except OSError as error:
-        raise Task1aError(f"{path}: cannot be read ({error.strerror}); check its permissions") \
+        raise ModelSizeError(f"{path}: cannot be read ({error.strerror}); check its permissions") \
             from None
+
+
+# A Keras model file begins with these bytes: .keras is a zip archive, .h5 an HDF5 file.
+KERAS_FILE_SIGNATURES = {b"PK\x03\x04": "Keras (.keras zip)", b"\x89HDF\r\n\x1a\n": "Keras/HDF5 (.h5)"}
+# The int8 TFLite models the learning stage exports beside its model.keras.
+EXPORTED_TFLITE_NAMES = ("model_float.tflite", "model_int8.tflite")
+
+
+def _keras_file_kind(model_bytes: bytes):
+    """'Keras (.keras zip)' / 'Keras/HDF5 (.h5)' when the bytes are a Keras model file, else None."""
+    return next((kind for signature, kind in KERAS_FILE_SIGNATURES.items()
+                 if model_bytes.startswith(signature)), None)
+
+
+def _keras_file_message(source, label: str, kind: str) -> str:
+    """What to do instead of measuring a Keras file: NeSsi counts the converted TFLite model."""
+    folder = Path(source).parent if isinstance(source, (str, Path)) else None
+    exported = [str(folder / name) for name in EXPORTED_TFLITE_NAMES
+                if folder is not None and (folder / name).is_file()]
+    instead = (f"measure {' or '.join(exported)} exported beside it" if exported
+               else "convert it to int8 TFLite first")
+    return (f"{label} is a {kind} model, not TFLite: NeSsi counts the int8 TFLite model the "
+            f"challenge ranks; {instead}, or measure a parameter set's network before training "
+            "with python task1a.py --check_complexity")
 
 
 def get_model_size(source, model_type: str = "tflite", max_macs: int = OFFICIAL_MAX_MACS,
@@ -335,20 +372,23 @@ def get_model_size(source, model_type: str = "tflite", max_macs: int = OFFICIAL_
 
     ``source``: a .tflite path or the model's bytes (``model_type='tflite'``), or a built
     Keras 3 model (``model_type='keras'``). Limits default to the challenge's (official tool).
-    Raises Task1aError (one line) for a missing, non-TFLite, truncated or corrupt model.
+    Raises ModelSizeError (one line) for a missing, non-TFLite, truncated or corrupt model.
     """
     if model_type == "tflite":
         model_bytes, label = _read_model_bytes(source)
         try:
             figures = tflite_figures(model_bytes, max_macs, max_memory_bytes)
         except ModelFormatError as error:
-            raise Task1aError(f"{label}: {error}; re-export it with the TFLite converter") \
+            keras_file = _keras_file_kind(model_bytes)
+            if keras_file:
+                raise ModelSizeError(_keras_file_message(source, label, keras_file)) from None
+            raise ModelSizeError(f"{label}: {error}; re-export it with the TFLite converter") \
                 from None
         figures["source"] = label
         return figures
     if model_type == "keras":
         return keras_figures(source, max_macs, max_memory_bytes)
-    raise Task1aError(f"model_type '{model_type}' is not supported; use 'tflite' or 'keras'")
+    raise ModelSizeError(f"model_type '{model_type}' is not supported; use 'tflite' or 'keras'")
 
 
 # --------------------------------------------------------------------------------------------
@@ -384,11 +424,22 @@ def _markdown_table(headers: list, aligns: list, rows: list) -> str:
     return "\n".join(lines)
 
 
+def nessi_macs(macs) -> str:
+    """MACs in the official tool's unit: ``29.235 M`` (millions, three decimals)."""
+    return "%.3f M" % (macs / 1e6)
+
+
+def nessi_memory(memory_bytes) -> str:
+    """Parameter memory in the official tool's unit: ``46.512 K`` (thousands of bytes, as its 128e3
+    limit; not KiB)."""
+    return "%.3f K" % (memory_bytes / 1e3)
+
+
 def _model_statistics(macs: int, memory: int, limits: dict, memory_label: str) -> list:
     """The official tool's closing lines (nessi.validate) and its warnings."""
     lines = ["Model statistics:",
-             "MACC:\t \t %.3f M" % (macs / 1e6),
-             "Memory:\t \t %.3f K" % (memory / 1e3),
+             "MACC:\t \t " + nessi_macs(macs),
+             "Memory:\t \t " + nessi_memory(memory),
              ""]
     if macs > limits["macs"]:
         lines.append(f"[Warning] Multiply accumulate count {macs} is more than the allowed "
@@ -472,7 +523,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         figures = get_model_size(args.model, "tflite")
-    except Task1aError as error:
+    except ModelSizeError as error:
         if args.debug:
             raise
         print(f"error: {error}", file=sys.stderr)

@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from model_size_calculation import format_nessi_table, get_model_size
-from model_size_calculation.nessi import OFFICIAL_MAX_MACS, OFFICIAL_MAX_MEMORY_BYTES
+from model_size_calculation.nessi import (
+    OFFICIAL_MAX_MACS,
+    OFFICIAL_MAX_MEMORY_BYTES,
+    ModelSizeError,
+    nessi_macs,
+    nessi_memory,
+)
 from model_size_calculation.tflite_reader import (
     MODEL_OPERATOR_CODES,
     OPCODE_BUILTIN_CODE,
@@ -19,7 +25,6 @@ from model_size_calculation.tflite_reader import (
     _FlatbufferView,
 )
 from model_size_calculation.tflite_schema import BUILTIN_OPERATOR_NAMES, TENSOR_TYPES
-from utils.errors import Task1aError
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 INT8_BYTES, INT32_BYTES, FLOAT32_BYTES = 1, 4, 4
@@ -347,16 +352,54 @@ def test_cli_bad_inputs_give_one_line_errors(tmp_path, reference_model):
 def test_every_truncation_is_reported(reference_model):
     data = reference_model.read_bytes()
     for cut in range(0, len(data), 97):
-        with pytest.raises(Task1aError, match="truncated|not a TFLite"):
+        with pytest.raises(ModelSizeError, match="truncated|not a TFLite"):
             get_model_size(data[:cut])
-    with pytest.raises(Task1aError, match="truncated"):
+    with pytest.raises(ModelSizeError, match="truncated"):
         get_model_size(data[:-1])
 
 
 def test_wrong_arguments_are_one_clear_error(reference_model):
-    with pytest.raises(Task1aError, match="model_type 'onnx'"):
+    with pytest.raises(ModelSizeError, match="model_type 'onnx'"):
         get_model_size(reference_model, "onnx")
-    with pytest.raises(Task1aError, match="path or bytes"):
+    with pytest.raises(ModelSizeError, match="path or bytes"):
         get_model_size(12, "tflite")
-    with pytest.raises(Task1aError, match="keras.Model"):
+    with pytest.raises(ModelSizeError, match="keras.Model"):
         get_model_size(reference_model, "keras")
+
+
+def test_the_package_stands_alone():
+    """Nothing of utils is imported, as a module or as the script."""
+    code = ("import sys; import model_size_calculation.nessi; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'utils'))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_DIR, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
+    source = (REPO_DIR / "model_size_calculation" / "nessi.py").read_text()
+    assert not re.search(r"^\s*(from|import) utils", source, re.M)
+
+
+def test_a_keras_file_is_answered_with_what_to_measure(tmp_path):
+    import zipfile
+
+    keras_file = tmp_path / "model.keras"  # a .keras file is a zip archive
+    with zipfile.ZipFile(keras_file, "w") as archive:
+        archive.writestr("config.json", "{}")
+    result = _cli(keras_file)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert "is a Keras (.keras zip) model, not TFLite" in result.stderr
+    assert "convert it to int8 TFLite first" in result.stderr
+    assert "python task1a.py --check_complexity" in result.stderr
+    (tmp_path / "model_float.tflite").write_bytes(b"")  # the learning stage exports beside model.keras
+    with pytest.raises(ModelSizeError, match=re.escape(f"measure {tmp_path / 'model_float.tflite'} "
+                                                       "exported beside it")):
+        get_model_size(keras_file)
+    h5 = tmp_path / "model.h5"
+    h5.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+    with pytest.raises(ModelSizeError, match="Keras/HDF5"):
+        get_model_size(h5)
+
+
+def test_nessi_units():
+    assert nessi_memory(46_512) == "46.512 K" and nessi_memory(128_000) == "128.000 K"
+    assert nessi_macs(29_234_920) == "29.235 M" and nessi_macs(30_000_000) == "30.000 M"

@@ -19,8 +19,8 @@ from utils.reporting import format_ranking_table, rank_systems, render_run_repor
 # ------------------------------------------------------------------------------------------- logging
 @pytest.fixture
 def clean_task1a_logger():
-    """Leave the 'task1a' logger as found: handlers added by a test are closed and removed."""
-    run_logger = logging.getLogger("task1a")
+    """Leave the project's root logger ('utils') as found: handlers added by a test are closed and removed."""
+    run_logger = logging.getLogger("utils")
     before = list(run_logger.handlers)
     yield run_logger
     for handler in list(run_logger.handlers):
@@ -34,7 +34,7 @@ def test_run_logging_goes_to_a_new_file_and_the_console(tmp_path, capsys, clean_
     assert log_path.parent == tmp_path / "log"
     assert re.fullmatch(r"task1a_\d{8}-\d{6}(_\d+)?\.log", log_path.name)
 
-    stage_logger = logging.getLogger("task1a.features")
+    stage_logger = logging.getLogger("utils.features")
     stage_logger.debug("cache key 1234 reused")
     stage_logger.info("extracted 40 clips")
     stage_logger.warning("3 files missing")
@@ -45,8 +45,8 @@ def test_run_logging_goes_to_a_new_file_and_the_console(tmp_path, capsys, clean_
     assert "cache key 1234" not in console  # details only in the file
 
     text = log_path.read_text(encoding="utf-8")
-    assert re.search(r"DEBUG +task1a\.features \[test_reporting:\d+\] cache key 1234 reused", text)
-    assert re.search(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3} INFO +task1a\.features .*extracted 40 clips$", text, re.M)
+    assert re.search(r"DEBUG +utils\.features \[test_reporting:\d+\] cache key 1234 reused", text)
+    assert re.search(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3} INFO +utils\.features .*extracted 40 clips$", text, re.M)
     assert "WARNING" in text and "3 files missing" in text
 
     # a second run in the same process (same second, too) gets its own file; the first one stops growing
@@ -60,7 +60,7 @@ def test_run_logging_goes_to_a_new_file_and_the_console(tmp_path, capsys, clean_
 
 def test_run_logging_console_level(tmp_path, capsys, clean_task1a_logger):
     log_path = setup_run_logging(tmp_path, level=logging.WARNING)
-    logging.getLogger("task1a").info("progress line")
+    logging.getLogger("utils.stages").info("progress line")
     assert "progress line" not in capsys.readouterr().err
     assert "progress line" in log_path.read_text(encoding="utf-8")
 
@@ -198,8 +198,47 @@ def test_ranking_by_hand():
     table = format_ranking_table(ranked)
     lines = table.splitlines()
     assert [line.split()[1] for line in lines[1:5]] == ["A", "B", "C", "D"]
-    assert "60.00 %" in table and "97.7 KB" in table and "29.00 M" in table  # 100000 B / 1024
+    assert "60.00 %" in table and "100.000 K" in table and "29.000 M" in table  # NeSsi's units: 1e3 B, 1e6 MACs
+    assert "NOT RANKED" not in table
     assert "accuracy 0.5, memory 0.25, macs 0.25" in table
+
+
+def test_run_logging_has_one_tree_for_every_module(tmp_path, capsys, clean_task1a_logger):
+    """Every utils module's logger (and the energy module's, once 'task1a.energy') reaches the run's file and console once."""
+    import utils.energy
+    import utils.stages
+    import utils.testing
+
+    log_path = setup_run_logging(tmp_path)
+    for module in (utils.energy, utils.stages, utils.testing):
+        logger = next(value for value in vars(module).values() if isinstance(value, logging.Logger))
+        assert logger.name == module.__name__
+        logger.info("hello from %s", module.__name__)
+    text, console = log_path.read_text(encoding="utf-8"), capsys.readouterr().err
+    for name in ("utils.energy", "utils.stages", "utils.testing"):
+        assert re.search(rf"INFO +{re.escape(name)} .*hello from {re.escape(name)}$", text, re.M)
+        assert console.count(f"hello from {name}") == 1
+    assert not logging.getLogger("utils").propagate  # not printed a second time by the root logger
+
+
+def test_ranking_never_ranks_a_setup_over_the_limits():
+    over_macs = {"name": "BIG", "accuracy": 0.99, "memory": 46_512, "macs": 41_943_040}
+    over_memory = {"name": "FAT", "accuracy": 0.70, "memory": 128_001, "macs": 1_000}
+    ranked = rank_systems(SETUPS + [over_macs, over_memory])
+    assert [e["name"] for e in ranked] == ["A", "B", "C", "D", "BIG", "FAT"]  # the best accuracy is not ranked first
+    assert [e["final_rank"] for e in ranked] == [1, 2, 3, 3, None, None]  # the ranks of the others are unchanged
+    assert ranked[4]["over_limit"] == ["MACs 41,943,040 > 30,000,000 (model_size.max_macs)"]
+    assert ranked[5]["over_limit"] == ["parameter memory 128,001 B > 128,000 B (model_size.max_memory_bytes)"]
+    assert all(e["over_limit"] == [] for e in ranked[:4])
+    table = format_ranking_table(ranked)
+    lines = table.splitlines()
+    assert lines[5].split()[:3] == ["-", "BIG", "NOT"] and lines[6].split()[:3] == ["-", "FAT", "NOT"]
+    assert "41.943 M" in lines[5] and "128.001 K" in lines[6]
+    assert "NOT RANKED, over the complexity limits: BIG: MACs 41,943,040 > 30,000,000 (model_size.max_macs)" in table
+    # tighter limits of one's own (model_size in task1a.yaml) unrank more setups; all over: nothing ranked
+    assert [e["name"] for e in rank_systems(SETUPS, {"max_macs": 10_000_000, "max_memory_bytes": 128_000})
+            if e["final_rank"] is not None] == ["B", "D"]
+    assert all(e["final_rank"] is None for e in rank_systems([over_macs, over_memory]))
 
 
 def test_ranking_rejects_bad_setups():
@@ -226,6 +265,7 @@ def test_show_results_separates_real_synthetic_dev_eval_and_ranks_real_dev_only(
 
     evaluated("a" * 32, "real_a", "dev", False, 0.43, 46_512)
     evaluated("b" * 32, "real_b", "dev", False, 0.40, 40_000)
+    evaluated("f" * 32, "real_big", "dev", False, 0.60, 200_000)  # best accuracy, over the memory limit
     evaluated("c" * 32, "real_eval", "eval", False, 0.45, 46_512)
     evaluated("d" * 32, "demo", "dev", True, 0.90, 1_000)
     evaluated("e" * 32, "demo_eval", "eval", True, 0.95, 1_000)
@@ -240,3 +280,11 @@ def test_show_results_separates_real_synthetic_dev_eval_and_ranks_real_dev_only(
     ranking = next(block for title, block in blocks.items() if title.startswith("DCASE2023 ranking"))
     assert "real_a" in ranking and "real_b" in ranking
     assert "demo" not in ranking and "real_eval" not in ranking  # 90 % synthetic accuracy ranks nothing
+    ranking_lines = ranking.splitlines()
+    assert ranking_lines[2].split()[:2] == ["1", "real_a/aaaaaaaa/seed_0"]
+    assert ranking_lines[4].split()[:2] == ["-", "real_big/ffffffff/seed_0"] and "NOT RANKED" in ranking_lines[4]
+    assert "parameter memory 200,000 B > 128,000 B (model_size.max_memory_bytes)" in ranking
+    row = next(line for line in real_dev.splitlines() if line.startswith("real_big"))
+    assert "200.000 K" in row and "29.000 M" in row and " OVER " in row
+    assert " ok " in next(line for line in real_dev.splitlines() if line.startswith("real_a"))
+    assert "46.512 K" in real_dev  # NeSsi's unit, not 45.4 KiB

@@ -343,3 +343,47 @@ def batch_normalization_layers(layer) -> list:
     return found
 
 
+
+
+# ------------------------------------------------------------------------------- the start-up line
+def device_line(gpu_names: list[str], cores: int, kind: str = "none", replicas: int = 1) -> str:
+    """The start-up line naming the devices training uses (pure: the facts come from :func:`describe_devices`).
+
+    ``gpu_names``: the GPUs the training runs on (for ``none``: every GPU TensorFlow sees, of which
+    it uses the first); ``kind``: ``learner.distribute``; ``replicas``: replicas in sync (multi-worker:
+    over every worker).
+    """
+    cpu = f"CPU ({cores} core{'s' if cores != 1 else ''})"
+    if kind == "multi_worker":
+        here = f"{len(gpu_names)} GPU{'s' if len(gpu_names) != 1 else ''}: {', '.join(gpu_names)}" if gpu_names else cpu
+        return f"training multi-worker, {replicas} replicas in sync; this worker on {here}"
+    if kind == "mirrored" and gpu_names:
+        return f"training mirrored over {len(gpu_names)} GPU{'s' if len(gpu_names) != 1 else ''}: {', '.join(gpu_names)}"
+    if kind == "mirrored":
+        return f"training mirrored on {cpu}: no GPU visible"
+    if not gpu_names:
+        return f"training on {cpu}"
+    others = f" (of {len(gpu_names)} visible; {DISTRIBUTE_KEY}: mirrored uses all)" if len(gpu_names) > 1 else ""
+    return f"training on 1 GPU: {gpu_names[0]}{others}"
+
+
+def describe_devices(strategy=None) -> str:
+    """One line naming the devices training will use with ``strategy`` (None: TensorFlow's default
+    placement, the first GPU when there is one), e.g. ``training on CPU (2 cores)``,
+    ``training on 1 GPU: NVIDIA H200``, ``training mirrored over 2 GPUs: ...``."""
+    import tensorflow as tf
+
+    from utils.tflite import _usable_cores
+
+    physical = tf.config.list_physical_devices("GPU")
+
+    def name(index: int) -> str:
+        details = tf.config.experimental.get_device_details(physical[index]) if index < len(physical) else {}
+        return details.get("device_name") or f"GPU:{index}"
+
+    if strategy is None:
+        return device_line([name(index) for index in range(len(physical))], _usable_cores())
+    kind = "multi_worker" if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) else "mirrored"
+    devices = [device for device in strategy.extended.worker_devices if "GPU" in device.upper()]
+    indices = [int(match.group(1)) for match in (re.search(r"GPU:(\d+)$", device, re.I) for device in devices) if match]
+    return device_line([name(index) for index in indices], _usable_cores(), kind, replica_count(strategy))

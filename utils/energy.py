@@ -61,7 +61,7 @@ _NO_GPU_METHOD = "Unspecified"
 _OWN_CHOICE_WARNING = "Multiple instances of codecarbon are allowed"  # allow_multiple_runs=True, on purpose
 _TRACKING_METHOD_PATTERN = re.compile(r"(RAM|CPU|GPU) Tracking Method:\s*(.+)")
 
-logger = logging.getLogger("task1a.energy")
+logger = logging.getLogger(__name__)
 
 # codecarbon probes the hardware once per process and logs the methods only then; later trackers
 # reuse the probe, so the methods seen first are remembered for them.
@@ -116,8 +116,10 @@ def _listen_to_codecarbon(capture: _CodecarbonLogCapture) -> Iterator[_Codecarbo
             handler.setLevel(level)
 
 
-def _finite_float(value: Any) -> float | None:
-    """``value`` as a float, or None when it is missing, not a number, NaN or infinite."""
+def finite_float(value: Any) -> float | None:
+    """``value`` as a float, or None when it is missing, a bool, not a number, NaN or infinite."""
+    if isinstance(value, bool):
+        return None
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -183,7 +185,7 @@ class EnergyMeter:
             raise Task1aError(
                 f"general.country_iso_code {country_iso_code!r} is not a 3-letter ISO country code; use e.g. FIN"
             )
-        measure_power_secs = _finite_float(measure_power_secs)
+        measure_power_secs = finite_float(measure_power_secs)
         if measure_power_secs is None or measure_power_secs <= 0:
             raise Task1aError("measure_power_secs must be a positive number of seconds")
         if enabled:
@@ -326,7 +328,7 @@ class EnergyMeter:
         if failure:
             return {"measured": False, "reason": failure}
         data = getattr(tracker, "final_emissions_data", None)
-        energy_kwh = _finite_float(getattr(data, "energy_consumed", None)) if data is not None else None
+        energy_kwh = finite_float(getattr(data, "energy_consumed", None)) if data is not None else None
         if energy_kwh is None or energy_kwh < 0:
             detail = f" ({problems[0]})" if problems else ""
             what = "no data" if data is None else f"no valid energy figure ({getattr(data, 'energy_consumed', None)!r})"
@@ -335,7 +337,7 @@ class EnergyMeter:
         _methods_seen_in_process.update(capture.methods)
         methods = dict(_methods_seen_in_process)
         def figure(field: str) -> float | None:
-            return _finite_float(getattr(data, field, None))
+            return finite_float(getattr(data, field, None))
 
         gpu_method = methods.get("gpu")
         outcome = {
@@ -430,7 +432,7 @@ def energy_summary(results: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
     stored: dict[str, list[str]] = {}
     for key, phase in SUMMARY_PHASES.items():
         record = results.get(phase)
-        kwh = _finite_float(record.get("energy_kwh")) if record and record.get("measured") else None
+        kwh = finite_float(record.get("energy_kwh")) if record and record.get("measured") else None
         consumption[key] = kwh
         if kwh is None:
             not_measured[key] = (record or {}).get("reason") or f"no {phase} phase in this run"

@@ -1,14 +1,16 @@
 """The record of a run: its log file, its report a person reads, and the DCASE2023 ranking of setups.
 
 - :func:`setup_run_logging`: every run logs to a new ``<log_dir>/task1a_<timestamp>.log`` (detailed:
-  time, level, module) and to the console (concise), through the stdlib logger ``task1a`` and its
-  children (``task1a.features``, ...).
+  time, level, module) and to the console (concise), through the one root of the project's loggers,
+  ``utils`` (every module logs to ``logging.getLogger(__name__)``: ``utils.features``, ...).
 - :func:`write_run_report`: ``report.md`` in the results folder, also returned for printing, readable
   by someone who did not run the system: which data (synthetic data said at the top), which
   parameters, how long each stage took, the results, complexity against the limits, energy, figures
   and output files. A section without data says "not measured (reason)" instead of vanishing.
 - :func:`rank_systems` / :func:`format_ranking_table`: the DCASE2023 Task 1 ranking of several
-  evaluated setups (weighted average of the ranks by accuracy, parameter memory and MACs).
+  evaluated setups (weighted average of the ranks by accuracy, parameter memory and MACs); a setup
+  over the complexity limits is never ranked, only listed after the ranked ones. Memory and MACs are
+  shown in NeSsi's units (``46.512 K`` bytes, ``29.235 M`` MACs).
 """
 
 from __future__ import annotations
@@ -23,17 +25,20 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from utils.energy import PHASE_NAMES, energy_summary
+from model_size_calculation.nessi import OFFICIAL_MAX_MACS, OFFICIAL_MAX_MEMORY_BYTES, nessi_macs, nessi_memory
+from utils.complexity import limit_problems
+from utils.energy import PHASE_NAMES, energy_summary, finite_float
 from utils.errors import Task1aError
 from utils.files import write_text_atomic
 
-LOGGER_NAME = "task1a"
+PROJECT_LOGGER = "utils"  # the root of every module's logging.getLogger(__name__)
+LOG_FILE_PREFIX = "task1a"
 LOG_TIMESTAMP_FORMAT = "%Y%m%d-%H%M%S"
 FILE_LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)-8s %(name)s [%(module)s:%(lineno)d] %(message)s"
 FILE_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
-BYTES_PER_KB = 1024  # NeSsi and the task description count KB of 1024 bytes
-MACS_PER_MMAC = 1_000_000
+# The DCASE2023 limits the ranking applies (the official NeSsi tool's), as ``model_size`` in task1a.yaml.
+DCASE2023_LIMITS = {"max_macs": OFFICIAL_MAX_MACS, "max_memory_bytes": OFFICIAL_MAX_MEMORY_BYTES}
 
 # DCASE2023 Task 1: "ranked by weighted average rank of classification accuracy, memory usage, and MACS".
 RANKING_WEIGHTS = {"accuracy": 0.5, "memory": 0.25, "macs": 0.25}
@@ -72,16 +77,18 @@ def _new_log_path(log_dir: Path, name: str) -> Path:
     raise Task1aError(f"cannot create a new log file in {log_dir}: 1000 logs named {name}_{stamp}*.log exist; clean the folder")
 
 
-def setup_run_logging(log_dir: str | os.PathLike, name: str = LOGGER_NAME, level: int = logging.INFO) -> Path:
+def setup_run_logging(log_dir: str | os.PathLike, name: str = LOG_FILE_PREFIX, level: int = logging.INFO) -> Path:
     """Log this run to a new file ``<log_dir>/<name>_<YYYYmmdd-HHMMSS>.log`` and to the console.
 
+    Configures the one root of the project's loggers, ``utils`` (:data:`PROJECT_LOGGER`): every
+    module's ``logging.getLogger(__name__)`` logs through it; records do not go on to the root logger.
     The file gets every record (DEBUG and up) with time, level, logger and source line; the console
     (stderr) gets records at ``level`` and up, message only. A log is append-only, so it needs no
     atomic write; each run gets its own file. Calling it again (a second run in one process) replaces
     the handlers of the previous call. Returns the log file's path.
     """
     if not isinstance(name, str) or not name:
-        raise Task1aError("the logger name must be a non-empty string, e.g. 'task1a'")
+        raise Task1aError("the log file name prefix must be a non-empty string, e.g. 'task1a'")
     if isinstance(level, bool) or not isinstance(level, int):
         raise Task1aError(f"log level must be a logging level such as logging.INFO, not {level!r}")
     log_dir = Path(log_dir)
@@ -91,7 +98,7 @@ def setup_run_logging(log_dir: str | os.PathLike, name: str = LOGGER_NAME, level
     except OSError as exc:
         raise Task1aError(f"cannot create the log folder {log_dir}: {exc.strerror}; set path.log to a writable folder") from exc
 
-    run_logger = logging.getLogger(name)
+    run_logger = logging.getLogger(PROJECT_LOGGER)
     for handler in list(run_logger.handlers):
         if getattr(handler, _RUN_LOGGING_HANDLER_FLAG, False):
             run_logger.removeHandler(handler)
@@ -122,6 +129,13 @@ def _not_measured(value: Any) -> str | None:
     return None
 
 
+def _section_start(title: str, value: Any, what: str) -> tuple[list[str], list[str] | None]:
+    """A section's heading lines, and its whole text when ``value`` says "not measured (reason)" (else None)."""
+    lines = [f"## {title}", ""]
+    missing = _not_measured(value)
+    return lines, (lines + [f"{what}: {missing}.", ""] if missing else None)
+
+
 def _markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """A GitHub-flavoured markdown table; ``|`` inside cells is escaped."""
     def cell(value: Any) -> str:
@@ -132,48 +146,45 @@ def _markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> st
     return "\n".join(lines)
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
+_number = finite_float  # a finite float, or None for anything else (bools, None, NaN, text)
+
+
+def _shown(value: Any, show) -> str:
+    """``show(number)`` of a finite number, ``n/a`` for anything else."""
+    number = _number(value)
+    return "n/a" if number is None else show(number)
 
 
 def _percent(fraction: Any) -> str:
-    number = _number(fraction)
-    return "n/a" if number is None else f"{100 * number:.2f} %"
+    return _shown(fraction, lambda number: f"{100 * number:.2f} %")
 
 
 def _fixed(value: Any, digits: int = 3) -> str:
-    number = _number(value)
-    return "n/a" if number is None else f"{number:.{digits}f}"
+    return _shown(value, lambda number: f"{number:.{digits}f}")
 
 
 def _kwh(value: Any) -> str:
-    number = _number(value)
-    return "n/a" if number is None else f"{number:.4g} kWh"
+    return _shown(value, lambda number: f"{number:.4g} kWh")
 
 
-def _seconds(value: Any) -> str:
-    number = _number(value)
-    if number is None:
-        return "n/a"
+def _clock(number: float) -> str:
     minutes, seconds = divmod(number, 60)
     hours, minutes = divmod(int(minutes), 60)
     return f"{number:.1f} s ({hours:d}:{minutes:02d}:{seconds:04.1f})"
 
 
+def _seconds(value: Any) -> str:
+    return _shown(value, _clock)
+
+
 def _bytes(value: Any) -> str:
-    number = _number(value)
-    return "n/a" if number is None else f"{int(number):,} B ({number / BYTES_PER_KB:.1f} KB)"
+    """Parameter memory as NeSsi states it: ``46,512 B (46.512 K)``."""
+    return _shown(value, lambda number: f"{int(number):,} B ({nessi_memory(number)})")
 
 
 def _macs(value: Any) -> str:
-    number = _number(value)
-    return "n/a" if number is None else f"{int(number):,} ({number / MACS_PER_MMAC:.2f} MMAC)"
+    """MACs as NeSsi states them: ``29,234,920 (29.235 M)``."""
+    return _shown(value, lambda number: f"{int(number):,} ({nessi_macs(number)})")
 
 
 def _verdict(ok: Any) -> str:
@@ -205,10 +216,9 @@ def _section_header(run: dict[str, Any]) -> list[str]:
 
 
 def _section_hashes(hashes: Any) -> list[str]:
-    lines = ["## Parameters and stage folders", ""]
-    missing = _not_measured(hashes)
+    lines, missing = _section_start("Parameters and stage folders", hashes, "Stage hashes")
     if missing:
-        return lines + [f"Stage hashes: {missing}.", ""]
+        return missing
     lines += ["Each stage writes to a folder named by a hash of exactly the parameters it depends on; the same",
               "hash means the same parameters (and a rerun reuses that stage's output).", ""]
     lines.append(_markdown_table(["Stage", "Parameter hash"], [(stage, f"`{value}`") for stage, value in hashes.items()]))
@@ -216,10 +226,9 @@ def _section_hashes(hashes: Any) -> list[str]:
 
 
 def _section_timings(timings: Any) -> list[str]:
-    lines = ["## Stage timings", ""]
-    missing = _not_measured(timings)
+    lines, missing = _section_start("Stage timings", timings, "Stage timings")
     if missing:
-        return lines + [f"Stage timings: {missing}.", ""]
+        return missing
     rows = [(stage, _seconds(seconds)) for stage, seconds in timings.items()]
     total = sum(n for n in (_number(s) for s in timings.values()) if n is not None)
     rows.append(("**total**", _seconds(total)))
@@ -227,10 +236,9 @@ def _section_timings(timings: Any) -> list[str]:
 
 
 def _section_evaluation(evaluation: Any) -> list[str]:
-    lines = ["## Results", ""]
-    missing = _not_measured(evaluation)
+    lines, missing = _section_start("Results", evaluation, "Evaluation")
     if missing:
-        return lines + [f"Evaluation: {missing}.", ""]
+        return missing
     n_trials = evaluation.get("n_trials")
     lines += [
         f"- Overall accuracy: **{_percent(evaluation.get('overall_accuracy'))}**",
@@ -247,10 +255,9 @@ def _section_evaluation(evaluation: Any) -> list[str]:
 
 
 def _section_quantization(quantization: Any) -> list[str]:
-    lines = ["## Keras model and TFLite conversion", ""]
-    missing = _not_measured(quantization)
+    lines, missing = _section_start("Keras model and TFLite conversion", quantization, "Accuracy after conversion")
     if missing:
-        return lines + [f"Accuracy after conversion: {missing}.", ""]
+        return missing
     variants = list(quantization.items())
     if not variants:
         return lines + ["Accuracy after conversion: not measured (no model variant was evaluated).", ""]
@@ -266,10 +273,9 @@ def _section_quantization(quantization: Any) -> list[str]:
 
 
 def _section_complexity(complexity: Any) -> list[str]:
-    lines = ["## Complexity (NeSsi, as the challenge counts it)", ""]
-    missing = _not_measured(complexity)
+    lines, missing = _section_start("Complexity (NeSsi, as the challenge counts it)", complexity, "Model complexity")
     if missing:
-        return lines + [f"Model complexity: {missing}.", ""]
+        return missing
     limits = complexity.get("limits") or {}
     rows = [
         ("MACs per inference (1 s of audio)", _macs(complexity.get("total_macs")),
@@ -284,10 +290,9 @@ def _section_complexity(complexity: Any) -> list[str]:
 
 
 def _section_energy(energy: Any) -> list[str]:
-    lines = ["## Energy (codecarbon, offline)", ""]
-    missing = _not_measured(energy)
+    lines, missing = _section_start("Energy (codecarbon, offline)", energy, "Energy")
     if missing:
-        return lines + [f"Energy: {missing}.", ""]
+        return missing
     rows = []
     measured_records = []
     for phase in list(PHASE_NAMES) + [p for p in energy if p not in PHASE_NAMES]:
@@ -357,10 +362,9 @@ def _energy_provenance(record: dict[str, Any]) -> str:
 
 
 def _section_plots(plots: Any, report_dir: Path) -> list[str]:
-    lines = ["## Figures", ""]
-    missing = _not_measured(plots)
+    lines, missing = _section_start("Figures", plots, "Figures")
     if missing:
-        return lines + [f"Figures: {missing}.", ""]
+        return missing
     if not plots:
         return lines + ["Figures: not measured (no figure was drawn in this run).", ""]
     for name, relative in plots.items():
@@ -372,10 +376,9 @@ def _section_plots(plots: Any, report_dir: Path) -> list[str]:
 
 
 def _section_outputs(outputs: Any) -> list[str]:
-    lines = ["## Output files", ""]
-    missing = _not_measured(outputs)
+    lines, missing = _section_start("Output files", outputs, "Outputs")
     if missing:
-        return lines + [f"Outputs: {missing}.", ""]
+        return missing
     return lines + [f"- {name}: `{path}`" for name, path in outputs.items()] + [""]
 
 
@@ -440,16 +443,8 @@ def write_run_report(path: str | os.PathLike, run: dict[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------------------------------- ranking
-def rank_systems(setups: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rank evaluated setups as DCASE2023 Task 1 does; best first.
-
-    Each setup: ``name``, ``accuracy`` (fraction in [0, 1]), ``memory`` (parameter bytes, NeSsi) and
-    ``macs`` (NeSsi); other keys are kept. The task ranks by the weighted average of three separate
-    ranks: accuracy (higher is better, weight 0.5), memory and MACs (lower is better, 0.25 each).
-    Equal values share the best of their ranks (1, 2, 2, 4: the usual competition ranking; the task
-    description does not spell out ties), and equal weighted ranks share the final rank. Adds
-    ``accuracy_rank``, ``memory_rank``, ``macs_rank``, ``weighted_rank`` and ``final_rank``.
-    """
+def _checked_setups(setups: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The setups to rank, each checked: a unique ``name``, ``accuracy`` in [0, 1], ``memory`` and ``macs`` >= 0."""
     if isinstance(setups, (str, bytes, dict)) or not isinstance(setups, Sequence) or not setups:
         raise Task1aError("rank_systems needs a non-empty list of setups with name, accuracy, memory and macs")
     rows = []
@@ -473,7 +468,11 @@ def rank_systems(setups: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise Task1aError(f"setup names to rank must be unique; repeated: {', '.join(duplicates)}")
+    return rows
 
+
+def _ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` with their ranks (see :func:`rank_systems`), best first."""
     table = pd.DataFrame({key: [float(row[key]) for row in rows] for key in RANKING_WEIGHTS})
     weighted = pd.Series(0.0, index=table.index)
     ranks = {}
@@ -481,7 +480,6 @@ def rank_systems(setups: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         ranks[key] = table[key].rank(method="min", ascending=not RANKING_HIGHER_IS_BETTER[key]).astype(int)
         weighted += weight * ranks[key]
     final = weighted.rank(method="min").astype(int)
-
     ranked = []
     for index, row in enumerate(rows):
         entry = dict(row)
@@ -494,26 +492,61 @@ def rank_systems(setups: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return ranked
 
 
+def setup_limit_problems(setup: dict[str, Any], limits: Mapping[str, int] | None = None) -> list[str]:
+    """:func:`utils.complexity.limit_problems` of a setup's ``memory`` and ``macs`` (DCASE2023 limits by default)."""
+    figures = {"total_macs": int(float(setup["macs"])), "total_weight_bytes": int(float(setup["memory"]))}
+    return limit_problems(figures, dict(limits or DCASE2023_LIMITS))
+
+
+def rank_systems(setups: Sequence[dict[str, Any]], limits: Mapping[str, int] | None = None) -> list[dict[str, Any]]:
+    """Rank evaluated setups as DCASE2023 Task 1 does; best first, then the setups it does not rank.
+
+    Each setup: ``name``, ``accuracy`` (fraction in [0, 1]), ``memory`` (parameter bytes, NeSsi) and
+    ``macs`` (NeSsi); other keys are kept. A setup over the complexity ``limits`` (``{max_macs,
+    max_memory_bytes}``, the DCASE2023 ones by default) is not ranked: it comes after the ranked ones
+    (by accuracy, then name) with ``final_rank`` None and ``over_limit`` naming each figure over its
+    limit (empty for the ranked ones). The others are ranked by the weighted average of three separate
+    ranks: accuracy (higher is better, weight 0.5), memory and MACs (lower is better, 0.25 each).
+    Equal values share the best of their ranks (1, 2, 2, 4: the usual competition ranking; the task
+    description does not spell out ties), and equal weighted ranks share the final rank. Adds
+    ``accuracy_rank``, ``memory_rank``, ``macs_rank``, ``weighted_rank`` and ``final_rank``.
+    """
+    within, over = [], []
+    for row in _checked_setups(setups):
+        problems = setup_limit_problems(row, limits)
+        (over if problems else within).append(dict(row, over_limit=problems))
+    ranked = _ranked(within) if within else []
+    over.sort(key=lambda e: (-float(e["accuracy"]), e["name"]))
+    not_ranked = {f"{key}_rank": None for key in RANKING_WEIGHTS}
+    return ranked + [dict(entry, **not_ranked, weighted_rank=None, final_rank=None) for entry in over]
+
+
 def format_ranking_table(ranked: Sequence[dict[str, Any]]) -> str:
-    """A plain-text table of :func:`rank_systems` output for the console."""
+    """A plain-text table of :func:`rank_systems` output for the console; setups over the limits last,
+    marked ``NOT RANKED``, and why below the table."""
     if not ranked:
         return "no setups to rank"
-    missing = [key for key in ("final_rank", "weighted_rank", "accuracy_rank") if key not in ranked[0]]
-    if missing:
+    if any(key not in ranked[0] for key in ("final_rank", "weighted_rank", "accuracy_rank")):
         raise Task1aError("format_ranking_table needs the output of rank_systems (ranks missing)")
+    shown = lambda value, text: "-" if value is None else text  # noqa: E731
     frame = pd.DataFrame({
-        "Rank": [e["final_rank"] for e in ranked],
+        "Rank": [shown(e["final_rank"], e["final_rank"]) for e in ranked],
         "System": [e["name"] for e in ranked],
-        "Weighted rank": [f"{e['weighted_rank']:.2f}" for e in ranked],
+        "Weighted rank": ["NOT RANKED" if e["final_rank"] is None else f"{e['weighted_rank']:.2f}" for e in ranked],
         "Accuracy": [f"{100 * float(e['accuracy']):.2f} %" for e in ranked],
-        "Acc. rank": [e["accuracy_rank"] for e in ranked],
-        "Memory": [f"{float(e['memory']) / BYTES_PER_KB:.1f} KB" for e in ranked],
-        "Mem. rank": [e["memory_rank"] for e in ranked],
-        "MACs": [f"{float(e['macs']) / MACS_PER_MMAC:.2f} M" for e in ranked],
-        "MACs rank": [e["macs_rank"] for e in ranked],
+        "Acc. rank": [shown(e["accuracy_rank"], e["accuracy_rank"]) for e in ranked],
+        "Memory": [nessi_memory(float(e["memory"])) for e in ranked],
+        "Mem. rank": [shown(e["memory_rank"], e["memory_rank"]) for e in ranked],
+        "MACs": [nessi_macs(float(e["macs"])) for e in ranked],
+        "MACs rank": [shown(e["macs_rank"], e["macs_rank"]) for e in ranked],
     })
     weights = ", ".join(f"{key} {weight:g}" for key, weight in RANKING_WEIGHTS.items())
-    return frame.to_string(index=False) + f"\nWeighted rank = {weights} (DCASE2023 Task 1); lower is better."
+    lines = [frame.to_string(index=False),
+             f"Weighted rank = {weights} (DCASE2023 Task 1); lower is better. Memory: parameter bytes in "
+             "thousands (K), MACs in millions (M), as NeSsi prints them."]
+    lines += [f"NOT RANKED, over the complexity limits: {e['name']}: {'; '.join(e['over_limit'])}"
+              for e in ranked if e.get("over_limit")]
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------- evaluated setups
@@ -555,30 +588,42 @@ RESULT_GROUPS = (
 )
 
 
-def show_results(system_dir: str | os.PathLike) -> str:
+def _result_row(setup: dict[str, Any], limits: Mapping[str, int] | None) -> tuple:
+    """One row of the result tables: the setup's figures, complexity in NeSsi's units, and whether it is within the limits."""
+    measured = setup["memory"] is not None and setup["macs"] is not None
+    verdict = ("n/a" if not measured else "OVER" if setup_limit_problems(setup, limits) else "ok")
+    return (setup["set_id"], setup["dataset"], _percent(setup["accuracy"]), _fixed(setup["logloss"]),
+            nessi_memory(float(setup["memory"])) if measured else "n/a",
+            nessi_macs(float(setup["macs"])) if measured else "n/a", verdict, setup["n_trials"], setup["hash"])
+
+
+RESULT_HEADERS = ("set", "dataset", "accuracy", "log loss", "memory", "MACs", "limits", "trials", "hash")
+
+
+def show_results(system_dir: str | os.PathLike, limits: Mapping[str, int] | None = None) -> str:
     """Print (and return) the evaluated setups, one table per data kind (real, synthetic) and mode, and
-    the DCASE2023 ranking among the real development-mode results (the only comparable ones)."""
+    the DCASE2023 ranking among the real development-mode results (the only comparable ones).
+
+    Memory and MACs are in NeSsi's units; ``limits`` (``model_size``'s ``max_macs`` and
+    ``max_memory_bytes``, the DCASE2023 ones by default) mark each setup ``ok`` or ``OVER``, and a
+    setup over them is listed after the ranked ones, never ranked.
+    """
     setups = collect_results(system_dir)
     if not setups:
         text = f"no evaluated setups under {Path(system_dir) / 'evaluator'} yet; run python task1a.py first"
         print(text)
         return text
-    headers = ("set", "dataset", "accuracy", "log loss", "trials", "hash")
-    blocks = []
-    for synthetic, mode, title in RESULT_GROUPS:
-        group = [s for s in setups if bool(s["synthetic"]) == synthetic and s["mode"] == mode]
-        if group:
-            rows = [(s["set_id"], s["dataset"], _percent(s["accuracy"]), _fixed(s["logloss"]), s["n_trials"], s["hash"]) for s in group]
-            blocks.append(f"{title}:\n" + _plain_table(headers, rows))
-    other = [s for s in setups if (bool(s["synthetic"]), s["mode"]) not in {(g[0], g[1]) for g in RESULT_GROUPS}]
-    if other:
-        rows = [(s["set_id"], s["dataset"], _percent(s["accuracy"]), _fixed(s["logloss"]), s["n_trials"], s["hash"]) for s in other]
-        blocks.append("Other (mode unknown):\n" + _plain_table(headers, rows))
+    known = {(synthetic, mode) for synthetic, mode, _ in RESULT_GROUPS}
+    groups = [(title, [s for s in setups if (bool(s["synthetic"]), s["mode"]) == (synthetic, mode)])
+              for synthetic, mode, title in RESULT_GROUPS]
+    groups.append(("Other (mode unknown)", [s for s in setups if (bool(s["synthetic"]), s["mode"]) not in known]))
+    blocks = [f"{title}:\n" + _plain_table(RESULT_HEADERS, [_result_row(s, limits) for s in group])
+              for title, group in groups if group]
     rankable = [s for s in setups if not s["synthetic"] and s["mode"] == "dev"
                 and s["accuracy"] is not None and s["memory"] is not None and s["macs"] is not None]
     if rankable:
         blocks.append("DCASE2023 ranking of the real development-mode results (0.5 accuracy, 0.25 memory, 0.25 MACs):\n"
-                      + format_ranking_table(rank_systems(rankable)))
+                      + format_ranking_table(rank_systems(rankable, limits)))
     else:
         blocks.append("DCASE2023 ranking: no real development-mode results with complexity figures yet "
                       "(synthetic and challenge-mode results are never ranked)")

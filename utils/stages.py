@@ -24,7 +24,7 @@ from utils.errors import Task1aError
 from utils.files import write_yaml_atomic
 from utils.parameters import stage_hash, stage_parameters
 
-log = logging.getLogger("task1a")
+log = logging.getLogger(__name__)
 
 # sha256 of the official baseline's model file (../shared/reference/README.md): inference with it
 # is the `baseline_inference` energy figure of the DCASE2023 submission meta.
@@ -412,7 +412,8 @@ def model_size_stage(tflite_path: Path, limits: dict, folder: Path, overwrite: b
     ``<name>.nessi.txt`` and ``.nessi.json``."""
     import json
 
-    from model_size_calculation.nessi import format_nessi_table, get_model_size
+    from model_size_calculation.nessi import format_nessi_table
+    from utils.complexity import measure_tflite
     from utils.files import write_json_atomic, write_text_atomic
 
     json_path = Path(folder) / Path(tflite_path).with_suffix(".nessi.json").name
@@ -420,7 +421,7 @@ def model_size_stage(tflite_path: Path, limits: dict, folder: Path, overwrite: b
         figures = json.loads(json_path.read_text())
         if figures.get("limits", {}).get("macs") == limits["max_macs"] and figures["limits"].get("memory_bytes") == limits["max_memory_bytes"]:
             return figures
-    figures = get_model_size(str(tflite_path), "tflite", max_macs=limits["max_macs"], max_memory_bytes=limits["max_memory_bytes"])
+    figures = measure_tflite(str(tflite_path), limits)
     write_text_atomic(json_path.with_suffix("").with_suffix(".nessi.txt"), format_nessi_table(figures) + "\n")
     write_json_atomic(json_path, figures)
     return figures

@@ -16,7 +16,7 @@ import numpy as np
 
 from utils.errors import Task1aError
 
-log = logging.getLogger("task1a")
+log = logging.getLogger(__name__)
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif", ".au")
 

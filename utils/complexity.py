@@ -1,0 +1,152 @@
+"""The DCASE2023 complexity gate: a parameter set's network measured as the challenge counts it.
+
+Owns the question "is this network within ``model_size.max_macs`` and ``model_size.max_memory_bytes``?"
+before any training: :func:`network_complexity` builds the untrained network of
+``learner_method_parameters.cnn.model`` for the input the features give (``n_mels`` x frames of one
+segment), converts it to int8 TFLite exactly as the learning stage exports it (float io, a few random
+calibration examples), and measures it with NeSsi (``model_size_calculation.nessi``). Every weight
+that initialises to zero (biases, batch-norm shifts) is first set to a small non-zero value, as it is
+after training: the converter drops an all-zero bias, which would understate the parameter memory.
+
+:func:`limit_problems` states each figure over its limit in one line; :func:`check_complexity` is what
+``python task1a.py --check_complexity`` prints. :func:`measure_tflite` is NeSsi on a model file with its
+errors raised as :class:`~utils.errors.Task1aError` (the NeSsi package stands alone and has its own).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from model_size_calculation.nessi import ModelSizeError, format_nessi_table, get_model_size
+from utils.errors import Task1aError
+
+LOGGER = logging.getLogger(__name__)
+
+# (figure in the NeSsi figures, limit key of model_size, what it is called in a message, unit)
+LIMITED_FIGURES = (
+    ("total_macs", "max_macs", "MACs", ""),
+    ("total_weight_bytes", "max_memory_bytes", "parameter memory", " B"),
+)
+CALIBRATION_EXAMPLES = 4  # random examples: only the activation ranges depend on them, not the figures
+FILL_SEED = 0
+
+
+def check_limits(limits) -> dict:
+    """``model_size`` as ``{max_macs, max_memory_bytes}`` of positive integers (Task1aError otherwise)."""
+    if not isinstance(limits, dict):
+        raise Task1aError(f"model_size must be a mapping with max_macs and max_memory_bytes, got {limits!r}; fix task1a.yaml")
+    for _, key, _, _ in LIMITED_FIGURES:
+        value = limits.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise Task1aError(f"model_size.{key} must be a positive integer, got {value!r}; fix task1a.yaml")
+    return limits
+
+
+def measure_tflite(source, limits: dict) -> dict:
+    """NeSsi figures of a TFLite model (path or bytes) against ``model_size`` limits; Task1aError on a bad model."""
+    limits = check_limits(limits)
+    try:
+        return get_model_size(source, "tflite", max_macs=limits["max_macs"], max_memory_bytes=limits["max_memory_bytes"])
+    except ModelSizeError as exc:
+        raise Task1aError(str(exc)) from None
+
+
+def network_input_shape(params: dict) -> tuple[int, int, int]:
+    """``(n_mels, n_frames, 1)`` of one segment's log-mel features (40 x 51 for the defaults)."""
+    from utils.stages import build_extractor
+
+    extractor = build_extractor(params)
+    seconds = params["feature_extractor"]["segment_length_seconds"]
+    segment_samples = int(round(seconds * extractor.fs))  # as utils.features.extract_to_store cuts segments
+    if segment_samples < 1:
+        raise Task1aError(f"feature_extractor.segment_length_seconds {seconds!r} is shorter than one sample; fix task1a.yaml")
+    return extractor.n_mels, extractor.n_frames(segment_samples), 1
+
+
+def _fill_zero_weights(model, seed: int = FILL_SEED) -> None:
+    """Give every all-zero weight (biases, batch-norm shift and mean) small positive values, as training does."""
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        values = np.asarray(weight.numpy())
+        if values.size and not np.any(values):
+            weight.assign(rng.uniform(0.01, 0.1, size=values.shape).astype(values.dtype))
+
+
+def untrained_tflite(params: dict) -> bytes:
+    """The int8 TFLite (float io) of the parameter set's untrained network, converted as the learning stage does."""
+    from utils import dataset as tau
+    from utils.model import build_model
+    from utils.tflite import convert_to_tflite
+
+    input_shape = network_input_shape(params)
+    network = build_model(params["learner"]["parameters"]["model"], input_shape=input_shape, class_count=len(tau.SCENE_LABELS))
+    _fill_zero_weights(network)
+    calibration = np.random.default_rng(FILL_SEED).normal(size=(CALIBRATION_EXAMPLES, *input_shape[:2])).astype(np.float32)
+    return convert_to_tflite(network, calibration, io="float")
+
+
+def network_complexity(params: dict) -> dict:
+    """NeSsi figures (``model_size_calculation.nessi.get_model_size``) of the set's untrained network.
+
+    ``params``: one resolved parameter set. The figures are those the trained model will have (they
+    depend on shapes only), with ``input_shape`` added. Takes a few seconds (one conversion).
+    """
+    limits = check_limits(params["model_size"])
+    figures = measure_tflite(untrained_tflite(params), limits)
+    figures["source"] = f"untrained network of set {params.get('set_id', '?')}"
+    figures["input_shape"] = list(network_input_shape(params))
+    return figures
+
+
+def limit_problems(complexity: dict, limits: dict) -> list[str]:
+    """One line per NeSsi figure over its ``model_size`` limit, e.g.
+    ``MACs 41,943,040 > 30,000,000 (model_size.max_macs)``; empty when the model is within the limits."""
+    limits = check_limits(limits)
+    problems = []
+    for figure, key, name, unit in LIMITED_FIGURES:
+        value = complexity.get(figure)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise Task1aError(f"complexity figures lack an integer '{figure}' (got {value!r}); give NeSsi's get_model_size output")
+        if value > limits[key]:
+            problems.append(f"{name} {value:,}{unit} > {limits[key]:,}{unit} (model_size.{key})")
+    return problems
+
+
+def verdict_line(complexity: dict, limits: dict) -> str:
+    """One line: within the DCASE2023 limits, or over them and why."""
+    problems = limit_problems(complexity, limits)
+    if problems:
+        return "verdict: OVER THE DCASE2023 LIMITS: " + "; ".join(problems)
+    figures = "; ".join(f"{name} {complexity[figure]:,}{unit} <= {limits[key]:,}{unit}" for figure, key, name, unit in LIMITED_FIGURES)
+    return f"verdict: within the DCASE2023 limits ({figures})"
+
+
+def check_complexity(params: dict) -> tuple[str, list[str]]:
+    """``(text, problems)`` of ``--check_complexity``: the NeSsi table of the set's untrained network and the verdict.
+
+    ``problems`` is :func:`limit_problems` (empty when within the limits); the caller prints ``text``
+    and exits non-zero when ``problems`` is not empty.
+    """
+    figures = network_complexity(params)
+    limits = params["model_size"]
+    n_mels, n_frames, _ = figures["input_shape"]
+    header = (f"Complexity of set {params.get('set_id', '?')}: its untrained network ({n_mels} mels x {n_frames} frames in), "
+              "converted to int8 TFLite as the learning stage exports it, counted by NeSsi:")
+    text = "\n".join([header, "", format_nessi_table(figures).rstrip("\n"), "", verdict_line(figures, limits)]) + "\n"
+    return text, limit_problems(figures, limits)
+
+
+def enforce_limits(complexity: dict, limits: dict, what: str) -> list[str]:
+    """Stop (Task1aError) when ``what`` is over the limits and ``model_size.enforce`` is true; else warn.
+
+    Returns the problems (empty when within the limits). ``model_size.enforce`` missing counts as true.
+    """
+    problems = limit_problems(complexity, limits)
+    if problems and limits.get("enforce", True):
+        raise Task1aError(f"{what} is over the DCASE2023 complexity limits: {'; '.join(problems)}; make the network "
+                          "smaller in learner_method_parameters.cnn.model, or set model_size.enforce: false to run it anyway")
+    for problem in problems:
+        LOGGER.warning("%s is over the DCASE2023 complexity limits: %s (model_size.enforce is false: going on)", what, problem)
+    return problems
