@@ -348,7 +348,7 @@ def predict(args, params: dict) -> int:
     """``--predict``: classify any recordings with ``--model`` (or the last trained model of the set)."""
     from utils import stages
     from utils.dataset import SCENE_LABELS
-    from utils.submission import write_system_output
+    from utils.system_output import write_system_output
     from utils.testing import find_recordings, predict_recordings
     from utils.tflite import TFLiteClassifier
 

@@ -446,7 +446,7 @@ def model_parameter_count(keras_path: Path | None, tflite_path: Path, summary: d
 # --------------------------------------------------------------------------------------- testing
 def testing_stage(model_path: Path, normalization: dict, items: pd.DataFrame, store, folder: Path, recognizer: dict, overwrite: bool = False, progress: bool = True) -> Path:
     """Run the TFLite model over ``items`` and write the system output ``folder/output.csv``."""
-    from utils.submission import write_system_output
+    from utils.system_output import write_system_output
     from utils.testing import predict_store
     from utils.tflite import TFLiteClassifier
 
@@ -467,7 +467,7 @@ def testing_stage(model_path: Path, normalization: dict, items: pd.DataFrame, st
 def evaluation_stage(output_csv: Path, items: pd.DataFrame, folder: Path, dataset_description: str, confidence_level: float, info: dict) -> dict:
     """Score a system output against the items' labels; save results.yaml and the PNGs in ``folder``."""
     from utils import evaluation
-    from utils.submission import read_system_output
+    from utils.system_output import read_system_output
 
     filenames, _, probabilities = read_system_output(output_csv)
     order = pd.Series(np.arange(len(filenames)), index=filenames)
