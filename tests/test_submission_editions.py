@@ -205,3 +205,15 @@ def test_the_unfilled_2024_and_2025_templates_list_their_placeholders(tmp_path, 
         problems = validate_submission(build_submission_package(LABEL, outputs, tmp_path / f"{year}.zip", meta), N_FILES)
         assert problems and all("template placeholder" in problem for problem in problems), problems
         assert any("split_adaptations" in problem for problem in problems) == (year == 2024)
+
+
+def test_a_meta_recording_an_unknown_edition_is_reported_and_checked_as_2023(tmp_path, parameters):
+    package, meta, _ = built_package(tmp_path, parameters, 2023)
+    folder = tmp_path / "folder"
+    with zipfile.ZipFile(package) as archive:
+        archive.extractall(folder)
+    for recorded in (["2024"], "2024"):
+        meta["submission"]["edition"] = recorded
+        (folder / "task1" / LABEL / f"{LABEL}.meta.yaml").write_text(yaml.safe_dump(meta))
+        problems = validate_submission(folder, N_FILES)
+        assert len(problems) == 1 and f"submission.edition {recorded!r} is not one of 2023, 2024, 2025" in problems[0], problems

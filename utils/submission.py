@@ -161,7 +161,7 @@ def get_edition(edition) -> Edition:
     """The rules of ``edition`` (2023, 2024 or 2025; an Edition passes through)."""
     if isinstance(edition, Edition):
         return edition
-    if isinstance(edition, bool) or edition not in EDITIONS:
+    if isinstance(edition, bool) or not isinstance(edition, int) or edition not in EDITIONS:
         raise Task1aError(f"submission edition {edition!r} is unknown; choose one of {', '.join(map(str, EDITIONS))} (submission.edition / --edition)")
     return EDITIONS[edition]
 
@@ -635,7 +635,7 @@ def _read_entries(path: Path) -> tuple[dict, list[str]]:
 def _entry_edition(meta, edition, display: str, problems: list[str]) -> Edition:
     """The edition a submission is checked under: ``edition`` if given, else the meta's, else 2023."""
     recorded = meta["submission"].get("edition") if isinstance(meta, Mapping) and isinstance(meta.get("submission"), Mapping) else None
-    if recorded is not None and recorded not in EDITIONS:
+    if recorded is not None and (isinstance(recorded, bool) or not isinstance(recorded, int) or recorded not in EDITIONS):
         problems.append(f"{display}: submission.edition {recorded!r} is not one of {', '.join(map(str, EDITIONS))}")
         recorded = None
     if edition is None:
