@@ -68,7 +68,9 @@ def build_argument_parser() -> argparse.ArgumentParser:
         help="download the official baseline model (sha256-verified) to recognizer.baseline_model (or PATH): its inference is the baseline_inference energy")
     add("--model", metavar="PATH", help="test and evaluate this .tflite model instead of the trained one (skips learning)")
     add("--predict", nargs="+", metavar="PATH", help="classify these recordings (files or folders) and write --output")
-    add("--package", metavar="LABEL", help="challenge mode: write the submission zip LABEL.zip (LABEL.output.csv + LABEL.meta.yaml)")
+    add("--package", nargs="?", const=True, default=None, metavar="LABEL",
+        help="challenge mode: write the submission zip LABEL.zip (LABEL.output.csv + LABEL.meta.yaml); LABEL defaults to submission.label")
+    add("--check_complexity", action="store_true", help="measure the set's untrained network with NeSsi (seconds), print the table and verdict, exit 1 if over a limit")
     add("--workdir", metavar="DIR", help="folder relative run-time paths (path.system, path.log, datasets) resolve against (overrides path.root; default: the current folder)")
     add("--no_progress", action="store_true", help="no progress bars (they are off anyway when the output is not a terminal)")
     add("--debug", action="store_true", help="show tracebacks")
@@ -102,16 +104,6 @@ def command_line_flags(args) -> dict:
             raise Task1aError(f"--trials must be >= 1, got {args.trials}")
         flags["iterations"] = args.trials  # the learner method's, resolved per set
     return flags
-
-
-def show_parameters(container, all_params: list[dict], command_line: dict) -> None:
-    import yaml
-
-    for params in all_params:
-        print(yaml.safe_dump(params, sort_keys=False, default_flow_style=False), end="")
-        print(f"# where the values of set {params['set_id']} come from, when not from task1a.yaml's defaults (a later source wins):")
-        for key, source in container.provenance(params["set_id"], command_line=command_line).items():
-            print(f"#   {key}: {source}")
 
 
 def download(args, params: dict) -> int:
@@ -158,8 +150,15 @@ def run(args) -> int:
     flags = command_line_flags(args)
     all_params = pipeline.resolve_sets(container, set_ids, command_line, flags, args.workdir)
     if args.show_parameters:
-        show_parameters(container, all_params, command_line)
+        print("".join(container.describe(params, command_line) for params in all_params), end="")
         return 0
+    if args.check_complexity:
+        from utils.complexity import check_complexity
+
+        checked = [check_complexity(params) for params in all_params]
+        for text, _ in checked:
+            print(text, end="")
+        return 1 if any(problems for _, problems in checked) else 0
     if args.show_results:
         from utils.reporting import show_results
 
@@ -168,9 +167,6 @@ def run(args) -> int:
     if args.output:
         paths.check_output_path(Path(args.output), "--output")
     log_path = setup_run_logging(paths.log_dir(all_params[0], args.workdir))
-    logging.getLogger("utils").handlers[:] = logging.getLogger("task1a").handlers  # interim: until one logger tree
-    logging.getLogger("utils").setLevel(logging.DEBUG)
-    logging.getLogger("utils").propagate = False
     log.info("task1a %s, log file %s", __version__, log_path)
     if args.download_dataset or args.download_baseline_model:
         return download(args, all_params[0])

@@ -12,6 +12,7 @@ from model_size_calculation.nessi import get_model_size
 from utils.complexity import (
     check_complexity,
     enforce_limits,
+    limits_enforced,
     limit_problems,
     measure_tflite,
     network_input_shape,
@@ -51,13 +52,20 @@ def test_limit_problems_name_the_figure_the_value_and_the_limit():
 def test_enforce_stops_an_over_limit_model_unless_told_not_to(caplog):
     over = {"total_macs": 41_943_040, "total_weight_bytes": 1_000}
     assert enforce_limits({"total_macs": 1, "total_weight_bytes": 1}, LIMITS, "set x") == []
-    for limits in (LIMITS, dict(LIMITS, enforce=True)):
-        with pytest.raises(Task1aError, match=r"set x is over the DCASE2023 complexity limits: MACs 41,943,040 > "
-                                              r"30,000,000 \(model_size.max_macs\); .*model_size.enforce: false"):
-            enforce_limits(over, limits, "set x")
+    with pytest.raises(Task1aError, match=r"set x is over the DCASE2023 complexity limits: MACs 41,943,040 > "
+                                          r"30,000,000 \(model_size.max_macs\); .*model_size.enforce: never"):
+        enforce_limits(over, LIMITS, "set x", enforced=True)
     with caplog.at_level(logging.WARNING, logger="utils.complexity"):
-        assert enforce_limits(over, dict(LIMITS, enforce=False), "set x") == ["MACs 41,943,040 > 30,000,000 (model_size.max_macs)"]
-    assert "model_size.enforce is false" in caplog.text
+        assert enforce_limits(over, LIMITS, "set x", enforced=False) == ["MACs 41,943,040 > 30,000,000 (model_size.max_macs)"]
+    assert "going on" in caplog.text
+
+
+def test_the_gate_is_on_in_challenge_mode_by_default():
+    def params(mode, enforce):
+        return {"general": {"mode": mode}, "model_size": dict(LIMITS, enforce=enforce)}
+
+    assert limits_enforced(params("eval", "eval")) and not limits_enforced(params("dev", "eval"))
+    assert limits_enforced(params("dev", "always")) and not limits_enforced(params("eval", "never"))
 
 
 def test_input_shape_follows_the_feature_parameters(params):

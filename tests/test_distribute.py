@@ -204,7 +204,7 @@ def test_only_the_chief_writes_the_output_folder(cluster_run):
 def multi_worker_parameters(root: Path, epochs: int) -> Path:
     overrides = {
         "defaults": {
-            "path": {"system": str(root / "system"), "log": str(root / "log"), "datasets": str(root / "datasets")},
+            "path": {"system": str(root / "system"), "log": str(root / "log")},
             "general": {"energy": False},
             "learner": {"distribute": "multi_worker"},
             "dataset_method_parameters": {"demo": {

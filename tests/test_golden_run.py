@@ -25,7 +25,7 @@ STEP = 1 / 256
 def golden_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("golden")
     text = (GOLDEN / "tiny.yaml").read_text()
-    for name, value in (("SYSTEM", root / "system"), ("LOG", root / "log"), ("DEMO", root / "datasets" / "demo"), ("DATASETS", root / "datasets")):
+    for name, value in (("SYSTEM", root / "system"), ("LOG", root / "log"), ("DEMO", root / "datasets" / "demo")):
         text = text.replace(name, str(value))
     (root / "tiny.yaml").write_text(text)
     result = subprocess.run([sys.executable, "task1a.py", "--no_progress", "-s", "demo", "-p", str(root / "tiny.yaml"), "-o", "--output", str(root / "output.csv")],

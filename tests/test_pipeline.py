@@ -22,7 +22,7 @@ def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
     overrides = {
         "defaults": {
-            "path": {"system": str(root / "system"), "log": str(root / "log"), "datasets": str(root / "datasets")},
+            "path": {"system": str(root / "system"), "log": str(root / "log")},
             "general": {"energy": False},
             "dataset_method_parameters": {
                 "demo": {
@@ -164,7 +164,7 @@ def tiny_overrides(root, **general):
     """The tiny demo of the workspace fixture as a -p dictionary."""
     return {
         "defaults": {
-            "path": {"system": str(root / "system"), "log": str(root / "log"), "datasets": str(root / "datasets")},
+            "path": {"system": str(root / "system"), "log": str(root / "log")},
             "general": general,
             "dataset_method_parameters": {"demo": {
                 "path": str(root / "datasets" / "demo"), "locations_per_city": 1, "segments_per_location": 1,

@@ -75,7 +75,7 @@ def demo_record(tmp_path_factory, reference_dir):
     root = tmp_path_factory.mktemp("report_run")
     overrides = {
         "defaults": {
-            "path": {"system": str(root / "system"), "log": str(root / "log"), "datasets": str(root / "datasets")},
+            "path": {"system": str(root / "system"), "log": str(root / "log")},
             "general": {"energy": True},
             "recognizer": {"baseline_model": str(reference_dir / "model_task1.tflite")},
             "dataset_method_parameters": {"demo": {

@@ -23,7 +23,7 @@ from test_download import FakeServer
 from utils import demo_dataset, download
 from utils.dataset import SCENE_LABELS, TAUDevelopmentSet, check_dataset, location_disjoint_split
 from utils.errors import Task1aError
-from utils.parameters import ParameterContainer, apply_overrides, check_choices
+from utils.parameters import ParameterContainer, apply_overrides, check_values
 
 REPO = Path(__file__).resolve().parents[1]
 OFFICIAL_COUNTS = {5: 6_980, 10: 13_960, 25: 34_900, 50: 69_800, 100: 139_620}
@@ -140,9 +140,9 @@ def test_the_parameter_file_checks_train_split(tmp_path):
     container = ParameterContainer()
     params = container.resolve()
     assert params["dataset"]["train_split"] == 100
-    check_choices(apply_overrides(params, {"dataset.train_split": 25}), "test")
+    check_values(apply_overrides(params, {"dataset.train_split": 25}), "test")
     with pytest.raises(Task1aError, match=r"'dataset\.train_split' must be one of 5, 10, 25, 50, 100, got 30"):
-        check_choices(apply_overrides(params, {"dataset.train_split": 30}), "test")
+        check_values(apply_overrides(params, {"dataset.train_split": 30}), "test")
     user = tmp_path / "user.yaml"
     user.write_text(yaml.safe_dump({"defaults": {"dataset": {"train_split": 33}}}))
     with pytest.raises(Task1aError) as failure:

@@ -138,15 +138,21 @@ def check_complexity(params: dict) -> tuple[str, list[str]]:
     return text, limit_problems(figures, limits)
 
 
-def enforce_limits(complexity: dict, limits: dict, what: str) -> list[str]:
-    """Stop (Task1aError) when ``what`` is over the limits and ``model_size.enforce`` is true; else warn.
+def limits_enforced(params: dict) -> bool:
+    """Whether an over-limit network stops this run: ``model_size.enforce`` ``always``, or ``eval`` in challenge mode."""
+    enforce = params["model_size"].get("enforce", "eval")
+    return enforce == "always" or (enforce == "eval" and params["general"]["mode"] == "eval")
 
-    Returns the problems (empty when within the limits). ``model_size.enforce`` missing counts as true.
+
+def enforce_limits(complexity: dict, limits: dict, what: str, enforced: bool = True) -> list[str]:
+    """Stop (Task1aError) when ``what`` is over the limits and ``enforced``; else warn once per figure.
+
+    Returns the problems (empty when within the limits).
     """
     problems = limit_problems(complexity, limits)
-    if problems and limits.get("enforce", True):
+    if problems and enforced:
         raise Task1aError(f"{what} is over the DCASE2023 complexity limits: {'; '.join(problems)}; make the network "
-                          "smaller in learner_method_parameters.cnn.model, or set model_size.enforce: false to run it anyway")
+                          "smaller in learner_method_parameters.cnn.model, or set model_size.enforce: never to run it anyway")
     for problem in problems:
-        LOGGER.warning("%s is over the DCASE2023 complexity limits: %s (model_size.enforce is false: going on)", what, problem)
+        LOGGER.warning("%s is over the DCASE2023 complexity limits: %s (model_size.enforce: going on)", what, problem)
     return problems

@@ -37,12 +37,12 @@ from pathlib import Path
 import numpy as np
 
 from utils.errors import Task1aError
-from utils.parameters import CHOICES
+from utils.parameters import allowed
 
 LOGGER = logging.getLogger(__name__)
 
 DISTRIBUTE_KEY = "learner.distribute"
-DISTRIBUTE_CHOICES = CHOICES[("learner", "distribute")]  # the one registry of allowed values
+DISTRIBUTE_CHOICES = allowed("learner.distribute")  # the one registry of allowed values
 # How long a worker waits for every peer to join the cluster before it gives up and names them
 # (environment variable TASK1A_JOIN_TIMEOUT_S to change it).
 JOIN_TIMEOUT_S = 60.0

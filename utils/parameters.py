@@ -265,8 +265,10 @@ RULES: dict[str, Rule] = {
     "evaluator.confidence_level": number(0, 1, low_open=True, high_open=True),
     "model_size.max_macs": POSITIVE,
     "model_size.max_memory_bytes": POSITIVE,
+    "model_size.enforce": choice("eval", "always", "never"),
     "submission.label": text(),  # its format is checked when the package is written (utils.submission)
     "submission.meta_template": PATH,
+    "submission.edition": choice(2023, 2024, 2025),
 }
 # Key paths whose values are handed on as they are and checked by the code that uses them, before
 # any work: Keras configs (learning.check_settings builds them) and the network's layers and constants.
@@ -320,10 +322,6 @@ def check_values(tree: Any, source: str, prefix: str = "") -> None:
                 raise value_error(key_path, value, source)
         elif isinstance(value, dict):
             check_values(value, source, key_path)
-
-
-# Compatibility view of the registry for callers of the former table: (section, key) -> choices.
-CHOICES = {tuple(key.split(".")): rule.choices for key, rule in RULES.items() if rule.kind == "choice" and key.count(".") == 1}
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -534,6 +532,13 @@ class ParameterContainer:
             layers.append(("command line", command_line))
         return layers
 
+    def describe(self, params: dict, command_line: dict | None = None) -> str:
+        """``--show_parameters``: a resolved set as YAML, then where its values come from (as comments)."""
+        lines = [yaml.safe_dump(params, sort_keys=False, default_flow_style=False),
+                 f"# where the values of set {params['set_id']} come from, when not from task1a.yaml's defaults (a later source wins):\n"]
+        lines += [f"#   {key}: {source}\n" for key, source in self.provenance(params["set_id"], command_line=command_line).items()]
+        return "".join(lines)
+
     def provenance(self, set_id: str, instead_of: str | None = None, command_line: dict | None = None) -> dict[str, str]:
         """``dotted key -> source`` of every value set by a layer after task1a.yaml's defaults."""
         sources: dict[str, str] = {}
@@ -573,11 +578,6 @@ def command_line_layer(assignments: list[str], defaults: dict) -> dict:
         check_structure(defaults, layer, "", "--set")
         check_values(layer, "--set")
     return layer
-
-
-def check_choices(params: dict, source: str) -> None:
-    """Former name of :func:`check_values` (task1a.py checks the flags' overrides with it): every value, not only choices."""
-    check_values(params, source)
 
 
 def apply_overrides(params: dict, overrides: dict) -> dict:

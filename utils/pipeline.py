@@ -32,7 +32,7 @@ class RunOptions:
     progress: bool = True
     model: Path | None = None     # a given .tflite model: no training
     output: Path | None = None    # a copy of the system output
-    package: str | None = None    # challenge mode: the submission zip LABEL.zip
+    package: str | bool | None = None    # challenge mode: the submission zip LABEL.zip (True: submission.label)
 
 
 @dataclass
@@ -55,7 +55,7 @@ def resolve_sets(container, set_ids: list[str], command_line: dict, flags: dict,
     With ``fallback``, a set whose real development set is not found is replaced (one warning) by
     ``general.fallback_set`` on the demo data, keeping the set's own values and the command line's.
     """
-    from utils.parameters import apply_overrides, check_choices, check_structure
+    from utils.parameters import apply_overrides, check_values, check_structure
 
     resolved = []
     for set_id in set_ids:
@@ -67,7 +67,7 @@ def resolve_sets(container, set_ids: list[str], command_line: dict, flags: dict,
             overrides[f"learner_method_parameters.{params['learner']['method']}.iterations"] = overrides.pop("iterations")
         params = apply_overrides(params, overrides)
         check_structure(container.defaults["general"], params["general"], "general", "command line")
-        check_choices(params, "command line")
+        check_values(params, "command line")
         resolved.append(params)
     return resolved
 
@@ -130,6 +130,7 @@ def run_set(params: dict, options: RunOptions) -> RunOutcome:
     if params["general"]["mode"] == "eval" and run.data.evaluation is None:
         raise Task1aError("challenge mode needs the evaluation set; set dataset_method_parameters.tau2022_mobile.evaluation")
     tests, _, labelled = stages.test_items(run.data)
+    _complexity_gate(run)
     with run.timer("feature extraction"):
         development_store, test_store = group.chief_first(_extract_features, run)
     models = _models(run, development_store)
@@ -151,6 +152,15 @@ def run_set(params: dict, options: RunOptions) -> RunOutcome:
         outcome.package = _package(run, outputs[0], models[0], complexity, record["energy_summary"])
     group.finish()
     return outcome
+
+
+def _complexity_gate(run: _Run) -> None:
+    """Before any work, when ``model_size.enforce`` applies: the untrained network measured by NeSsi, stopped if over a limit."""
+    from utils.complexity import enforce_limits, limits_enforced, network_complexity
+
+    if run.options.model or not run.group.chief or not limits_enforced(run.params):
+        return
+    enforce_limits(network_complexity(run.params), run.params["model_size"], f"the network of set {run.params['set_id']}")
 
 
 def _extract_features(run: _Run):
@@ -204,6 +214,9 @@ def _model_size(run: _Run, model, recognizer_dir: Path) -> dict | None:
         complexity = stages.model_size_stage(tflite_path, run.params["model_size"], recognizer_dir if run.options.model else model.folder,
                                              run.options.overwrite)
     log.info("model size (NeSsi) of %s:\n%s", tflite_path, format_nessi_table(complexity))
+    from utils.complexity import enforce_limits, limits_enforced
+
+    enforce_limits(complexity, run.params["model_size"], str(tflite_path), limits_enforced(run.params))
     return complexity
 
 
@@ -316,6 +329,13 @@ def _package(run: _Run, output_csv: Path, model, complexity: dict | None, energy
     params, workdir, label = run.params, run.options.workdir, run.options.package
     if params["general"]["mode"] != "eval":
         raise Task1aError("--package needs challenge mode (--mode eval)")
+    if label is True:
+        label = params["submission"]["label"]
+    from utils.complexity import enforce_limits
+
+    if complexity is None:
+        raise Task1aError("--package needs the model's complexity figures; set flow.model_size: true")
+    enforce_limits(complexity, params["model_size"], f"the model of package {label}")  # the challenge refuses it whatever model_size.enforce says
     dev_results_path = stages.run_results_path(apply_overrides(params, {"general.mode": "dev"}), workdir)
     dev_results = yaml.safe_load(dev_results_path.read_text()) if dev_results_path.exists() else None
     if dev_results is None:
@@ -337,7 +357,7 @@ def predict(params: dict, recordings: list[str], output: Path, model: Path | Non
     Returns ``{name: reason}`` of the recordings that could not be read (the others are classified).
     """
     from utils.dataset import SCENE_LABELS
-    from utils.submission import write_system_output
+    from utils.system_output import write_system_output
     from utils.testing import find_recordings, predict_recordings
     from utils.tflite import TFLiteClassifier
 

@@ -22,7 +22,7 @@ import pandas as pd
 from utils import dataset as tau
 from utils.errors import Task1aError
 from utils.files import write_yaml_atomic
-from utils.parameters import stage_hash, stage_parameters
+from utils.parameters import allowed, stage_hash, stage_parameters
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def prepare_data(params: dict, root: Path, progress: bool = True) -> DataContext
             evaluation = tau.TAUEvaluationSet.load(resolve_path(root, settings["evaluation"]), resolve_path(root, settings["evaluation_labels"]))
         return DataContext(development, evaluation, synthetic=False, name=f"{REAL_DATASET_NAME}, development set ({development_path})", params=params)
     if method != "demo":
-        raise Task1aError(f"unknown dataset.method '{method}' (known: tau2022_mobile, demo); fix task1a.yaml")
+        raise Task1aError(f"unknown dataset.method '{method}' (known: {', '.join(allowed('dataset'))}); fix task1a.yaml")
     from utils.demo_dataset import generate_demo_dataset
 
     settings = params["dataset"]["parameters"]
@@ -152,7 +152,7 @@ def build_extractor(params: dict):
 
     section = params["feature_extractor"]
     if section["method"] != "mel":
-        raise Task1aError(f"feature_extractor.method '{section['method']}' is not supported (known: mel); fix task1a.yaml")
+        raise Task1aError(f"feature_extractor.method '{section['method']}' is not supported (known: {', '.join(allowed('feature_extractor'))}); fix task1a.yaml")
     return LogMelExtractor(**section["parameters"])
 
 
@@ -471,7 +471,7 @@ def model_parameter_count(keras_path: Path | None, tflite_path: Path, summary: d
 # --------------------------------------------------------------------------------------- testing
 def testing_stage(model_path: Path, normalization: dict, items: pd.DataFrame, store, folder: Path, recognizer: dict, overwrite: bool = False, progress: bool = True) -> Path:
     """Run the TFLite model over ``items`` and write the system output ``folder/output.csv``."""
-    from utils.submission import write_system_output
+    from utils.system_output import write_system_output
     from utils.testing import predict_store
     from utils.tflite import TFLiteClassifier
 
@@ -492,7 +492,7 @@ def testing_stage(model_path: Path, normalization: dict, items: pd.DataFrame, st
 def evaluation_stage(output_csv: Path, items: pd.DataFrame, folder: Path, dataset_description: str, confidence_level: float, info: dict) -> dict:
     """Score a system output against the items' labels; save results.yaml and the PNGs in ``folder``."""
     from utils import evaluation
-    from utils.submission import read_system_output
+    from utils.system_output import read_system_output
 
     filenames, _, probabilities = read_system_output(output_csv)
     order = pd.Series(np.arange(len(filenames)), index=filenames)

@@ -4,7 +4,7 @@ Owns the clip-level prediction (a clip's probabilities are the mean over its seg
 from a feature store or straight from audio files (``--predict``). Features are normalised exactly as
 the model was trained (:class:`utils.features` normalisers, stored with the model); the interpreter
 and its int8 quantisation live in :mod:`utils.tflite`; the output file format in
-:mod:`utils.submission`.
+:mod:`utils.system_output`.
 """
 
 from __future__ import annotations
