@@ -12,7 +12,12 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-SHIPPED = {"task1a.yaml": "task1a.yaml", "meta/task1a_submission.meta.yaml": "task1a_submission.meta.yaml"}  # repository path -> utils/_data/ name
+SHIPPED = {  # repository path -> utils/_data/ name
+    "task1a.yaml": "task1a.yaml",
+    "meta/task1a_submission.meta.yaml": "task1a_submission.meta.yaml",
+    "meta/task1a_submission_2024.meta.yaml": "task1a_submission_2024.meta.yaml",
+    "meta/task1a_submission_2025.meta.yaml": "task1a_submission_2025.meta.yaml",
+}
 
 
 class BuildPyWithRunTimeFiles(build_py):

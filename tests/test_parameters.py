@@ -391,7 +391,7 @@ def test_the_hash_chain_description_holds_for_every_parameter():
     from utils.parameters import STAGE_HASH_INPUTS, allowed
 
     container = ParameterContainer()
-    params = container.resolve("demo")
+    params = apply_overrides(container.resolve("demo"), {"device_models.enabled": True})  # a switched section counts when on
     stages = list(STAGE_HASH_INPUTS)
     base = {stage: stage_hash(params, stage) for stage in stages}
     checked = 0
@@ -436,3 +436,16 @@ PINNED_HASHES = {  # first 12 hex digits of the features, learner, recognizer an
     "demo": ["95f4175bd2ce", "58b69db98477", "168eb6ee519e", "c9b7c14641f2"],
     "dcase2024_split25": ["74ed4d276c87", "b902c00d10e4", "202e6a29963b", "28307138de9d"],
 }
+
+
+def test_a_switched_off_section_changes_no_folder_name():
+    from utils.parameters import STAGE_HASH_INPUTS
+
+    params = ParameterContainer().resolve("demo")
+    assert params["device_models"]["enabled"] is False
+    changed = apply_overrides(params, {"device_models.epochs": 99, "device_models.learning_rate": 0.5})
+    for stage in STAGE_HASH_INPUTS:
+        assert stage_hash(changed, stage) == stage_hash(params, stage)
+    switched_on = apply_overrides(params, {"device_models.enabled": True})
+    assert stage_hash(switched_on, "learner") == stage_hash(params, "learner")  # the general model is the same
+    assert stage_hash(switched_on, "device_models") != stage_hash(params, "device_models")

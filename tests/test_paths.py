@@ -80,13 +80,15 @@ def test_a_clone_reads_its_own_top_level_files():
         paths.packaged_file("nothing.yaml")
 
 
-def test_the_meta_template_falls_back_to_the_shipped_one_only_for_the_default_value(tmp_path, monkeypatch):
+def test_a_null_meta_template_is_the_editions_own_copy_or_the_shipped_one(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # an empty folder: no meta/ here
-    params = {"path": {"root": "."}, "submission": {"meta_template": "meta/task1a_submission.meta.yaml"}}
-    assert paths.meta_template(params) == paths.packaged_file("task1a_submission.meta.yaml")
-    (tmp_path / "meta").mkdir()
-    (tmp_path / "meta" / "task1a_submission.meta.yaml").write_text("submission: {}\n")
-    assert paths.meta_template(params) == tmp_path / "meta" / "task1a_submission.meta.yaml"  # the user's own copy wins
+    for edition, name in paths.EDITION_META_TEMPLATES.items():
+        params = {"path": {"root": "."}, "submission": {"meta_template": None, "edition": edition}}
+        assert paths.meta_template(params) == paths.packaged_file(name)
+        assert paths.meta_template(params).is_file()
+        (tmp_path / "meta").mkdir(exist_ok=True)
+        (tmp_path / "meta" / name).write_text("submission: {}\n")
+        assert paths.meta_template(params) == tmp_path / "meta" / name  # the user's own copy wins
     params["submission"]["meta_template"] = "mine.yaml"
     assert paths.meta_template(params) == tmp_path / "mine.yaml"  # not there: the submission code says so
 

@@ -46,6 +46,7 @@ PASS_THROUGH_KEYS = {"optimizer", "loss", "callbacks", "constants"}
 STAGE_HASH_INPUTS = {
     "features": ("dataset", "feature_extractor"),
     "learner": ("dataset.train_split", "data_processing", "learner", "general.mode", "general.deterministic"),
+    "device_models": ("device_models",),  # hashed only when device_models.enabled (SWITCHED_SECTIONS)
     "recognizer": ("recognizer",),  # (+ what was evaluated: stage_hash's ``extra``)
     "evaluator": ("evaluator",),
 }
@@ -64,6 +65,8 @@ UNHASHED = (
     "learner.parameters.fit.steps_per_execution",
     "learner.parameters.fit.tensorboard",
 )
+# Sections hashed only when their switch is on: off, they leave every folder name as it was before they existed.
+SWITCHED_SECTIONS = {"device_models": "enabled"}
 # Values hashed as if the key were absent, so the folders made before the key existed stay valid.
 UNHASHED_VALUES = {"dataset.train_split": 100}
 
@@ -263,11 +266,14 @@ RULES: dict[str, Rule] = {
     "recognizer.baseline_model": PATH,
     "recognizer.max_chunk_seconds": SECONDS,
     "evaluator.confidence_level": number(0, 1, low_open=True, high_open=True),
+    "device_models.enabled": flag(),
+    "device_models.epochs": POSITIVE,
+    "device_models.learning_rate": number(0, low_open=True),
     "model_size.max_macs": POSITIVE,
     "model_size.max_memory_bytes": POSITIVE,
     "model_size.enforce": choice("eval", "always", "never"),
     "submission.label": text(),  # its format is checked when the package is written (utils.submission)
-    "submission.meta_template": PATH,
+    "submission.meta_template": text(optional=True),
     "submission.edition": choice(2023, 2024, 2025),
 }
 # Key paths whose values are handed on as they are and checked by the code that uses them, before
@@ -277,6 +283,7 @@ FREE_FORM = {
     "learner_method_parameters.cnn.compile.loss",
     "learner_method_parameters.cnn.optimizer",
     "learner_method_parameters.cnn.fit.callbacks",
+    "device_models.trainable_layers",  # null or layer name patterns: checked by utils.learning as the learner's own
 }
 
 
@@ -630,9 +637,10 @@ def stage_parameters(params: dict, stage: str) -> dict:
         node[last] = copy.deepcopy(value)
     dropped = [key for key in UNHASHED if key not in inputs]
     dropped += [key for key, value in UNHASHED_VALUES.items() if _lookup(params, key) == value]
+    dropped += [section for section, switch in SWITCHED_SECTIONS.items() if _lookup(params, f"{section}.{switch}") is False]
     for key_path in dropped:
         *parents, last = key_path.split(".")
-        node = _lookup(selected, ".".join(parents))
+        node = _lookup(selected, ".".join(parents)) if parents else selected
         if isinstance(node, dict):
             node.pop(last, None)
     return selected

@@ -35,11 +35,13 @@ CHECKOUT_DIR = Path(__file__).resolve().parents[1]
 SHIPPED_FILES = {
     "task1a.yaml": "task1a.yaml",
     "task1a_submission.meta.yaml": "meta/task1a_submission.meta.yaml",
+    "task1a_submission_2024.meta.yaml": "meta/task1a_submission_2024.meta.yaml",
+    "task1a_submission_2025.meta.yaml": "meta/task1a_submission_2025.meta.yaml",
     "tau2022_manifest.yaml": "utils/tau2022_manifest.yaml",
 }
-# The meta template's value in task1a.yaml (submission.meta_template): found under the run's root
-# when the user has their own filled-in copy there, else the shipped (unfilled) template.
-DEFAULT_META_TEMPLATE = SHIPPED_FILES["task1a_submission.meta.yaml"]
+# The meta template of each edition when submission.meta_template is null: found under the run's
+# root when the user has their own filled-in copy there, else the shipped (unfilled) template.
+EDITION_META_TEMPLATES = {2023: "task1a_submission.meta.yaml", 2024: "task1a_submission_2024.meta.yaml", 2025: "task1a_submission_2025.meta.yaml"}
 
 _extracted = contextlib.ExitStack()  # shipped files extracted from a zip import, removed at exit
 atexit.register(_extracted.close)
@@ -134,17 +136,19 @@ def log_dir(params: Mapping[str, Any], workdir: str | os.PathLike | None = None)
 
 
 def meta_template(params: Mapping[str, Any], workdir: str | os.PathLike | None = None) -> Path:
-    """The submission meta template: ``submission.meta_template`` under the run's root.
+    """The submission meta template: ``submission.meta_template`` under the run's root, which must exist.
 
-    The default value (``meta/task1a_submission.meta.yaml``) falls back to the shipped template when
-    the run's root has no such file (an installed copy run from an empty folder); any other value
-    must exist (the submission code says so in one line when it does not).
+    Null (the default): the template of ``submission.edition``, ``meta/<its name>`` under the run's root
+    when the user keeps a filled-in copy there, else the shipped (unfilled) one (an installed copy run
+    from an empty folder).
     """
-    value = params.get("submission", {}).get("meta_template", DEFAULT_META_TEMPLATE)
-    path = resolve_run_path(params, value, workdir)
-    if not path.exists() and Path(value).as_posix() == DEFAULT_META_TEMPLATE:
-        return packaged_file("task1a_submission.meta.yaml")
-    return path
+    submission = params.get("submission", {})
+    value = submission.get("meta_template")
+    if value is not None:
+        return resolve_run_path(params, value, workdir)
+    name = EDITION_META_TEMPLATES[submission.get("edition", 2023)]
+    path = resolve_run_path(params, SHIPPED_FILES[name], workdir)
+    return path if path.exists() else packaged_file(name)
 
 
 def check_output_path(path: Path, what: str) -> None:

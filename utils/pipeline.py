@@ -44,7 +44,11 @@ class RunOutcome:
     report: Path | None = None
     package: Path | None = None
     trained: bool = True          # False on a multi-worker worker other than the chief
-    extra: dict = field(default_factory=dict)
+    params: dict | None = None
+    model: object = None          # the (first) tested model: stages.TrainedModel
+    complexity: dict | None = None
+    energy: dict | None = None    # the run's energy summary
+    device_models: dict = field(default_factory=dict)  # DCASE2025: device -> (TrainedModel, NeSsi figures)
 
 
 # ------------------------------------------------------------------------------------------ sets
@@ -86,13 +90,35 @@ def _demo_instead(container, params: dict, set_id: str, command_line: dict, work
 
 
 def run_sets(all_params: list[dict], options: RunOptions) -> list[RunOutcome]:
-    """Each set's stages in turn; when the sets' training subsets differ, the DCASE2024 per-split table."""
+    """Each set's stages in turn; when the sets' training subsets differ, the DCASE2024 per-split table;
+    with ``options.package``, the submission package of the edition (``submission.edition``)."""
+    if options.package:
+        check_package_request(all_params)
     outcomes = [run_set(params, options) for params in all_params]
     if len({params["dataset"]["train_split"] for params in all_params}) > 1 and not options.model:
         from utils.reporting import format_split_table
 
         print(format_split_table(stages.split_results(all_params, options.workdir)))
+    if options.package and outcomes[0].trained:
+        write_package(outcomes, options)
     return outcomes
+
+
+def check_package_request(all_params: list[dict]) -> None:
+    """Before any work: ``--package`` needs challenge mode, one edition, and the sets that edition packages
+    (DCASE2024: the five training subsets; otherwise one set)."""
+    from utils.submission import SPLITS_2024
+
+    editions = {params["submission"]["edition"] for params in all_params}
+    if any(params["general"]["mode"] != "eval" for params in all_params):
+        raise Task1aError("--package needs challenge mode (--mode eval)")
+    if len(editions) > 1:
+        raise Task1aError(f"--package: the sets name different submission.edition values {sorted(editions)}; give sets of one edition")
+    splits = sorted(params["dataset"]["train_split"] for params in all_params)
+    if editions == {2024} and [f"split_{split}" for split in splits] != list(SPLITS_2024):
+        raise Task1aError(f"--package for DCASE2024 needs the five training subsets in one command (-s with dataset.train_split 5, 10, 25, 50, 100), got {splits}")
+    if editions != {2024} and len(all_params) > 1:
+        raise Task1aError(f"--package for DCASE{editions.pop()} takes one set, got {len(all_params)}; give one -s set")
 
 
 # ------------------------------------------------------------------------------------------- run
@@ -108,6 +134,7 @@ class _Run:
     data: object = None
     timer: stages.StageTimer = field(default_factory=stages.StageTimer)
     recognizer_extra: dict | None = None
+    device_complexity: dict = field(default_factory=dict)  # DCASE2025: device -> (its model, NeSsi figures)
 
 
 def run_set(params: dict, options: RunOptions) -> RunOutcome:
@@ -141,15 +168,14 @@ def run_set(params: dict, options: RunOptions) -> RunOutcome:
     recognizer_dir = stages.stage_folder(params, root, "recognizer", run.recognizer_extra)
     complexity = _model_size(run, models[0], recognizer_dir)
     outputs = _test(run, models, tests, test_store, recognizer_dir)
-    outcome = RunOutcome(system_output=outputs[0])
     record = run_record(run, models, outputs, complexity)
+    outcome = RunOutcome(system_output=outputs[0], params=params, model=models[0], complexity=complexity, energy=record["energy_summary"],
+                         device_models=run.device_complexity)
     report_dir = recognizer_dir
     if labelled and params["flow"]["evaluation"]:
         report_dir, outcome.results = _evaluate(run, models, outputs, tests, record, complexity)
     if params["flow"]["report"]:
         outcome.report = _report(run, models, record, report_dir)
-    if options.package:
-        outcome.package = _package(run, outputs[0], models[0], complexity, record["energy_summary"])
     group.finish()
     return outcome
 
@@ -200,6 +226,12 @@ def _models(run: _Run, development_store) -> list:
                 write=run.group.chief, resumed_unrecorded=run.group.chief and stages.learning_resumes_unrecorded(folder, options.overwrite)))
     if run.group.chief and io not in models[0].tflite:
         raise Task1aError(f"recognizer.model_io '{io}' was not exported (conversion.io: {params['learner']['parameters']['conversion']['io']}); fix task1a.yaml")
+    if params["device_models"]["enabled"] and run.group.chief:
+        device_dir = stages.stage_folder(params, run.root, "device_models")
+        with run.timer("device models"):
+            for model in models:
+                model.devices = stages.device_models_stage(params, model, stages.training_items(run.data), development_store,
+                                                           device_dir / f"seed_{model.seed}", options.overwrite, options.progress)
     return models
 
 
@@ -217,6 +249,11 @@ def _model_size(run: _Run, model, recognizer_dir: Path) -> dict | None:
     from utils.complexity import enforce_limits, limits_enforced
 
     enforce_limits(complexity, run.params["model_size"], str(tflite_path), limits_enforced(run.params))
+    for device, device_model in model.devices.items():  # DCASE2025: each device model within the limits too
+        figures = stages.model_size_stage(device_model.tflite[run.params["recognizer"]["model_io"]], run.params["model_size"], device_model.folder,
+                                          run.options.overwrite)
+        enforce_limits(figures, run.params["model_size"], f"the device {device} model", limits_enforced(run.params))
+        run.device_complexity[device] = (device_model, figures)
     return complexity
 
 
@@ -231,8 +268,10 @@ def _test(run: _Run, models: list, tests, test_store, recognizer_dir: Path) -> l
             folder.mkdir(parents=True, exist_ok=True)
             outputs.append(stages.measured_stage(
                 run.meter, "testing", folder, stages.testing_reused(folder, options.overwrite),
-                lambda: stages.testing_stage(model.tflite[io], model.normalization, tests, test_store, folder, params["recognizer"],
-                                             options.overwrite, options.progress),
+                lambda: (stages.device_testing_stage(model, io, tests, test_store, folder, params["recognizer"], options.overwrite, options.progress)
+                         if model.devices else
+                         stages.testing_stage(model.tflite[io], model.normalization, tests, test_store, folder, params["recognizer"],
+                                              options.overwrite, options.progress)),
                 overwrite=options.overwrite))
     # the official baseline model over the same test items, same batch size and threads: the
     # `baseline_inference` figure the DCASE2023 meta normalises inference energy by
@@ -281,9 +320,7 @@ def _evaluate(run: _Run, models: list, outputs: list[Path], tests, record: dict,
             "synthetic": data.synthetic, "model": str(run.options.model) if run.options.model else None, "seeds": seeds,
             "n_trials": len(seeds), "energy": stages.plain_values(record["energy_summary"]), "complexity": stages.complexity_brief(complexity)}
     with run.timer("evaluation"):
-        trials = [stages.evaluation_stage(output, tests, evaluator_dir / f"seed_{model.seed}", data.description,
-                                          params["evaluator"]["confidence_level"], dict(info, seed=model.seed))
-                  for model, output in zip(models, outputs)]
+        trials = [_evaluate_trial(run, model, output, tests, evaluator_dir / f"seed_{model.seed}", info) for model, output in zip(models, outputs)]
         report_dir = evaluator_dir / stages.trials_folder_name(seeds)
         results, table = stages.trials_evaluation_stage(trials, report_dir, data.description, info) if len(trials) > 1 else (trials[0], None)
     if table is None:
@@ -298,6 +335,18 @@ def _evaluate(run: _Run, models: list, outputs: list[Path], tests, record: dict,
                        "per-device accuracy": os.path.relpath(first / "device_accuracy.png", report_dir)}
     record["outputs"]["results"] = str(report_dir / "results.yaml")
     return report_dir, report_dir / "results.yaml"
+
+
+def _evaluate_trial(run: _Run, model, output: Path, tests, folder: Path, info: dict) -> dict:
+    """One trial's results; with device models (DCASE2025) the general model's too, kept under ``general_model``."""
+    params, data = run.params, run.data
+    groups = stages.device_groups(model)
+    info = dict(info, seed=model.seed)
+    if groups:
+        general = stages.evaluation_stage(output.parent / "general" / "output.csv", tests, folder / "general_model", data.description,
+                                          params["evaluator"]["confidence_level"], info, groups)
+        info["general_model"] = {key: value for key, value in general.items() if key not in info}
+    return stages.evaluation_stage(output, tests, folder, data.description, params["evaluator"]["confidence_level"], info, groups)
 
 
 def _report(run: _Run, models: list, record: dict, report_dir: Path) -> Path:
@@ -319,34 +368,55 @@ def _report(run: _Run, models: list, record: dict, report_dir: Path) -> Path:
     return report_dir / "report.md"
 
 
-def _package(run: _Run, output_csv: Path, model, complexity: dict | None, energy: dict | None) -> Path:
-    """The submission zip; its development-set results come from this set's dev-mode run, if there is one."""
+def development_results(params: dict, workdir=None) -> dict | None:
+    """The results of the set's dev-mode run (what the meta reports for the development set), or None."""
     import yaml
 
     from utils.parameters import apply_overrides
-    from utils.submission import build_submission_meta, build_submission_package
 
-    params, workdir, label = run.params, run.options.workdir, run.options.package
-    if params["general"]["mode"] != "eval":
-        raise Task1aError("--package needs challenge mode (--mode eval)")
-    if label is True:
-        label = params["submission"]["label"]
+    path = stages.run_results_path(apply_overrides(params, {"general.mode": "dev"}), workdir)
+    if not path.exists():
+        log.warning("no development-set results for set %s (run it with --mode dev first): its results block in the meta stays empty", params["set_id"])
+        return None
+    return yaml.safe_load(path.read_text())
+
+
+def _meta_complexity(outcome: RunOutcome) -> dict:
+    """The meta's complexity block of a run's tested model; an over-limit model is refused (the challenge would)."""
     from utils.complexity import enforce_limits
 
-    if complexity is None:
+    params, model = outcome.params, outcome.model
+    if outcome.complexity is None:
         raise Task1aError("--package needs the model's complexity figures; set flow.model_size: true")
-    enforce_limits(complexity, params["model_size"], f"the model of package {label}")  # the challenge refuses it whatever model_size.enforce says
-    dev_results_path = stages.run_results_path(apply_overrides(params, {"general.mode": "dev"}), workdir)
-    dev_results = yaml.safe_load(dev_results_path.read_text()) if dev_results_path.exists() else None
-    if dev_results is None:
-        log.warning("no development-set results for this set (run it with --mode dev first): the meta's results block stays empty")
-    io = params["recognizer"]["model_io"]
-    meta_complexity = stages.meta_complexity(model.keras, model.tflite[io], model.summary, complexity) if complexity else None
-    meta = build_submission_meta(label, paths.meta_template(params, workdir), params, meta_complexity,
-                                 (energy or {}).get("energy_consumption"), dev_results)
+    enforce_limits(outcome.complexity, params["model_size"], f"the model of set {params['set_id']}")
+    return stages.meta_complexity(model.keras, model.tflite[params["recognizer"]["model_io"]], model.summary, outcome.complexity)
+
+
+def write_package(outcomes: list[RunOutcome], options: RunOptions) -> Path:
+    """The submission zip of ``submission.edition`` from the challenge-mode runs of one command."""
+    from utils.submission import build_submission_meta, build_submission_package
+
+    params, workdir = outcomes[0].params, options.workdir
+    edition = params["submission"]["edition"]
+    label = params["submission"]["label"] if options.package is True else options.package
+    complexity = _meta_complexity(outcomes[0])
+    output_csv = outcomes[0].system_output
+    energy = (outcomes[0].energy or {}).get("energy_consumption") if edition == 2023 else None
+    if edition == 2024:
+        for outcome in outcomes[1:]:
+            _meta_complexity(outcome)
+        results = {outcome.params["dataset"]["train_split"]: development_results(outcome.params, workdir) for outcome in outcomes}
+        output_csv = {outcome.params["dataset"]["train_split"]: outcome.system_output for outcome in outcomes}
+    elif edition == 2025:
+        complexity["device_models"] = {device: _meta_complexity(RunOutcome(params=params, model=model, complexity=figures))
+                                       for device, (model, figures) in outcomes[0].device_models.items()}
+        results = stages.device_specific_results(development_results(params, workdir))
+    else:
+        results = development_results(params, workdir)
+    meta = build_submission_meta(label, paths.meta_template(params, workdir), params, complexity, energy, results, edition=edition)
     out_zip = paths.system_dir(params, workdir) / "submission" / f"{label}.zip"
     build_submission_package(label, output_csv, out_zip, meta)
-    log.info("submission package written to %s", out_zip)
+    log.info("submission package (DCASE%d) written to %s", edition, out_zip)
     return out_zip
 
 

@@ -277,6 +277,7 @@ class TrainedModel:
     keras: Path
     normalization: dict
     summary: dict = field(default_factory=dict)
+    devices: dict = field(default_factory=dict)  # DCASE2025: device id -> its fine-tuned TrainedModel
 
 
 def given_model(params: dict, model_path: Path) -> TrainedModel:
@@ -393,6 +394,101 @@ def learning_stage(params: dict, items: pd.DataFrame, store, folder: Path, seed:
     return TrainedModel(folder, seed, {io: folder / p for io, p in summary["tflite"].items()}, folder / summary["keras"], normalization, summary)
 
 
+# --------------------------------------------------------------------------- device-specific models
+def item_devices(items: pd.DataFrame) -> pd.Series:
+    """The recording device of each item: the metadata's ``source_label``, else the file name's last
+    ``-<device>`` part (TAU names such as ``airport-lisbon-1000-40000-0-a.wav``); ``unknown`` when neither says."""
+    if "source_label" in items and items["source_label"].notna().all():
+        return items["source_label"].astype(str)
+    from_names = items["filename"].str.extract(r"-([a-z]+\d*)\.wav$", expand=False)
+    if "source_label" in items:
+        from_names = items["source_label"].fillna(from_names)
+    return from_names.fillna("unknown").astype(str)
+
+
+def fine_tuning_parameters(params: dict, general: TrainedModel) -> dict:
+    """The learner parameters of a device model: the general model's, starting from its weights, with
+    ``device_models``' epochs, learning rate and trainable layers."""
+    import copy
+
+    settings = params["device_models"]
+    device_params = copy.deepcopy(params)
+    learner = device_params["learner"]["parameters"]
+    learner["initial_weights"] = str(general.keras)
+    learner["trainable_layers"] = settings["trainable_layers"]
+    learner["fit"]["epochs"] = settings["epochs"]
+    learner["optimizer"]["config"]["learning_rate"] = settings["learning_rate"]
+    learner["model_selection"]["initial_delay"] = 0
+    return device_params
+
+
+def device_models_stage(params: dict, general: TrainedModel, items: pd.DataFrame, store, folder: Path, overwrite: bool = False,
+                        progress: bool = True) -> dict[str, TrainedModel]:
+    """DCASE2025: fine-tune a copy of ``general`` on each training device's items, in ``folder/<device>/``.
+
+    Each device model is a learning stage of its own (split, checkpoints, export, ``learning.yaml``):
+    finished ones are reused, an interrupted one resumes.
+    """
+    from utils.evaluation import device_sort_key
+
+    devices = item_devices(items)
+    device_params = fine_tuning_parameters(params, general)
+    trained = {}
+    for device in sorted(devices.unique(), key=device_sort_key):
+        log.info("device models: fine-tuning the general model on device %s (%d clips)", device, int((devices == device).sum()))
+        trained[device] = learning_stage(device_params, items[devices.to_numpy() == device], store, Path(folder) / device, general.seed,
+                                         overwrite, progress)
+    return trained
+
+
+def device_testing_stage(model: TrainedModel, io: str, items: pd.DataFrame, store, folder: Path, recognizer: dict, overwrite: bool = False,
+                         progress: bool = True) -> Path:
+    """DCASE2025 testing: each item classified by its device's model, unknown devices by the general model.
+
+    Writes ``folder/general/output.csv`` (the general model over every item), ``folder/<device>/output.csv``
+    per device model, and the system output ``folder/output.csv`` joining them in the items' order.
+    """
+    from utils.system_output import read_system_output, write_system_output
+
+    output = Path(folder) / "output.csv"
+    if output.exists() and not overwrite:
+        log.info("testing: reusing %s", output)
+        return output
+    general_dir = Path(folder) / "general"
+    general_dir.mkdir(parents=True, exist_ok=True)
+    names, _, probabilities = read_system_output(testing_stage(model.tflite[io], model.normalization, items, store, general_dir, recognizer, overwrite, progress))
+    row = {name: index for index, name in enumerate(names)}
+    probabilities = np.array(probabilities, dtype=np.float64)
+    devices = item_devices(items)
+    for device, device_model in model.devices.items():
+        subset = items[devices.to_numpy() == device]
+        if subset.empty:
+            continue
+        device_dir = Path(folder) / device
+        device_dir.mkdir(parents=True, exist_ok=True)
+        device_names, _, device_probabilities = read_system_output(testing_stage(
+            device_model.tflite[io], device_model.normalization, subset, store, device_dir, recognizer, overwrite, progress))
+        probabilities[[row[name] for name in device_names]] = device_probabilities
+    write_system_output(output, names, probabilities, tau.SCENE_LABELS)
+    log.info("testing: %d files, %d device models -> %s", len(names), len(model.devices), output)
+    return output
+
+
+def device_groups(model: TrainedModel) -> dict | None:
+    """The evaluation's device groups of a run with device models (``known_devices``: those with a model), else None."""
+    if not model.devices:
+        return None
+    known = tuple(model.devices)
+    return {"known_devices": known, "unknown_devices": tuple(d for d in tau.DEVELOPMENT_DEVICES if d not in known)}
+
+
+def device_specific_results(results: dict | None) -> dict | None:
+    """The DCASE2025 meta's results: the general model's (kept under ``general_model``) and the device-specific system's."""
+    if results is None:
+        return None
+    return {"general_model": results.get("general_model"), "device_specific_models": results}
+
+
 def plain_values(value):
     """Numpy scalars and paths to plain YAML-able Python values."""
     if isinstance(value, dict):
@@ -489,7 +585,8 @@ def testing_stage(model_path: Path, normalization: dict, items: pd.DataFrame, st
 
 
 # ------------------------------------------------------------------------------------ evaluation
-def evaluation_stage(output_csv: Path, items: pd.DataFrame, folder: Path, dataset_description: str, confidence_level: float, info: dict) -> dict:
+def evaluation_stage(output_csv: Path, items: pd.DataFrame, folder: Path, dataset_description: str, confidence_level: float, info: dict,
+                     device_groups: dict | None = None) -> dict:
     """Score a system output against the items' labels; save results.yaml and the PNGs in ``folder``."""
     from utils import evaluation
     from utils.system_output import read_system_output
@@ -500,7 +597,7 @@ def evaluation_stage(output_csv: Path, items: pd.DataFrame, folder: Path, datase
     if missing:
         raise Task1aError(f"{output_csv} lacks {len(missing)} test file(s), first {sorted(missing)[0]}; rerun testing with -o")
     probabilities = np.asarray(probabilities)[order[items["filename"]].to_numpy()]
-    metrics = evaluation.SceneClassificationMetrics(tau.SCENE_LABELS, confidence_level=confidence_level)
+    metrics = evaluation.SceneClassificationMetrics(tau.SCENE_LABELS, confidence_level=confidence_level, device_groups=device_groups or tau.DEVICE_GROUPS)
     metrics.accumulate(items["scene_label"].tolist(), probabilities, items["source_label"].fillna("unknown").tolist())
     results = metrics.results()
     results.update(info)
