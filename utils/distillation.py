@@ -129,26 +129,41 @@ def distillation_loss(base_loss, class_count: int, temperature: float, weight: f
     per_example = base_loss.call if isinstance(base_loss, keras.losses.Loss) else base_loss
     t = float(temperature)
 
-    def loss(y_true, y_pred):
-        targets, teacher = y_true[:, :class_count], y_true[:, class_count:]
-        base = per_example(targets, y_pred)
-        student = ops.log_softmax(ops.log(ops.clip(y_pred, LOG_EPSILON, 1.0)) / t, axis=-1)
-        soft = ops.log_softmax(ops.log(ops.clip(teacher, LOG_EPSILON, 1.0)) / t, axis=-1)
-        kl = ops.sum(ops.exp(soft) * (soft - student), axis=-1)
-        has_teacher = ops.sum(teacher, axis=-1) > 0
-        return ops.where(has_teacher, weight * t * t * kl + (1 - weight) * base, base)
+    class DistillationLoss(keras.losses.Loss):
+        def call(self, y_true, y_pred):
+            targets, teacher = y_true[:, :class_count], y_true[:, class_count:]
+            base = per_example(targets, y_pred)
+            student = ops.log_softmax(ops.log(ops.clip(y_pred, LOG_EPSILON, 1.0)) / t, axis=-1)
+            soft = ops.log_softmax(ops.log(ops.clip(teacher, LOG_EPSILON, 1.0)) / t, axis=-1)
+            kl = ops.sum(ops.exp(soft) * (soft - student), axis=-1)
+            has_teacher = ops.sum(teacher, axis=-1) > 0
+            return ops.where(has_teacher, weight * t * t * kl + (1 - weight) * base, base)
 
-    return keras.losses.LossFunctionWrapper(loss, name="distillation")
+    return DistillationLoss(name="distillation")
 
 
 def sliced_metrics(names: Sequence[str], class_count: int) -> list:
     """Keras metrics ``names`` on the first ``class_count`` target columns, logged under their own names."""
     import keras
 
+    class FirstColumns(keras.metrics.Metric):
+        def __init__(self, inner):
+            super().__init__(name=inner.name)
+            self.inner = inner  # tracked: its variables are this metric's
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            return self.inner.update_state(y_true[:, :class_count], y_pred, sample_weight)
+
+        def result(self):
+            return self.inner.result()
+
+        def reset_state(self):
+            self.inner.reset_state()
+
     metrics = []
     for name in names:
-        function = keras.metrics.get(name)
-        if isinstance(function, keras.metrics.Metric) or not callable(function):
-            raise Task1aError(f"{KEY}: metric {name!r} is a stateful Keras metric; with distillation use function metrics such as categorical_accuracy")
-        metrics.append(keras.metrics.MeanMetricWrapper(lambda y_true, y_pred, f=function: f(y_true[:, :class_count], y_pred), name=name))
+        inner = keras.metrics.get(name)
+        if not isinstance(inner, keras.metrics.Metric):
+            inner = keras.metrics.MeanMetricWrapper(inner, name=name)
+        metrics.append(FirstColumns(inner))
     return metrics
