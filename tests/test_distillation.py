@@ -106,3 +106,8 @@ def test_a_tiny_run_learns_what_the_teacher_says(tmp_path):
 
     keras.models.load_model(result["model_path"])
     assert research_fingerprints(parameters)["distillation"]["sha256"] == distillation.file_fingerprint(csv)
+
+
+def test_a_missing_teacher_file_stops_the_settings_check(tmp_path):
+    with pytest.raises(Task1aError, match="teacher_outputs .*nope.csv not found"):
+        distillation.check_distillation({"teacher_outputs": str(tmp_path / "nope.csv")})

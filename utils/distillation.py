@@ -47,6 +47,8 @@ def check_distillation(config: Any) -> dict:
     settings = {**OFF, **config}
     if settings["teacher_outputs"] is not None and not isinstance(settings["teacher_outputs"], str):
         raise Task1aError(f"{KEY}.teacher_outputs must be null or a file path, got {settings['teacher_outputs']!r}; fix the value")
+    if settings["teacher_outputs"] is not None and not Path(settings["teacher_outputs"]).expanduser().is_file():
+        raise Task1aError(f"{KEY}.teacher_outputs {settings['teacher_outputs']} not found; give the teacher's system-output CSV or .npy")
     temperature, weight = settings["temperature"], settings["weight"]
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
         raise Task1aError(f"{KEY}.temperature must be a number > 0, got {temperature!r}; fix the value")

@@ -16,6 +16,13 @@ shown the epochs already trained (``on_epoch_end`` with the logged figures), so 
 or ``ReduceLROnPlateau`` continues with the state it had. ``fit.steps_per_execution`` runs several
 steps per call into TensorFlow (same updates, less Python per step).
 
+Research options, all off by default: training-batch augmentation in the feed
+(:mod:`utils.augmentation`, drawn from (seed, epoch, batch)), knowledge distillation from a teacher's
+outputs (:mod:`utils.distillation`), fine-tuning (``initial_weights``, ``trainable_layers``), and
+extension: a larger ``fit.epochs`` continues a shorter training's checkpoint (``fit.epochs`` is out
+of the checkpoint fingerprint; the caller brings the checkpoint over with
+:func:`adopt_earlier_checkpoint`, as the learner folder's name includes the epochs).
+
 Features are fed batch by batch from array-likes (numpy memmaps of the feature store included); the
 training set is never copied whole. Distribution (``learner.distribute``) is :mod:`utils.distribute`.
 """
