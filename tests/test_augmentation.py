@@ -154,3 +154,15 @@ def test_the_training_feed_augments_the_same_batches_on_every_reading():
         np.testing.assert_array_equal(a_t, b_t)
         assert not np.array_equal(a_X, p_X)
     assert not np.array_equal(list(augmented.batches(3))[0][0], first[0][0])  # another epoch, other draws
+
+
+def test_off_values_agree_with_the_yaml_defaults_and_the_hash_registry():
+    """Off settings leave the learner folder hash as before the options existed (utils.parameters.UNHASHED_VALUES)."""
+    from utils import distillation
+    from utils.parameters import UNHASHED_VALUES, ParameterContainer
+
+    cnn = ParameterContainer().defaults["learner_method_parameters"]["cnn"]
+    assert cnn["augmentation"] == aug.OFF == UNHASHED_VALUES["learner.parameters.augmentation"]
+    assert cnn["distillation"] == distillation.OFF == UNHASHED_VALUES["learner.parameters.distillation"]
+    assert cnn["initial_weights"] is None is UNHASHED_VALUES["learner.parameters.initial_weights"]
+    assert cnn["trainable_layers"] is None is UNHASHED_VALUES["learner.parameters.trainable_layers"]

@@ -78,7 +78,7 @@ def _check_probabilities(probabilities: np.ndarray, path: Path, class_count: int
 
 def _rows_by_name(path: Path, names: Sequence[str], class_count: int) -> np.ndarray:
     """Teacher rows of a system-output CSV for ``names`` (exact filename, else the unique basename)."""
-    from utils.submission import read_system_output
+    from utils.system_output import read_system_output
 
     filenames, _, probabilities = read_system_output(path)
     probabilities = _check_probabilities(probabilities, path, class_count)
