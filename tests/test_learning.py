@@ -309,3 +309,83 @@ def test_one_log_line_per_epoch_and_the_model_summary(tmp_path, caplog):
     assert all("val_loss" in line and "categorical_accuracy" in line and " s; " in line for line in epoch_lines)
     assert "selection starts at epoch 2" in epoch_lines[0] and "best epoch" in epoch_lines[2]
     assert any(line.startswith("model summary:") and "Conv2D" in line for line in lines)
+
+
+def test_fine_tuning_starts_at_the_saved_model_and_trains_only_the_chosen_layers(tmp_path):
+    X, y = toy_problem(150, seed=3)
+    arguments = (X[:100], y[:100], X[100:], y[100:])
+    parameters = small_cnn_parameters(epochs=3, initial_delay=0)
+    source = train_model(parameters, *arguments, tmp_path / "source", seed=1, progress=False)
+    assert source["val_accuracy"] > 0.5, "the toy source model no longer learns; the test would not tell a start from chance"
+
+    tuned_parameters = small_cnn_parameters(epochs=1, initial_delay=0)
+    tuned_parameters["initial_weights"] = str(source["model_path"])
+    tuned_parameters["trainable_layers"] = ["dense*"]
+    tuned_parameters["optimizer"]["config"]["learning_rate"] = 1e-4
+    tuned = train_model(tuned_parameters, *arguments, tmp_path / "tuned", seed=2, progress=False)
+    assert tuned["history"][0]["val_categorical_accuracy"] == pytest.approx(source["val_accuracy"], abs=0.1)
+    before, after = keras.models.load_model(source["model_path"]), keras.models.load_model(tuned["model_path"])
+    for old_layer, new_layer in zip(before.layers, after.layers):
+        changed = any(not np.array_equal(a, b) for a, b in zip(old_layer.get_weights(), new_layer.get_weights()))
+        assert changed == (new_layer.name.startswith("dense") and bool(new_layer.get_weights())), new_layer.name
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda p, d: p.update(initial_weights=str(d / "nothing.keras")), "initial_weights .*nothing.keras not found"),
+        (lambda p, d: p.update(initial_weights=str(d / "model.h5")), "initial_weights must be null or a .keras"),
+        (lambda p, d: p.update(trainable_layers=["lstm*"]), "trainable_layers: 'lstm\\*' matches no layer"),
+    ],
+)
+def test_bad_fine_tuning_settings_are_one_line_errors(tmp_path, change, message):
+    X, y = toy_problem(20, seed=4)
+    parameters = small_cnn_parameters(epochs=1, initial_delay=0)
+    change(parameters, tmp_path)
+    with pytest.raises(Task1aError, match=message):
+        train_model(parameters, X[:10], y[:10], X[10:], y[10:], tmp_path / "m", progress=False)
+
+
+def test_initial_weights_of_another_network_are_refused_naming_the_file(tmp_path):
+    X, y = toy_problem(20, seed=4)
+    other = small_cnn_parameters(epochs=1, initial_delay=0)
+    other["model"]["constants"]["FILTERS"] = 6
+    saved = train_model(other, X[:10], y[:10], None, None, tmp_path / "other", progress=False)
+    parameters = small_cnn_parameters(epochs=1, initial_delay=0)
+    parameters["initial_weights"] = str(saved["model_path"])
+    with pytest.raises(Task1aError, match=f"{saved['model_path']} does not match the model"):
+        train_model(parameters, X[:10], y[:10], None, None, tmp_path / "m", progress=False)
+
+
+def write_learner_record(folder, parameters):
+    """What stages.stage_folder writes beside a learner hash folder."""
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"set_id": "x", "stage": "learner", "extra": None, "parameters": {"learner": {"parameters": copy.deepcopy(parameters)}}}
+    (folder / "parameters.yaml").write_text(yaml.safe_dump(record))
+    return folder / "seed_7"
+
+
+def test_extending_epochs_continues_the_shorter_training(tmp_path):
+    X, y = toy_problem(150, seed=3)
+    arguments = (X[:100], y[:100], X[100:], y[100:])
+    short, long = small_cnn_parameters(epochs=2, initial_delay=0), small_cnn_parameters(epochs=3, initial_delay=0)
+    whole = train_model(long, *arguments, tmp_path / "whole", seed=7, deterministic=True, progress=False)
+
+    short_folder = write_learner_record(tmp_path / "learner" / "aaa", short)
+    train_model(short, *arguments, short_folder, seed=7, deterministic=True, progress=False)
+    other = copy.deepcopy(long)
+    other["fit"]["batch_size"] = 8  # not the same training: never a continuation source
+    write_learner_record(tmp_path / "learner" / "ccc", other)
+    long_folder = write_learner_record(tmp_path / "learner" / "bbb", long)
+    assert learning.adopt_earlier_checkpoint(long_folder) == short_folder / learning.CHECKPOINT_FILENAME
+    counter = EpochCounter()
+    extended = train_model(long, *arguments, long_folder, seed=7, deterministic=True, progress=False, callbacks=[counter])
+    assert counter.epochs == [3]  # only the extra epoch
+    assert extended["best_epoch"] == whole["best_epoch"] and len(extended["history"]) == 3
+    assert_same_weights(saved_weights(extended["model_path"]), saved_weights(whole["model_path"]))
+    # A longer training is never cut back: a shorter fit.epochs finds no source and starts over.
+    assert learning.continuation_source(write_learner_record(tmp_path / "learner" / "ddd", small_cnn_parameters(epochs=1, initial_delay=0))) is None
+    # A folder that already has its own checkpoint keeps it.
+    assert learning.adopt_earlier_checkpoint(long_folder) is None

@@ -75,6 +75,23 @@ def macro_accuracy(class_indices: np.ndarray, correct: np.ndarray, n_classes: in
     return float(np.mean(hits[present] / counts[present]))
 
 
+def classification_scores(class_indices: np.ndarray, probabilities: np.ndarray) -> dict:
+    """Accuracy, macro (class-wise averaged) accuracy and log loss of ``probabilities`` ``(n, n_classes)``.
+
+    Rows are renormalised first (:func:`normalise_probabilities`): float32 softmax rows and
+    dequantized int8 ones miss 1 by more than scikit-learn's float64 tolerance. The learning stage's
+    validation figures and the quantization check use this one function.
+    """
+    class_indices = np.asarray(class_indices)
+    probabilities = normalise_probabilities(probabilities)
+    correct = probabilities.argmax(axis=1) == class_indices
+    return {
+        "accuracy": float(correct.mean()),
+        "macro_accuracy": macro_accuracy(class_indices, correct, probabilities.shape[1]),
+        "log_loss": float(log_loss(class_indices, probabilities, labels=np.arange(probabilities.shape[1]))),
+    }
+
+
 def jackknife_interval(estimate: float, leave_one_out: np.ndarray, confidence_level: float) -> list[float] | None:
     """Normal-approximation interval ``estimate +/- z * SE_jackknife``; None below two items.
 

@@ -16,6 +16,13 @@ shown the epochs already trained (``on_epoch_end`` with the logged figures), so 
 or ``ReduceLROnPlateau`` continues with the state it had. ``fit.steps_per_execution`` runs several
 steps per call into TensorFlow (same updates, less Python per step).
 
+Research options, all off by default: training-batch augmentation in the feed
+(:mod:`utils.augmentation`, drawn from (seed, epoch, batch)), knowledge distillation from a teacher's
+outputs (:mod:`utils.distillation`), fine-tuning (``initial_weights``, ``trainable_layers``), and
+extension: a larger ``fit.epochs`` continues a shorter training's checkpoint (``fit.epochs`` is out
+of the checkpoint fingerprint; the caller brings the checkpoint over with
+:func:`adopt_earlier_checkpoint`, as the learner folder's name includes the epochs).
+
 Features are fed batch by batch from array-likes (numpy memmaps of the feature store included); the
 training set is never copied whole. Distribution (``learner.distribute``) is :mod:`utils.distribute`.
 """
@@ -81,27 +88,6 @@ def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarr
     if not shuffle:
         return np.arange(n)
     return np.random.default_rng([seed, epoch]).permutation(n)
-
-
-def classification_scores(y: np.ndarray, probabilities: np.ndarray) -> dict:
-    """Accuracy, macro (class-wise averaged) accuracy and log loss of ``probabilities`` ``(n, n_classes)``.
-
-    Rows are renormalised to sum to 1 first: float32 softmax rows (and dequantized int8 ones) miss 1 by
-    more than scikit-learn's float64 tolerance.
-    """
-    from sklearn.metrics import accuracy_score, log_loss
-
-    y = np.asarray(y)
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
-    predicted = probabilities.argmax(axis=1)
-    # Class-wise accuracy over the classes present (sklearn's balanced accuracy warns on the others).
-    classwise = [float(np.mean(predicted[y == label] == label)) for label in np.unique(y)]
-    return {
-        "accuracy": float(accuracy_score(y, predicted)),
-        "macro_accuracy": float(np.mean(classwise)),
-        "log_loss": float(log_loss(y, probabilities, labels=np.arange(probabilities.shape[1]))),
-    }
 
 
 def first_selectable_epoch(epochs: int, initial_delay: int) -> tuple[int, str | None]:
@@ -243,6 +229,7 @@ def check_settings(parameters: dict) -> dict:
     build_callbacks(fit.get("callbacks", []))
     batch_size = _check_int(fit["batch_size"], "fit.batch_size", 1)
     return {
+        **check_research_settings(parameters),
         "epochs": _check_int(fit["epochs"], "fit.epochs", 1),
         "batch_size": batch_size,
         "validation_batch_size": _check_int(fit.get("validation_batch_size", batch_size), "fit.validation_batch_size", 1),
@@ -254,6 +241,32 @@ def check_settings(parameters: dict) -> dict:
         "monitor": monitor,
         "mode": "min" if monitor.endswith("loss") else "max",
         "metrics": metrics,
+    }
+
+
+def check_research_settings(parameters: dict) -> dict:
+    """augmentation, distillation, initial_weights and trainable_layers, validated (all off when absent)."""
+    from utils.augmentation import check_augmentation
+    from utils.distillation import check_distillation
+
+    initial = parameters.get("initial_weights")
+    if initial is not None and not (isinstance(initial, str) and initial.endswith((".keras", ".weights.h5"))):
+        raise Task1aError(f"{PARAMETER_KEY}.initial_weights must be null or a .keras / .weights.h5 file path, got {initial!r}; fix the value")
+    if initial is not None and not Path(initial).expanduser().is_file():
+        raise Task1aError(f"{PARAMETER_KEY}.initial_weights {initial} not found; give a saved model (.keras) or weights (.weights.h5)")
+    patterns = parameters.get("trainable_layers")
+    if patterns is not None and (not isinstance(patterns, list) or not patterns or not all(isinstance(p, str) and p for p in patterns)):
+        raise Task1aError(f"{PARAMETER_KEY}.trainable_layers must be null (all) or a non-empty list of layer name patterns, got {patterns!r}; fix the value")
+    distillation = check_distillation(parameters.get("distillation"))
+    if distillation["teacher_outputs"] is not None:
+        from utils.distillation import sliced_metrics
+
+        sliced_metrics(parameters["compile"].get("metrics", []), 2)
+    return {
+        "augmentation": check_augmentation(parameters.get("augmentation")),
+        "distillation": distillation if distillation["teacher_outputs"] is not None else None,
+        "initial_weights": initial,
+        "trainable_layers": patterns,
     }
 
 
@@ -283,20 +296,29 @@ class EpochFeed:
     current one trains. ``replicas``: see :func:`utils.distribute.batch_bounds`.
     """
 
-    def __init__(self, X: Any, targets: np.ndarray, batch_size: int, seed: int = 0, shuffle: bool = False, replicas: int = 1):
+    def __init__(self, X: Any, targets: np.ndarray, batch_size: int, seed: int = 0, shuffle: bool = False, replicas: int = 1,
+                 augmentation: dict | None = None):
         self.X, self.targets, self.seed, self.shuffle = X, targets, seed, shuffle
         self.bounds = dist.batch_bounds(len(targets), batch_size, replicas)
         self.epoch = 0
+        self.augmentation = augmentation  # utils.augmentation settings (training feed only), None: none
 
     def __len__(self) -> int:
         return len(self.bounds)
 
     def batches(self, epoch: int | None = None):
         """The batches of ``epoch`` (default :attr:`epoch`) as numpy arrays."""
-        order = epoch_order(len(self.targets), self.seed, self.epoch if epoch is None else epoch, self.shuffle)
-        for start, stop in self.bounds:
+        from utils import augmentation
+
+        epoch = self.epoch if epoch is None else epoch
+        order = epoch_order(len(self.targets), self.seed, epoch, self.shuffle)
+        augment = self.augmentation is not None and not augmentation.is_off(self.augmentation)
+        for batch, (start, stop) in enumerate(self.bounds):
             indices = order[start:stop]
-            yield np.asarray(self.X[indices], dtype=np.float32)[..., np.newaxis], self.targets[indices]
+            X, targets = np.asarray(self.X[indices], dtype=np.float32)[..., np.newaxis], self.targets[indices]
+            if augment:  # drawn from (seed, epoch, batch): a resumed epoch sees the same batches
+                X, targets = augmentation.augment_batch(X, targets, self.augmentation, augmentation.batch_rng(self.seed, epoch, batch))
+            yield X, targets
 
     def dataset(self):
         import tensorflow as tf
@@ -347,7 +369,12 @@ def _fingerprint(parameters: dict, seed: int, X_train, y_train, X_val, y_val, cl
         for key in path[:-1]:
             node = node.get(key, {})
         node.pop(path[-1], None)
-    digest = hashlib.sha256(json.dumps([kept, seed, class_count], sort_keys=True, default=str).encode())
+    files = research_fingerprints(parameters)
+    for key in ("augmentation", "distillation", "initial_weights", "trainable_layers"):
+        # Off research settings leave the fingerprint as before they existed (older checkpoints resume).
+        if key in kept and (not files.get(key) if key in ("distillation", "initial_weights") else _research_off(key, kept[key])):
+            kept.pop(key)
+    digest = hashlib.sha256(json.dumps([kept, seed, class_count] + ([files] if files else []), sort_keys=True, default=str).encode())
     for X, y in ((X_train, y_train), (X_val, y_val)):
         if X is None:
             digest.update(b"none")
@@ -357,6 +384,28 @@ def _fingerprint(parameters: dict, seed: int, X_train, y_train, X_val, y_val, cl
         digest.update(np.asarray(X[0], dtype=np.float32).tobytes())
         digest.update(np.asarray(X[X.shape[0] - 1], dtype=np.float32).tobytes())
     return digest.hexdigest()
+
+
+def _research_off(key: str, value: Any) -> bool:
+    from utils.augmentation import check_augmentation, is_off
+
+    return is_off(check_augmentation(value)) if key == "augmentation" else value is None
+
+
+def research_fingerprints(parameters: dict) -> dict:
+    """SHA-256 of the files a training starts from or learns from (teacher outputs, initial weights), by key; {} when none.
+
+    Give it to the learner hash (:func:`utils.parameters.stage_hash`'s ``extra``): another file
+    content is another training even under the same path.
+    """
+    from utils.distillation import file_fingerprint
+
+    files = {}
+    teacher = (parameters.get("distillation") or {}).get("teacher_outputs")
+    for key, path in (("distillation", teacher), ("initial_weights", parameters.get("initial_weights"))):
+        if path is not None and Path(path).expanduser().is_file():
+            files[key] = {"path": str(path), "sha256": file_fingerprint(Path(path).expanduser())}
+    return files
 
 
 def save_checkpoint(path: Path, model_values: list, optimizer_values: list, state: dict, best_weights: list | None) -> None:
@@ -477,35 +526,32 @@ def train_model(
     class_count: int = 10,
     callbacks: Sequence = (),
     distribute: str = "none",
+    training_names: Sequence[str] | None = None,
 ) -> dict:
     """Train one model (``parameters`` is the ``learner_method_parameters.cnn`` block) and keep its best epoch.
 
     ``X_train`` ``(n, n_mels, n_frames)`` float32 array-like (a memmap is read batch by batch),
     ``y_train`` ``(n,)`` class indices; the same for the validation split (``X_val=None``: no
-    validation, the last epoch is kept). Writes to ``output_dir``: ``model.keras`` (the selected
-    weights), ``checkpoint.npz`` (after every epoch; a rerun resumes from it), ``training_log.csv``,
-    ``training_curves.png`` and, with ``fit.tensorboard``, ``tensorboard/``. ``callbacks`` are extra
-    Keras callbacks, run with those of ``fit.callbacks``. ``distribute`` is ``learner.distribute``
-    (:mod:`utils.distribute`): on a multi-worker cluster every worker calls this with the same
-    arguments; only the chief writes ``output_dir`` (the others write to a temporary folder they
-    delete) and all resume from ``output_dir/checkpoint.npz`` when every worker sees the same file.
+    validation, the last epoch is kept). ``training_names`` ``(n,)``: each training segment's
+    filename (needed to match a teacher's system-output CSV). Writes to ``output_dir``:
+    ``model.keras`` (the selected weights), ``checkpoint.npz`` (after every epoch; a rerun resumes
+    from it), ``training_log.csv``, ``training_curves.png`` and, with ``fit.tensorboard``,
+    ``tensorboard/``. ``callbacks`` are extra Keras callbacks, run with those of ``fit.callbacks``.
+    ``distribute`` is ``learner.distribute`` (:mod:`utils.distribute`): on a multi-worker cluster
+    every worker calls this with the same arguments; only the chief writes ``output_dir`` (the
+    others write to a temporary folder they delete) and all resume from ``output_dir/checkpoint.npz``
+    when every worker sees the same file.
 
     Returns paths, the selected epoch, the selected model's validation accuracy and log loss, and
     ``chief`` (whether this process wrote the outputs).
     """
     strategy = dist.distribution_strategy(distribute)  # first: a multi-worker strategy needs TensorFlow untouched
     settings = check_settings(parameters)
-    y_train = _check_arrays(X_train, y_train, "training", class_count)
-    has_validation = X_val is not None
-    if has_validation:
-        y_val = _check_arrays(X_val, y_val, "validation", class_count)
-        if tuple(X_val.shape[1:]) != tuple(X_train.shape[1:]):
-            raise Task1aError(f"validation features have shape {tuple(X_val.shape[1:])} per example, training {tuple(X_train.shape[1:])}; use one feature store")
+    data = _training_data(settings, X_train, y_train, X_val, y_val, class_count, training_names)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    epochs = settings["epochs"]
-    if has_validation:
-        first_selectable, note = first_selectable_epoch(epochs, settings["initial_delay"])
+    if data["X_val"] is not None:
+        first_selectable, note = first_selectable_epoch(settings["epochs"], settings["initial_delay"])
     else:
         first_selectable, note = 1, "no validation split: the last epoch is kept"
     if note:
@@ -514,57 +560,133 @@ def train_model(
     # A non-chief worker writes what the chief writes (saving may involve collectives every worker
     # must join) into its own temporary folder.
     write_dir = output_dir if chief else Path(tempfile.mkdtemp(prefix="task1a_worker_"))
+    run = {"parameters": parameters, "settings": settings, "output_dir": output_dir, "write_dir": write_dir, "seed": seed, "deterministic": deterministic,
+           "progress": progress, "class_count": class_count, "callbacks": callbacks, "distribute": distribute, "strategy": strategy,
+           "first_selectable": first_selectable}
     try:
-        trained = _train(parameters, settings, X_train, y_train, X_val if has_validation else None, y_val if has_validation else None,
-                         output_dir, write_dir, seed, deterministic, progress, class_count, callbacks, distribute, strategy, first_selectable)
+        model, state = _train(run, data)
     finally:
         if not chief:
             shutil.rmtree(write_dir, ignore_errors=True)
-    paths = {name: output_dir / filename for name, filename in (("model", MODEL_FILENAME), ("checkpoint", CHECKPOINT_FILENAME),
-                                                                ("training_log", TRAINING_LOG_FILENAME), ("training_curves", TRAINING_CURVES_FILENAME))}
-    model, state = trained
     if chief:
         metric = settings["metrics"][0] if settings["metrics"] else "loss"
-        _write_training_log(paths["training_log"], state["history"])
-        plot_training_curves(paths["training_curves"], state["history"], metric, state["best_epoch"], first_selectable)
+        _write_training_log(output_dir / TRAINING_LOG_FILENAME, state["history"])
+        plot_training_curves(output_dir / TRAINING_CURVES_FILENAME, state["history"], metric, state["best_epoch"], first_selectable)
+    return _result(run, data, model, state, note)
+
+
+def _result(run: dict, data: dict, model, state: dict, note: str | None) -> dict:
+    from utils.evaluation import classification_scores
+
+    settings, output_dir = run["settings"], run["output_dir"]
     result = {
-        "model_path": paths["model"],
-        "checkpoint_path": paths["checkpoint"],
-        "training_log_path": paths["training_log"],
-        "training_curves_path": paths["training_curves"],
+        "model_path": output_dir / MODEL_FILENAME,
+        "checkpoint_path": output_dir / CHECKPOINT_FILENAME,
+        "training_log_path": output_dir / TRAINING_LOG_FILENAME,
+        "training_curves_path": output_dir / TRAINING_CURVES_FILENAME,
         "epochs_trained": state["epoch"],
-        "stopped_early": bool(state.get("stopped")) and state["epoch"] < epochs,
+        "stopped_early": bool(state.get("stopped")) and state["epoch"] < settings["epochs"],
         "best_epoch": state["best_epoch"],
         "monitor": settings["monitor"],
         "best_monitor_value": state["best_value"],
-        "first_selectable_epoch": first_selectable,
+        "first_selectable_epoch": run["first_selectable"],
         "selection_note": note,
         "model": model,
         "history": state["history"],
-        "chief": chief,
-        "replicas": dist.replica_count(strategy),
+        "chief": run["write_dir"] == output_dir,
+        "replicas": dist.replica_count(run["strategy"]),
     }
-    if has_validation:
-        scores = classification_scores(y_val, predict_proba(model, X_val, batch_size=settings["validation_batch_size"]))
+    if data["X_val"] is not None:
+        scores = classification_scores(data["y_val"], predict_proba(model, data["X_val"], batch_size=settings["validation_batch_size"]))
         result.update(val_accuracy=scores["accuracy"], val_macro_accuracy=scores["macro_accuracy"], val_log_loss=scores["log_loss"])
     return result
 
 
-def _train(parameters, settings, X_train, y_train, X_val, y_val, output_dir, write_dir, seed, deterministic, progress, class_count,
-           extra_callbacks, distribute, strategy, first_selectable):
+def _training_data(settings: dict, X_train, y_train, X_val, y_val, class_count: int, training_names) -> dict:
+    """Checked arrays and the feeds' targets: ``(n, class_count)``, or ``(n, 2 * class_count)`` with the
+    teacher's probabilities appended under distillation (zeros for validation rows: plain loss)."""
+    y_train = _check_arrays(X_train, y_train, "training", class_count)
+    if X_val is not None:
+        y_val = _check_arrays(X_val, y_val, "validation", class_count)
+        if tuple(X_val.shape[1:]) != tuple(X_train.shape[1:]):
+            raise Task1aError(f"validation features have shape {tuple(X_val.shape[1:])} per example, training {tuple(X_train.shape[1:])}; use one feature store")
+    if training_names is not None and len(training_names) != len(y_train):
+        raise Task1aError(f"training_names: {len(training_names)} names for {len(y_train)} training segments; give one filename per segment")
+    train_targets = smooth_labels(y_train, class_count, settings["label_smoothing"])
+    val_targets = smooth_labels(y_val, class_count, 0.0) if X_val is not None else None
+    if settings["distillation"] is not None:
+        from utils.distillation import load_teacher
+
+        teacher = load_teacher(settings["distillation"]["teacher_outputs"], len(y_train), class_count, training_names)
+        train_targets = np.concatenate([train_targets, teacher], axis=1)
+        if val_targets is not None:
+            val_targets = np.concatenate([val_targets, np.zeros_like(val_targets)], axis=1)
+    return {"X_train": X_train, "y_train": y_train, "train_targets": train_targets, "X_val": X_val, "y_val": y_val if X_val is not None else None,
+            "val_targets": val_targets}
+
+
+def _train(run: dict, data: dict):
     """The fit itself (see :func:`train_model`); returns (the selected model, the final state)."""
     import keras
 
     from utils import callbacks as cb
-    from utils.model import build_model, set_seeds
+    from utils.model import set_seeds
 
-    epochs, monitor, mode = settings["epochs"], settings["monitor"], settings["mode"]
-    replicas = dist.replica_count(strategy)
-    multi_worker = distribute == "multi_worker"
+    settings, strategy, write_dir = run["settings"], run["strategy"], run["write_dir"]
     scope = strategy.scope if strategy is not None else contextlib.nullcontext
-    set_seeds(seed, deterministic)
+    set_seeds(run["seed"], run["deterministic"])
+    network, model, optimizer = _compiled_model(run, data["X_train"].shape[1:], scope)
+    # Batch normalisation over the global batch, as on one device (Keras' default takes each
+    # replica's own statistics, so replicas would end with different moving statistics). Switched
+    # back before saving: the saved model is the single-device model.
+    synchronized = dist.batch_normalization_layers(network) if strategy is not None else []
+    for layer in synchronized:
+        layer.synchronized = True
+    group = dist.WorkerGroup(run["distribute"]) if run["distribute"] == "multi_worker" else None
+    state, best_weights = _starting_state(run, data, network, optimizer, group)
+    selection = cb.BestEpochSelection(network, settings["monitor"], settings["mode"], run["first_selectable"], state["best_epoch"], state["best_value"], best_weights or None)
+    replicas = dist.replica_count(strategy)
+    train_feed = EpochFeed(data["X_train"], data["train_targets"], settings["batch_size"], run["seed"], settings["shuffle"], replicas, settings["augmentation"])
+    all_callbacks = [train_feed.callback(), *_fit_callbacks(run, state, selection, network, optimizer)]
+    if state["epoch"] < settings["epochs"] and not state.get("stopped"):
+        validation = None
+        if data["X_val"] is not None:
+            validation = EpochFeed(data["X_val"], data["val_targets"], settings["validation_batch_size"], replicas=replicas).dataset()
+        with scope(), (group.collective() if group is not None else contextlib.nullcontext()):
+            model.fit(train_feed.dataset(), validation_data=validation, epochs=settings["epochs"], initial_epoch=state["epoch"], verbose=0, shuffle=False,
+                      callbacks=all_callbacks)
+
+    if selection.best_weights is None:
+        if data["X_val"] is not None:
+            LOGGER.warning("no epoch had a finite %s; the last epoch's weights are kept", settings["monitor"])
+        state["best_epoch"] = state["epoch"]
+    else:
+        network.set_weights(selection.best_weights)
+        state["best_epoch"], state["best_value"] = selection.best_epoch, selection.best_value
+    for layer in synchronized:
+        layer.synchronized = False
+    if settings["distillation"] is not None:  # the saved model carries the plain loss and metrics (loadable anywhere)
+        network.compile(optimizer=optimizer, loss=build_loss(run["parameters"]["compile"]["loss"]), metrics=settings["metrics"])
+    with atomic_path(write_dir / MODEL_FILENAME) as tmp:
+        network.save(tmp)
+    if strategy is not None:
+        # The model without the strategy (built outside its scope): what testing and export use.
+        network = keras.models.load_model(write_dir / MODEL_FILENAME)
+    return network, state
+
+
+def _compiled_model(run: dict, feature_shape: tuple, scope):
+    """(network, the model fit trains, optimizer): built, initial weights loaded, trainable layers set, compiled."""
+    from utils.model import build_model
+
+    settings, parameters, class_count = run["settings"], run["parameters"], run["class_count"]
+    multi_worker = run["distribute"] == "multi_worker"
     with scope():
-        network = build_model(parameters["model"], input_shape=(*X_train.shape[1:], 1), class_count=class_count)
+        network = build_model(parameters["model"], input_shape=(*feature_shape, 1), class_count=class_count)
+        if settings["initial_weights"]:
+            load_initial_weights(network, settings["initial_weights"])
+        if settings["trainable_layers"]:
+            set_trainable_layers(network, settings["trainable_layers"])
     # On a cluster, fit trains a wrapper built outside the scope (utils.distribute.replica_logs_model).
     model = dist.replica_logs_model(network) if multi_worker else network
     steps_per_execution = settings["steps_per_execution"]
@@ -572,55 +694,66 @@ def _train(parameters, settings, X_train, y_train, X_val, y_val, output_dir, wri
         # Keras 3.15's multi-step loop fails across workers ("You must feed a value for placeholder tensor")
         LOGGER.info("multi_worker: fit.steps_per_execution %d -> 1 (several steps per call do not run across workers)", steps_per_execution)
         steps_per_execution = 1
+    loss, metrics = build_loss(parameters["compile"]["loss"]), settings["metrics"]
+    if settings["distillation"] is not None:
+        from utils.distillation import distillation_loss, sliced_metrics
+
+        distillation = settings["distillation"]
+        loss = distillation_loss(loss, class_count, distillation["temperature"], distillation["weight"])
+        metrics = sliced_metrics(metrics, class_count)
     with scope():
         optimizer = build_optimizer(parameters["optimizer"])
         try:
-            model.compile(optimizer=optimizer, loss=build_loss(parameters["compile"]["loss"]), metrics=settings["metrics"],
-                          steps_per_execution=steps_per_execution)
+            model.compile(optimizer=optimizer, loss=loss, metrics=metrics, steps_per_execution=steps_per_execution)
         except (ValueError, TypeError) as exc:
             raise Task1aError(f"{PARAMETER_KEY}.compile: {_keras_error(exc)}; fix loss or metrics") from exc
         optimizer.build(network.trainable_variables)  # so a checkpoint's optimizer state can be restored
-    # Batch normalisation over the global batch, as on one device (Keras' default takes each
-    # replica's own statistics, so replicas would end with different moving statistics). Switched
-    # back before saving: the saved model is the single-device model.
-    synchronized = dist.batch_normalization_layers(network) if strategy is not None else []
-    for layer in synchronized:
-        layer.synchronized = True
+    return network, model, optimizer
 
-    fingerprint = _fingerprint(parameters, seed, X_train, y_train, X_val, y_val, class_count)
-    if strategy is not None:  # a checkpoint of another layout of replicas is not resumed
-        fingerprint = hashlib.sha256(f"{fingerprint} {distribute} {replicas}".encode()).hexdigest()
-    checkpoint_path = output_dir / CHECKPOINT_FILENAME
-    group = dist.WorkerGroup(distribute) if multi_worker else None
+
+def _starting_state(run: dict, data: dict, network, optimizer, group) -> tuple[dict, list | None]:
+    """(state, best weights) of the checkpoint this run resumes, restored into network and optimizer; else a fresh state."""
+    from utils import callbacks as cb
+
+    settings, replicas = run["settings"], dist.replica_count(run["strategy"])
+    fingerprint = _fingerprint(run["parameters"], run["seed"], data["X_train"], data["y_train"], data["X_val"], data["y_val"], run["class_count"])
+    if run["strategy"] is not None:  # a checkpoint of another layout of replicas is not resumed
+        fingerprint = hashlib.sha256(f"{fingerprint} {run['distribute']} {replicas}".encode()).hexdigest()
+    checkpoint_path = run["output_dir"] / CHECKPOINT_FILENAME
     found = None
     if group is not None and not group.agree(dist.checkpoint_code(checkpoint_path)):
         LOGGER.warning("the workers do not all see the same %s (the output folder must be shared to resume multi-worker training); training starts over", checkpoint_path)
     else:
-        found = _usable_checkpoint(checkpoint_path, fingerprint, epochs, first_selectable, mode, monitor)
+        found = _usable_checkpoint(checkpoint_path, fingerprint, settings["epochs"], run["first_selectable"], settings["mode"], settings["monitor"])
     if found is not None and not (values_match(network.variables, found[1]) and values_match(optimizer.variables, found[2])):
         LOGGER.warning("checkpoint %s does not match the model; training starts over", checkpoint_path)
         found = None
-    if found is not None:
-        state, model_values, optimizer_values, best_weights = found
-        cb.assign_values(network.variables, model_values, "model variables")
-        cb.assign_values(optimizer.variables, optimizer_values, "optimizer variables")
-        LOGGER.info("resuming from %s after epoch %d", checkpoint_path, state["epoch"])
-    else:
-        state, best_weights = _fresh_state(fingerprint, first_selectable), None
+    if found is None:
+        return _fresh_state(fingerprint, run["first_selectable"]), None
+    state, model_values, optimizer_values, best_weights = found
+    cb.assign_values(network.variables, model_values, "model variables")
+    cb.assign_values(optimizer.variables, optimizer_values, "optimizer variables")
+    LOGGER.info("resuming from %s after epoch %d", checkpoint_path, state["epoch"])
+    return state, best_weights
 
-    selection = cb.BestEpochSelection(network, monitor, mode, first_selectable, state["best_epoch"], state["best_value"], best_weights or None)
+
+def _fit_callbacks(run: dict, state: dict, selection, network, optimizer) -> list:
+    """The user's callbacks (YAML, then the caller's), then ours: selection, checkpoint, log, progress (and resume replay)."""
+    from utils import callbacks as cb
+
+    settings, output_dir, write_dir = run["settings"], run["output_dir"], run["write_dir"]
+    epochs, monitor, first_selectable = settings["epochs"], settings["monitor"], run["first_selectable"]
+    chief = write_dir == output_dir
 
     def save(current_state, best):
         save_checkpoint(write_dir / CHECKPOINT_FILENAME, *cb.checkpoint_values(network, optimizer), current_state, best)
 
-    chief = write_dir == output_dir
-    user_callbacks = [*build_callbacks(parameters["fit"].get("callbacks", []), write_dir), *extra_callbacks]
-    train_feed = EpochFeed(X_train, smooth_labels(y_train, class_count, settings["label_smoothing"]), settings["batch_size"], seed, settings["shuffle"], replicas)
+    user_callbacks = [*build_callbacks(run["parameters"]["fit"].get("callbacks", []), write_dir), *run["callbacks"]]
     own_callbacks = [
         selection,
         cb.TrainingCheckpoint(state, selection, save, (lambda history: _write_training_log(output_dir / TRAINING_LOG_FILENAME, history)) if chief else None),
         cb.EpochLog(state, epochs, monitor, first_selectable, network),
-        cb.EpochProgress(epochs, state["epoch"], monitor, enabled=progress and chief),
+        cb.EpochProgress(epochs, state["epoch"], monitor, enabled=run["progress"] and chief),
     ]
     if settings["tensorboard"]:
         own_callbacks.insert(0, cb.tensorboard(write_dir / TENSORBOARD_DIRNAME))
@@ -632,27 +765,104 @@ def _train(parameters, settings, X_train, y_train, X_val, y_val, output_dir, wri
             cb.assign_values(optimizer.variables, saved[1], "optimizer variables")
 
         own_callbacks.append(cb.ResumeReplay(state["history"], user_callbacks, restore))
+    return [*user_callbacks, *own_callbacks]
 
-    if state["epoch"] < epochs and not state.get("stopped"):
-        validation = None
-        if X_val is not None:
-            validation = EpochFeed(X_val, smooth_labels(y_val, class_count, 0.0), settings["validation_batch_size"], replicas=replicas).dataset()
-        with scope(), (group.collective() if group is not None else contextlib.nullcontext()):
-            model.fit(train_feed.dataset(), validation_data=validation, epochs=epochs, initial_epoch=state["epoch"], verbose=0, shuffle=False,
-                      callbacks=[train_feed.callback(), *user_callbacks, *own_callbacks])
 
-    if selection.best_weights is None:
-        if X_val is not None:
-            LOGGER.warning("no epoch had a finite %s; the last epoch's weights are kept", monitor)
-        state["best_epoch"] = state["epoch"]
-    else:
-        network.set_weights(selection.best_weights)
-        state["best_epoch"], state["best_value"] = selection.best_epoch, selection.best_value
-    for layer in synchronized:
-        layer.synchronized = False
-    with atomic_path(write_dir / MODEL_FILENAME) as tmp:
-        network.save(tmp)
-    if strategy is not None:
-        # The model without the strategy (built outside its scope): what testing and export use.
-        network = keras.models.load_model(write_dir / MODEL_FILENAME)
-    return network, state
+# ----------------------------------------------------------------------------------------------
+# Fine-tuning and extension
+
+
+def load_initial_weights(network, path: str | Path) -> None:
+    """Set ``network``'s weights from a saved ``.keras`` model or ``.weights.h5`` file; one-line error naming the file on a mismatch."""
+    import keras
+
+    path = Path(path).expanduser()
+    try:
+        if path.name.endswith(".weights.h5"):
+            network.load_weights(path)
+            return
+        saved = keras.models.load_model(path, compile=False).get_weights()
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise Task1aError(f"{PARAMETER_KEY}.initial_weights {path}: {_keras_error(exc)}; give weights of this model (same layers and shapes)") from None
+    current = network.get_weights()
+    if len(saved) != len(current) or any(a.shape != b.shape for a, b in zip(saved, current)):
+        shapes = next(((a.shape, b.shape) for a, b in zip(saved, current) if a.shape != b.shape), (len(saved), len(current)))
+        raise Task1aError(f"{PARAMETER_KEY}.initial_weights {path} does not match the model (weights {shapes[0]} vs {shapes[1]}); give a model of the same network")
+    network.set_weights(saved)
+
+
+def set_trainable_layers(network, patterns: Sequence[str]) -> list[str]:
+    """Freeze every layer whose name matches none of ``patterns`` (fnmatch, e.g. ``dense*``); return the trainable names.
+
+    A frozen BatchNormalization layer also runs in inference mode (Keras 3), so its statistics stay.
+    """
+    from fnmatch import fnmatchcase
+
+    names = [layer.name for layer in network.layers]
+    for pattern in patterns:
+        if not any(fnmatchcase(name, pattern) for name in names):
+            raise Task1aError(f"{PARAMETER_KEY}.trainable_layers: {pattern!r} matches no layer (layers: {', '.join(names)}); fix the pattern")
+    trainable = []
+    for layer in network.layers:
+        layer.trainable = any(fnmatchcase(layer.name, pattern) for pattern in patterns)
+        if layer.trainable:
+            trainable.append(layer.name)
+    return trainable
+
+
+def _without_epochs(record: dict) -> dict:
+    record = copy.deepcopy(record)
+    record.get("parameters", {}).get("learner", {}).get("parameters", {}).get("fit", {}).pop("epochs", None)
+    record.pop("set_id", None)
+    return record
+
+
+def continuation_source(folder: str | Path) -> Path | None:
+    """The checkpoint an extended training (larger ``fit.epochs``) continues from, else None.
+
+    ``folder`` is ``<system>/learner/<hash>/seed_<n>`` (the learning stage's folder; its parent holds
+    ``parameters.yaml``). Looks in the sibling ``<system>/learner/*`` folders for a record equal but
+    for ``fit.epochs`` and picks the ``seed_<n>/checkpoint.npz`` with the most epochs trained, not
+    more than this folder's ``fit.epochs`` (a longer training is not cut back: the shorter one
+    starts over).
+    """
+    import yaml
+
+    folder = Path(folder)
+    own_record = folder.parent / "parameters.yaml"
+    if not own_record.is_file():
+        return None
+    mine = yaml.safe_load(own_record.read_text())
+    epochs = mine["parameters"]["learner"]["parameters"]["fit"]["epochs"]
+    wanted, best = _without_epochs(mine), None
+    for record_path in sorted(folder.parent.parent.glob("*/parameters.yaml")):
+        candidate = record_path.parent / folder.name / CHECKPOINT_FILENAME
+        if record_path.parent == folder.parent or not candidate.is_file():
+            continue
+        try:
+            if _without_epochs(yaml.safe_load(record_path.read_text())) != wanted:
+                continue
+            trained = load_checkpoint(candidate)[0]["epoch"]
+        except (OSError, yaml.YAMLError, Task1aError, KeyError, TypeError, AttributeError):
+            continue
+        if trained <= epochs and (best is None or trained > best[0]):
+            best = (trained, candidate)
+    return best[1] if best else None
+
+
+def adopt_earlier_checkpoint(folder: str | Path) -> Path | None:
+    """Copy :func:`continuation_source`'s checkpoint into ``folder`` when it has none; return the source (None: nothing done).
+
+    Call it on the chief before :func:`train_model`, unless the run overwrites: training then resumes
+    after the earlier run's last epoch and trains only the extra ones.
+    """
+    folder = Path(folder)
+    if (folder / CHECKPOINT_FILENAME).exists():
+        return None
+    source = continuation_source(folder)
+    if source is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(folder / CHECKPOINT_FILENAME) as tmp:
+            shutil.copyfile(source, tmp)
+        LOGGER.info("learning: continuing the training of %s (a run with fewer fit.epochs)", source.parent)
+    return source

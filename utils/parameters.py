@@ -68,7 +68,15 @@ UNHASHED = (
 # Sections hashed only when their switch is on: off, they leave every folder name as it was before they existed.
 SWITCHED_SECTIONS = {"device_models": "enabled"}
 # Values hashed as if the key were absent, so the folders made before the key existed stay valid.
-UNHASHED_VALUES = {"dataset.train_split": 100}
+UNHASHED_VALUES = {
+    "dataset.train_split": 100,
+    # the training options' off values (utils.augmentation.OFF, utils.distillation.OFF)
+    "learner.parameters.augmentation": {"mixup": {"alpha": 0.0}, "time_mask": {"count": 0, "max_width": 0}, "frequency_mask": {"count": 0, "max_width": 0},
+                                        "time_roll": {"max_shift": 0}, "freq_mixstyle": {"p": 0.0, "alpha": 0.3}},
+    "learner.parameters.distillation": {"teacher_outputs": None, "temperature": 2.0, "weight": 0.5},
+    "learner.parameters.initial_weights": None,
+    "learner.parameters.trainable_layers": None,
+}
 
 
 # ------------------------------------------------------------------------------ the value registry
@@ -260,6 +268,19 @@ RULES: dict[str, Rule] = {
     "learner_method_parameters.cnn.conversion.io": items(choice(*MODEL_IO)),
     # learner_method_parameters.cnn: rules of new training keys (augmentation, distillation,
     # initial_weights, trainable_layers, ...) go here, one line per key path.
+    "learner_method_parameters.cnn.augmentation.mixup.alpha": number(0),  # 0 off
+    "learner_method_parameters.cnn.augmentation.time_mask.count": integer(0),
+    "learner_method_parameters.cnn.augmentation.time_mask.max_width": integer(0),
+    "learner_method_parameters.cnn.augmentation.frequency_mask.count": integer(0),
+    "learner_method_parameters.cnn.augmentation.frequency_mask.max_width": integer(0),
+    "learner_method_parameters.cnn.augmentation.time_roll.max_shift": integer(0),
+    "learner_method_parameters.cnn.augmentation.freq_mixstyle.p": number(0, 1),  # 0 off
+    "learner_method_parameters.cnn.augmentation.freq_mixstyle.alpha": number(0, low_open=True),
+    "learner_method_parameters.cnn.distillation.teacher_outputs": text(hint="a system-output CSV or .npy path", optional=True),
+    "learner_method_parameters.cnn.distillation.temperature": number(0, low_open=True),
+    "learner_method_parameters.cnn.distillation.weight": number(0, 1),
+    "learner_method_parameters.cnn.initial_weights": text(r".+\.(keras|weights\.h5)", "a .keras or .weights.h5 file path", optional=True),
+    "learner_method_parameters.cnn.trainable_layers": Rule("list", item=text(hint="a layer name pattern"), distinct=True, optional=True),
     "recognizer.model_io": choice(*MODEL_IO),
     "recognizer.batch_size": POSITIVE,
     "recognizer.num_threads": CORES,

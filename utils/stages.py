@@ -366,8 +366,11 @@ def learning_stage(params: dict, items: pd.DataFrame, store, folder: Path, seed:
     log.info("learning: %d training and %d validation segments (%d / %d locations), seed %d, validation split seed %d", len(y_train), len(y_val),
              train_items["identifier"].nunique(), validation_items["identifier"].nunique(), seed, learner["validation_seed"])
 
+    if group.chief and not overwrite:
+        learning.adopt_earlier_checkpoint(folder)  # a larger fit.epochs continues a shorter training of the same parameters
     trained = learning.train_model(learner, X_train, y_train, X_val, y_val, folder, seed=seed, deterministic=params["general"]["deterministic"],
-                                   progress=progress, distribute=params["learner"]["distribute"])
+                                   progress=progress, distribute=params["learner"]["distribute"],
+                                   training_names=segment_labels(store, train_items, "filename"))
     if not trained["chief"]:  # a multi-worker non-chief worker: the chief exports, tests and evaluates
         return TrainedModel(folder, seed, {}, None, normalization, {"chief": False})
 

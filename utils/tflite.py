@@ -307,7 +307,8 @@ def evaluate_quantization(model, tflite_paths: dict, X_val: Any, y_val: Any, bat
     Returns ``{"keras": scores, io: {**scores, "agreement_with_keras": fraction of equal predictions}}``:
     the quantization loss is the difference.
     """
-    from utils.learning import classification_scores, predict_proba
+    from utils.evaluation import classification_scores
+    from utils.learning import predict_proba
 
     y_val = np.asarray(y_val)
     if getattr(X_val, "shape", (None,))[0] != len(y_val):
