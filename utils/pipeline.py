@@ -289,7 +289,6 @@ def _test(run: _Run, models: list, tests, test_store, recognizer_dir: Path) -> l
 def run_record(run: _Run, models: list, outputs: list[Path], complexity: dict | None) -> dict:
     """The run's record (``run.yaml``, the report's source): data, hashes, complexity, energy, outputs."""
     from utils.energy import energy_summary
-    from utils.parameters import stage_hash
 
     energy = run.meter.results()
     data = run.data
@@ -299,7 +298,7 @@ def run_record(run: _Run, models: list, outputs: list[Path], complexity: dict | 
         "set_id": run.params["set_id"],
         "description": run.params["description"],
         "mode": run.params["general"]["mode"],
-        "hashes": {stage: stage_hash(run.params, stage, extra if stage in ("recognizer", "evaluator") else None)
+        "hashes": {stage: stages.folder_hash(run.params, stage, extra if stage in ("recognizer", "evaluator") else None)
                    for stage in ("features", "learner", "recognizer", "evaluator")},
         "complexity": complexity,
         "energy": energy,
@@ -327,6 +326,10 @@ def _evaluate(run: _Run, models: list, outputs: list[Path], tests, record: dict,
         from utils.evaluation import format_results_table
 
         table = format_results_table(results, data.description)
+    general = results.get("general_model")
+    if general:  # DCASE2025: the device-specific system's figures above, the general model's here
+        table += (f"\nGeneral model alone (every device): log loss {general['overall_logloss']:.3f}, accuracy {100 * general['overall_accuracy']:.1f}%"
+                  f" (the device models: log loss {results['overall_logloss']:.3f}, accuracy {100 * results['overall_accuracy']:.1f}%)")
     print(table)
     record["evaluation"] = {"table": table, "overall_accuracy": results.get("overall_accuracy"), "overall_logloss": results.get("overall_logloss"),
                             "n_trials": len(trials)}

@@ -125,9 +125,25 @@ def test_items(data: DataContext) -> tuple[pd.DataFrame, Path, bool]:
 
 
 # --------------------------------------------------------------------------------- folders
+def folder_hash(params: dict, stage: str, extra=None) -> str:
+    """The name of a stage's folder: :func:`utils.parameters.stage_hash`, with the content of the files a
+    training starts or learns from (:func:`utils.learning.research_fingerprints`: initial weights, a
+    teacher's outputs) for the learner and every stage after it: another content under the same path is
+    another training."""
+    from utils.parameters import STAGE_HASH_INPUTS
+
+    chain = list(STAGE_HASH_INPUTS)
+    files = {}
+    if chain.index(stage) >= chain.index("learner"):
+        from utils.learning import research_fingerprints
+
+        files = research_fingerprints(params["learner"]["parameters"])
+    return stage_hash(params, stage, dict(extra or {}, input_files=files) if files else extra)
+
+
 def stage_folder(params: dict, root: Path, stage: str, extra=None) -> Path:
     """``<system>/<stage>/<hash>``, created, with ``parameters.yaml`` beside the outputs."""
-    folder = resolve_path(root, params["path"]["system"]) / stage / stage_hash(params, stage, extra)
+    folder = resolve_path(root, params["path"]["system"]) / stage / folder_hash(params, stage, extra)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -254,7 +270,7 @@ def run_results_path(params: dict, workdir=None) -> Path:
     """Where a (dev-mode) run of ``params`` keeps its results: ``<system>/evaluator/<hash>/<seed_N or seeds_A-B>/results.yaml``."""
     from utils.paths import system_dir
 
-    return system_dir(params, workdir) / "evaluator" / stage_hash(params, "evaluator") / trials_folder_name(trial_seeds(params)) / "results.yaml"
+    return system_dir(params, workdir) / "evaluator" / folder_hash(params, "evaluator") / trials_folder_name(trial_seeds(params)) / "results.yaml"
 
 
 def split_results(all_params: list[dict], workdir=None) -> list[tuple[int, dict]]:
@@ -296,7 +312,7 @@ def trained_model(params: dict, workdir=None, seed: int | None = None) -> Traine
     from utils.paths import system_dir
 
     seed = trial_seeds(params)[0] if seed is None else seed
-    folder = system_dir(params, workdir) / "learner" / stage_hash(params, "learner") / f"seed_{seed}"
+    folder = system_dir(params, workdir) / "learner" / folder_hash(params, "learner") / f"seed_{seed}"
     summary_path = folder / "learning.yaml"
     if not summary_path.is_file():
         raise Task1aError(f"no trained model of set {params['set_id']} (seed {seed}) at {folder}; train one (python task1a.py -s {params['set_id']}) or give --model")
@@ -376,8 +392,8 @@ def learning_stage(params: dict, items: pd.DataFrame, store, folder: Path, seed:
 
     model = trained["model"]
     devices = segment_labels(store, train_items, "source_label")
-    conversion = learner["conversion"]
-    exported = tflite.export_tflite_models(model, X_train, y_train, devices, folder, ios=tuple(conversion["io"]), n_examples=conversion["representative_examples"], seed=seed)
+    conversion = learner["conversion"]  # fewer training segments than representative_examples (a device's few clips): all of them
+    exported = tflite.export_tflite_models(model, X_train, y_train, devices, folder, ios=tuple(conversion["io"]), n_examples=min(conversion["representative_examples"], len(y_train)), seed=seed)
     quantization = tflite.evaluate_quantization(model, exported, X_val, y_val)
     summary = {
         "seed": seed,
