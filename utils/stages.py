@@ -453,10 +453,16 @@ def device_models_stage(params: dict, general: TrainedModel, items: pd.DataFrame
     devices = item_devices(items)
     device_params = fine_tuning_parameters(params, general)
     trained = {}
+    learner = params["learner"]["parameters"]
     for device in sorted(devices.unique(), key=device_sort_key):
-        log.info("device models: fine-tuning the general model on device %s (%d clips)", device, int((devices == device).sum()))
-        trained[device] = learning_stage(device_params, items[devices.to_numpy() == device], store, Path(folder) / device, general.seed,
-                                         overwrite, progress)
+        device_items = items[devices.to_numpy() == device]
+        train_index, validation_index = tau.location_disjoint_split(device_items, learner["validation_amount"], learner["validation_seed"])
+        if len(train_index) == 0 or len(validation_index) == 0:
+            log.warning("device models: device %s has %d clips in %d locations, too few for a location-disjoint validation split: "
+                        "it keeps the general model", device, len(device_items), device_items["identifier"].nunique())
+            continue
+        log.info("device models: fine-tuning the general model on device %s (%d clips)", device, len(device_items))
+        trained[device] = learning_stage(device_params, device_items, store, Path(folder) / device, general.seed, overwrite, progress)
     return trained
 
 

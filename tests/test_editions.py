@@ -1,0 +1,105 @@
+"""The later editions end to end on the tiny demo: the DCASE2025 device-specific models (dev mode, then the
+2025 package) and the DCASE2024 package of the five training subsets, each checked by its edition's validator."""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from utils.submission import validate_submission
+
+REPO = Path(__file__).resolve().parents[1]
+LABEL = "Lastname_ORG_task1_1"
+
+
+def task1a(*args):
+    return subprocess.run([sys.executable, "task1a.py", "--no_progress", *args], cwd=REPO, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("editions")
+    overrides = {
+        "defaults": {
+            "path": {"system": str(root / "system"), "log": str(root / "log")},
+            "general": {"energy": False},
+            "dataset_method_parameters": {"demo": {
+                "path": str(root / "datasets" / "demo"), "locations_per_city": 1, "segments_per_location": 1,
+                "test_locations_per_scene": 2, "subsegments_per_segment": 2, "evaluation_locations_per_scene": 2, "evaluation_files": 40}},
+            "learner_method_parameters": {"cnn": {"conversion": {"representative_examples": 8}, "fit": {"epochs": 2},
+                                                  "model_selection": {"initial_delay": 0}}},
+            "device_models": {"epochs": 1},
+        },
+        "sets": [{"set_id": "demo", "learner_method_parameters": {"cnn": {"fit": {"epochs": 2}}}}],
+    }
+    param_file = root / "tiny.yaml"
+    param_file.write_text(yaml.safe_dump(overrides))
+    return root, param_file
+
+
+def filled_template(root: Path, edition: int) -> str:
+    """The edition's shipped meta template with its person fields filled in, as a participant would."""
+    from utils.paths import EDITION_META_TEMPLATES, packaged_file
+
+    text = packaged_file(EDITION_META_TEMPLATES[edition]).read_text().replace("FILL IN", "Test")
+    path = root / f"filled_{edition}.meta.yaml"
+    path.write_text(text)
+    return f"submission.meta_template={path}"
+
+
+def test_device_specific_models_are_fine_tuned_per_training_device_and_reported_known_vs_unknown(tiny):
+    root, param_file = tiny
+    dev = task1a("-s", "dcase2025_device_specific", "-p", str(param_file))  # falls back to the demo data, keeping the 2025 values
+    assert dev.returncode == 0, dev.stderr[-3000:]
+    (results_path,) = (root / "system" / "evaluator").glob("*/seed_0/results.yaml")
+    results = yaml.safe_load(results_path.read_text())
+    subset = pd.read_csv(next((root / "datasets" / "demo").rglob("split_setup/split25.csv")), sep="\t")
+    training_devices = {name.rsplit("-", 1)[1][:-4] for name in subset["filename"]}
+    device_dirs = {p.name for p in next((root / "system" / "device_models").glob("*/seed_0")).iterdir() if p.is_dir()}
+    assert device_dirs and device_dirs <= training_devices  # a fine-tuned model per training device (one with too few locations keeps the general model)
+    for device in training_devices - device_dirs:
+        assert f"device {device} has" in dev.stderr and "keeps the general model" in dev.stderr
+    for device in device_dirs:
+        assert next((root / "system" / "device_models").glob(f"*/seed_0/{device}/model_float.tflite")).is_file()
+    groups = results["device_groups"]
+    assert set(groups) >= {"known_devices", "unknown_devices"}
+    assert "known devices" in dev.stdout and "unknown devices" in dev.stdout and "General model alone" in dev.stdout
+    general = results["general_model"]
+    assert 0 <= general["overall_accuracy"] <= 1 and general["n_items"] == results["n_items"]
+    # unknown devices get the general model's output, known devices their own model's
+    recognizer = next((root / "system" / "recognizer").glob("*/seed_0"))
+    system, general_output = (pd.read_csv(recognizer / name, sep="\t").set_index("filename") for name in ("output.csv", "general/output.csv"))
+    devices = system.index.str.extract(r"-([a-z]+\d*)\.wav$", expand=False)
+    unknown = ~pd.Series(devices).isin(list(device_dirs)).to_numpy()
+    assert unknown.any() and (~unknown).any()
+    pd.testing.assert_frame_equal(system[unknown], general_output[unknown])
+    assert not system[~unknown].equals(general_output[~unknown])
+
+    package = task1a("-s", "dcase2025_device_specific", "-p", str(param_file), "--mode", "eval", "--package", LABEL, "--set", filled_template(root, 2025))
+    assert package.returncode == 0, package.stderr[-3000:]
+    archive = root / "system" / "submission" / f"{LABEL}.zip"
+    assert validate_submission(archive, None, edition=2025) == []
+    with zipfile.ZipFile(archive) as zipped:
+        meta = yaml.safe_load(zipped.read(f"task1/{LABEL}/{LABEL}.meta.yaml"))
+    assert set(meta["system"]["complexity"]["device_models"]) == device_dirs
+    assert validate_submission(archive, None, edition=2023) != []  # another edition's rules refuse it
+
+
+def test_the_2024_package_holds_the_five_subsets_and_passes_the_2024_validator(tiny):
+    root, param_file = tiny
+    sets = ",".join(f"dcase2024_split{n}" for n in (5, 10, 25, 50, 100))
+    refused = task1a("-s", "dcase2024_split5,dcase2024_split10", "-p", str(param_file), "--mode", "eval", "--package", LABEL)
+    assert refused.returncode == 1 and "five training subsets" in refused.stderr and "Traceback" not in refused.stderr
+    result = task1a("-s", sets, "-p", str(param_file), "--mode", "eval", "--package", LABEL, "--set", filled_template(root, 2024))
+    assert result.returncode == 0, result.stderr[-3000:]
+    archive = root / "system" / "submission" / f"{LABEL}.zip"
+    assert validate_submission(archive, None, edition=2024) == []
+    with zipfile.ZipFile(archive) as zipped:
+        names = set(zipped.namelist())
+        meta = yaml.safe_load(zipped.read(f"task1/{LABEL}/{LABEL}.meta.yaml"))
+    assert {f"task1/{LABEL}/{LABEL}.output.split_{n}.csv" for n in (5, 10, 25, 50, 100)} <= names
+    assert "energy_consumption" not in meta["system"]
