@@ -72,7 +72,7 @@ def from_official_int16(Q: np.ndarray) -> np.ndarray:
 # Layout of a store folder:
 #   manifest.json  extractor parameters, segment length, storage dtype, row shape, planned keys
 #                  (written atomically before anything else)
-#   data.bin       rows (n_mels, n_frames) of float32 or int16, appended chunk by chunk
+#   data.bin       rows (row_shape, e.g. (n_mels, n_frames)) of float32 or int16, appended chunk by chunk
 #   journal.jsonl  one line per commit (about one a second): {"start": first row, "keys", "counts",
 #                  "failed"}; appended (and fsynced) only after its rows are fsynced, so a line always
 #                  describes complete data. Rows after the last line, or a last line without "\n" (a
@@ -186,7 +186,7 @@ class FeatureStore:
 
     @property
     def data(self):
-        """All rows ``(n_rows, n_mels, n_frames)``, memory-mapped (nothing is loaded until indexed).
+        """All rows ``(n_rows, *row_shape)``, memory-mapped (nothing is loaded until indexed).
 
         The stored dtype: float32 raw log-mel, or int16 for an ``int16`` store (use :meth:`read`
         to get its float32 values).
@@ -199,7 +199,7 @@ class FeatureStore:
         return self._data
 
     def read(self, rows) -> np.ndarray:
-        """Rows ``(len(rows), n_mels, n_frames)`` float32: the raw log-mel, or for an int16 store ``int16 / 32767``."""
+        """Rows ``(len(rows), *row_shape)`` float32: as extracted, or for an int16 store ``int16 / 32767``."""
         rows = np.asarray(rows, dtype=np.int64)
         if rows.ndim != 1:
             raise Task1aError(f"FeatureStore.read: rows must be a 1-D list of row indices, got shape {rows.shape}")
