@@ -18,7 +18,7 @@ temporary folder, then alternates, ``--rounds`` times:
   ``do_feature_extraction`` loop (``bench/dcase_util_loop.py``: per file the progress line,
   ``AudioContainer().load``, ``MelExtractor.extract``, ``FeatureContainer.save``), timed inside
   its own process (imports excluded);
-- ``python -m utils.features DIR -o STORE --jobs 1``'s work: :func:`utils.features.extract_to_store`
+- ``python -m utils.features DIR -o STORE --jobs 1``'s work: :func:`utils.feature_store.extract_to_store`
   with one process into a fresh store (load + log-mel + store write + fsync), on all N files.
 
 Both run with one BLAS thread (the official loop's ``numpy.dot`` is then no slower: with two
