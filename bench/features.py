@@ -18,7 +18,7 @@ temporary folder, then alternates, ``--rounds`` times:
   ``do_feature_extraction`` loop (``bench/dcase_util_loop.py``: per file the progress line,
   ``AudioContainer().load``, ``MelExtractor.extract``, ``FeatureContainer.save``), timed inside
   its own process (imports excluded);
-- ``python -m utils.features DIR -o STORE --jobs 1``'s work: :func:`utils.features.extract_to_store`
+- ``python -m utils.features DIR -o STORE --jobs 1``'s work: :func:`utils.feature_store.extract_to_store`
   with one process into a fresh store (load + log-mel + store write + fsync), on all N files.
 
 Both run with one BLAS thread (the official loop's ``numpy.dot`` is then no slower: with two
@@ -48,7 +48,10 @@ import soundfile
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from utils.features import LogMelExtractor, _default_jobs, extract_to_store  # noqa: E402
+from utils import audio  # noqa: E402
+from utils.feature_store import extract_to_store, resolve_jobs  # noqa: E402
+from utils.features import EPS, LogMelExtractor  # noqa: E402
+from utils.files import usable_cores  # noqa: E402
 
 
 def cpu_model() -> str:
@@ -65,8 +68,7 @@ def cpu_model() -> str:
         import platform
 
         name = platform.processor() or platform.machine()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{name}, {cores} cores"
+    return f"{name}, {usable_cores()} cores"
 
 
 def make_clips(folder: Path, n_files: int, fs: int = 44100, seed: int = 0) -> list:
@@ -149,13 +151,11 @@ def store_rate(paths, extractor, jobs: int, store_dir: Path) -> float:
 def clip_breakdown(paths, extractor, repeat: int = 3) -> dict:
     """Microseconds per 1 s clip of each step of ``_extract_chunk`` (best of ``repeat`` passes over ``paths``).
 
-    The steps are those of :func:`utils.features._read_wav_fast` and ``LogMelExtractor._extract_clip``,
+    The steps are those of :func:`utils.audio.read_plain_wav` and ``LogMelExtractor.extract_into``,
     called one by one on the extractor's own buffers; the store write is the float32 row's share
     of the chunk's ``pwrite`` (fsyncs, once a second, not counted).
     """
-    from utils import features
-
-    buffers = features._ReadBuffers()
+    buffers = audio.ReadBuffers()
     padded, windows = extractor._signal_buffer(44100)
     frames, spectrum, magnitude, mel = extractor._pass_buffers(extractor.n_frames(44100))
     span = frames[:, extractor.window_offset : extractor.window_offset + extractor.win_length]
@@ -174,18 +174,18 @@ def clip_breakdown(paths, extractor, repeat: int = 3) -> dict:
                 buffers.grow(size, 0)
                 handle.readinto(memoryview(buffers.raw)[:size])
             t1 = clock()
-            y = features._read_wav_fast(Path(path), buffers)[0][0]  # reads again (cached): its time minus the read is the conversion
+            y = audio.read_plain_wav(Path(path), buffers)[0][0]  # reads again (cached): its time minus the read is the conversion
             t2 = clock()
-            np.add(y, features.EPS, out=padded[1024 : 1024 + 44100])
+            np.add(y, EPS, out=padded[1024 : 1024 + 44100])
             np.multiply(windows, extractor.window, out=span)
             t3 = clock()
-            features._rfft_rows(frames, spectrum.T)
+            np.fft.rfft(frames, axis=-1, out=spectrum.T)  # what the extractor calls (numpy >= 2)
             t4 = clock()
             np.abs(spectrum, out=magnitude)
             t5 = clock()
             extractor._mel.product(magnitude, mel)
             t6 = clock()
-            np.add(mel, features.EPS, out=mel)
+            np.add(mel, EPS, out=mel)
             np.log(mel, out=mel)
             row[...] = mel
             t7 = clock()
@@ -226,7 +226,7 @@ def main() -> int:
     from threadpoolctl import threadpool_limits
 
     extractor = LogMelExtractor()  # the official parameters
-    jobs = _default_jobs(args.jobs)
+    jobs = resolve_jobs(args.jobs)
     with tempfile.TemporaryDirectory(prefix="bench-features-") as tmp:
         work = Path(tmp)
         (work / "audio").mkdir()

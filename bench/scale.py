@@ -4,15 +4,15 @@
                           [--batch-size 16] [--meta META.csv] [--work DIR] [--keep] [--json OUT.json]
 
 A synthetic float32 store of ``--clips`` clips ``(40, 51)`` is written with the store's own writer
-(:class:`utils.features._StoreWriter`: the manifest planning every key, data rows, a journal line
-per commit, as :func:`utils.features.extract_to_store` writes them), keyed by the file names of the
+(:class:`utils.feature_store.StoreWriter`: the manifest planning every key, data rows, a journal line
+per commit, as :func:`utils.feature_store.extract_to_store` writes them), keyed by the file names of the
 official ``meta.csv`` (all 230,350 by default, in a seeded random order so that every prefix is a
 uniform sample of scenes, cities and devices; TAU-like names are made up when it is absent). The
 store grows to each fraction in turn; after each, a fresh process measures, on every stored key:
 
 - opening the store (journal replay), the feature stage's reuse check (``is_complete``, key subset);
 - ``rows_of`` / ``segment_counts`` on N keys; the location-disjoint split on N rows;
-- reading and normalising everything (``utils.stages.load_normalized``, max_abs_int16): the learning
+- reading and normalising everything (``utils.features.load_normalized``, max_abs_int16): the learning
   stage's in-memory training and validation arrays;
 - one epoch of the learning feed without a model (``utils.learning.batch_dataset`` over the training
   array in the epoch's shuffled order, consumed in a ``tf.function`` as ``fit`` consumes it);
@@ -79,21 +79,14 @@ def development_items(meta_path: Path, clips: int):
 # ---------------------------------------------------------------------------------------- store
 def store_manifest(keys: list) -> dict:
     """The manifest extract_to_store writes for the official extractor and 1-s segments, float32 rows."""
-    from utils.features import STORE_FORMAT, STORE_VERSION, LogMelExtractor, _json_ready
-    from utils.parameters import DEFAULT_PARAMETER_FILE, load_yaml
+    from utils.feature_store import store_manifest as manifest_of
+    from utils.features import LogMelExtractor
+    from utils.parameters import ParameterContainer
 
-    mel = load_yaml(DEFAULT_PARAMETER_FILE)["defaults"]["feature_extractor_method_parameters"]["mel"]
+    mel = ParameterContainer().defaults["feature_extractor_method_parameters"]["mel"]
     extractor = LogMelExtractor(**mel)
     segment_samples = int(round(1.0 * extractor.fs))
-    return {
-        "format": STORE_FORMAT,
-        "version": STORE_VERSION,
-        "extractor": _json_ready(extractor.params),
-        "segment_samples": segment_samples,
-        "storage": "float32",
-        "row_shape": [extractor.n_mels, extractor.n_frames(segment_samples)],
-        "keys": list(keys),
-    }
+    return manifest_of(extractor.params, segment_samples, "float32", extractor.row_shape(segment_samples), keys)
 
 
 def grow_store(store_dir: Path, keys: list, start: int, stop: int, row_shape) -> float:
@@ -102,11 +95,11 @@ def grow_store(store_dir: Path, keys: list, start: int, stop: int, row_shape) ->
     Rows are log-mel-like float32 (a fixed random pattern plus a per-clip offset): the benchmark
     measures data movement, not values.
     """
-    from utils.features import _StoreWriter
+    from utils.feature_store import StoreWriter
 
     pattern = np.random.default_rng(1).normal(-8.0, 3.0, (WRITE_CHUNK, *row_shape)).astype(np.float32)
     started = time.perf_counter()
-    writer = _StoreWriter(store_dir, store_manifest(keys))
+    writer = StoreWriter(store_dir, store_manifest(keys))
     try:
         for first in range(start, stop, WRITE_CHUNK):
             last = min(first + WRITE_CHUNK, stop)
@@ -155,9 +148,9 @@ def measure(store_dir: Path, meta_path: Path, clips: int, stored: int, test_clip
     import tensorflow as tf
 
     from utils import dataset as tau
-    from utils.features import FeatureStore, normalize_max_abs_int16
+    from utils.feature_store import FeatureStore
+    from utils.features import load_normalized, normalize_max_abs_int16
     from utils.learning import batch_dataset, epoch_order, smooth_labels
-    from utils.stages import load_normalized
     from utils.testing import predict_store
     from utils.tflite import TFLiteClassifier
 
@@ -186,7 +179,7 @@ def measure(store_dir: Path, meta_path: Path, clips: int, stored: int, test_clip
                 count += tf.shape(features, out_type=tf.int64)[0]
             return count
 
-        fed = timed(seconds, "feed_epoch", lambda: int(consume(batch_dataset(X_train, targets, epoch_order(len(y_train), 0, 0), batch_size))))
+        fed = timed(seconds, "feed_epoch", lambda data=X_train: int(consume(batch_dataset(data, targets, epoch_order(len(y_train), 0, 0), batch_size))))
         assert fed == len(y_train)
         del X_train
 

@@ -93,11 +93,13 @@ def main() -> None:
     if not args.model.is_file():
         raise SystemExit(f"error: TFLite model {args.model} not found; give one with --model")
 
-    from utils.features import FeatureStore, normalize_max_abs_int16
+    from utils.feature_store import FeatureStore
+    from utils.features import normalize_max_abs_int16
     from utils.testing import predict_store
-    from utils.tflite import TFLiteClassifier, _usable_cores
+    from utils.files import usable_cores
+    from utils.tflite import TFLiteClassifier
 
-    threads = _usable_cores() if args.threads == -1 else args.threads
+    threads = usable_cores() if args.threads == -1 else args.threads
     work = Path(tempfile.mkdtemp(prefix="task1a_bench_testing_"))
     try:
         keys = development_items(args.meta, args.clips)["filename"].tolist()

@@ -12,6 +12,7 @@ from utils import download, stages
 from utils.download import BASELINE_MODEL, download_baseline_model
 from utils.energy import EnergyMeter
 from utils.errors import Task1aError
+from utils.files import file_digest
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def serve(reference_dir):
 
 
 def test_the_manifest_entry_is_the_official_file(reference_dir):
-    assert BASELINE_MODEL["sha256"] == stages.OFFICIAL_MODEL_SHA256 == stages.file_sha256(reference_dir / "model_task1.tflite")
+    assert BASELINE_MODEL["sha256"] == stages.OFFICIAL_MODEL_SHA256 == file_digest(reference_dir / "model_task1.tflite")
     assert BASELINE_MODEL["bytes"] == (reference_dir / "model_task1.tflite").stat().st_size
     assert BASELINE_MODEL["url"].startswith("https://") and "dcase2022_task1_baseline" in BASELINE_MODEL["url"]
 
@@ -55,7 +56,7 @@ def test_download_verifies_and_keeps_a_verified_copy(serve, tmp_path):
     url, requests = serve()
     target = tmp_path / "models" / "model_task1.tflite"
     assert download_baseline_model(target, url, progress=False) == target
-    assert stages.file_sha256(target) == stages.OFFICIAL_MODEL_SHA256
+    assert file_digest(target) == stages.OFFICIAL_MODEL_SHA256
     assert not target.with_name(target.name + ".part").exists()
     assert download_baseline_model(target, url, progress=False) == target  # verified copy kept, not fetched again
     assert len(requests) == 1

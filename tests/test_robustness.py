@@ -29,7 +29,8 @@ import soundfile
 import yaml
 
 from utils.dataset import SCENE_LABELS
-from utils.features import FeatureStore, LogMelExtractor
+from utils.feature_store import FeatureStore
+from utils.features import LogMelExtractor
 
 REPO = Path(__file__).resolve().parents[1]
 SET_ID = "robust"

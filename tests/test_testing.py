@@ -88,7 +88,8 @@ def test_predict_streams_a_long_recording_in_bounded_memory(tmp_path, official_m
 
 
 def test_predict_in_parallel_and_in_chunks_gives_the_whole_file_answer(tmp_path, official_model):
-    from utils.features import LogMelExtractor, load_audio, normalize_max_abs_int16, segment_audio
+    from utils.audio import load_audio, segment_audio
+    from utils.features import LogMelExtractor, normalize_max_abs_int16
     from utils.testing import predict_recordings
     from utils.tflite import TFLiteClassifier
 

@@ -219,9 +219,6 @@ class TAUDevelopmentSet:
             folds["train"] = read_train_subset(split_file, train_fold)
         return cls(path=path, meta=meta, **folds, train_split=train_split, train_fold=train_fold, split_file=split_file)
 
-    def audio_path(self, filename: str) -> Path:
-        return self.path / filename
-
 
 def read_train_subset(split_file: str | Path, train_fold: pd.DataFrame) -> pd.DataFrame:
     """The rows of ``train_fold`` (fold1_train with its attributes) listed in a DCASE2024 ``split{N}.csv``.
@@ -311,9 +308,6 @@ class TAUEvaluationSet:
                 test[column] = None
         return cls(path=path, test=test, labelled=labelled)
 
-    def audio_path(self, filename: str) -> Path:
-        return self.path / filename
-
 
 def location_disjoint_split(items: pd.DataFrame, validation_amount: float = 0.3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Split items into training and validation so that no recording location is on both sides.
@@ -390,7 +384,7 @@ def check_audio_files(root: Path, filenames, max_listed: int = 5) -> dict:
     """
     import soundfile
 
-    from utils.features import wav_truncation
+    from utils.audio import wav_truncation
 
     missing, unreadable = [], []
     for name in filenames:

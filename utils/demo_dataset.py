@@ -52,7 +52,7 @@ import soundfile
 
 from utils.dataset import DEVELOPMENT_DEVICES, DEVICE_GROUPS, EVALUATION_DEVICES, SCENE_LABELS, SPLIT_FOLDER, TRAIN_SPLITS, split_filename
 from utils.errors import Task1aError, run_cli
-from utils.files import write_json_atomic, write_text_atomic
+from utils.files import usable_cores, write_json_atomic, write_text_atomic
 from utils.parameters import RULES, rule_for, value_error
 
 # Bump when the acoustic model or the layout changes: it is part of the parameters' hash, so an
@@ -612,11 +612,6 @@ def synthesize_scene_spectrum(model: SceneModel, rng: np.random.Generator, n_sam
     return np.float32(_db(model.level_db)) * spectrum
 
 
-def synthesize_scene(model: SceneModel, rng: np.random.Generator, n_samples: int, sr: int) -> np.ndarray:
-    """One recording of a scene variant as the reference device hears it; shape ``(n_samples,)``."""
-    return scipy.fft.irfft(synthesize_scene_spectrum(model, rng, n_samples, sr), n_samples)
-
-
 def device_response_db(frequencies: np.ndarray, device: DeviceModel) -> np.ndarray:
     """Magnitude response of ``device`` in dB at ``frequencies`` (Hz)."""
     f = np.maximum(frequencies, 1.0)
@@ -777,7 +772,7 @@ def _write_audio(build: Path, jobs: list, sr: int, progress: bool, n_jobs: int) 
     for folder in (DEVELOPMENT_FOLDER, EVALUATION_FOLDER):
         (build / folder / "audio").mkdir(parents=True, exist_ok=True)
     total = sum(len(job.outputs) for job in jobs)
-    workers = (os.cpu_count() or 1) if n_jobs == -1 else max(1, n_jobs)
+    workers = usable_cores() if n_jobs == -1 else max(1, n_jobs)
     with tqdm(total=total, desc="demo dataset", unit="clip", disable=None if progress else True) as bar:
         if workers == 1 or len(jobs) < 2 * workers:
             for job in jobs:

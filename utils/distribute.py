@@ -373,7 +373,7 @@ def describe_devices(strategy=None) -> str:
     ``training on 1 GPU: NVIDIA H200``, ``training mirrored over 2 GPUs: ...``."""
     import tensorflow as tf
 
-    from utils.tflite import _usable_cores
+    from utils.files import usable_cores
 
     physical = tf.config.list_physical_devices("GPU")
 
@@ -382,8 +382,8 @@ def describe_devices(strategy=None) -> str:
         return details.get("device_name") or f"GPU:{index}"
 
     if strategy is None:
-        return device_line([name(index) for index in range(len(physical))], _usable_cores())
+        return device_line([name(index) for index in range(len(physical))], usable_cores())
     kind = "multi_worker" if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) else "mirrored"
     devices = [device for device in strategy.extended.worker_devices if "GPU" in device.upper()]
     indices = [int(match.group(1)) for match in (re.search(r"GPU:(\d+)$", device, re.I) for device in devices) if match]
-    return device_line([name(index) for index in indices], _usable_cores(), kind, replica_count(strategy))
+    return device_line([name(index) for index in indices], usable_cores(), kind, replica_count(strategy))

@@ -46,7 +46,7 @@ from tqdm import tqdm
 
 from utils import dataset as tau_dataset
 from utils.errors import Task1aError
-from utils.files import lock_file, unlock_file, write_json_atomic
+from utils.files import file_digest, lock_file, unlock_file, update_digest, write_json_atomic
 from utils.paths import packaged_file
 
 log = logging.getLogger(__name__)
@@ -388,13 +388,9 @@ def _md5_of_file(path: Path, *, progress: bool = False) -> str:
 
 def _update_md5(hasher, path: Path, *, progress: bool):
     """Feed the bytes of ``path`` to ``hasher`` (a hashlib object); return it."""
-    with open(path, "rb") as handle, tqdm(total=path.stat().st_size, unit="B", unit_scale=True,
-                                          unit_divisor=1024, desc=f"verify {path.name}", leave=False,
-                                          disable=None if progress else True) as bar:
-        while chunk := handle.read(CHUNK_BYTES):
-            hasher.update(chunk)
-            bar.update(len(chunk))
-    return hasher
+    with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, unit_divisor=1024, desc=f"verify {path.name}",
+              leave=False, disable=None if progress else True) as bar:
+        return update_digest(hasher, path, on_block=bar.update)
 
 
 class _Interrupted(Exception):
@@ -668,14 +664,6 @@ BASELINE_MODEL = {
 }
 
 
-def _sha256_of_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def download_baseline_model(target: str | os.PathLike, url: str | None = None, *, progress: bool = True,
                             retries: int = DEFAULT_RETRIES, retry_wait_s: float = DEFAULT_RETRY_WAIT_S,
                             timeout_s: float = DEFAULT_TIMEOUT_S) -> Path:
@@ -692,7 +680,7 @@ def download_baseline_model(target: str | os.PathLike, url: str | None = None, *
     if target.is_dir():
         target = target / BASELINE_MODEL["file"]
     if target.is_file():
-        sha = _sha256_of_file(target)
+        sha = file_digest(target)
         if sha == BASELINE_MODEL["sha256"]:
             log.info("baseline model: %s is already there and verified", target)
             return target
@@ -705,7 +693,7 @@ def download_baseline_model(target: str | os.PathLike, url: str | None = None, *
     partial = target.with_name(target.name + PARTIAL_SUFFIX)
     _, size, _ = _download_resumable(url, partial, BASELINE_MODEL["bytes"], label=target.name, progress=progress,
                                      retries=retries, retry_wait_s=retry_wait_s, timeout_s=timeout_s)
-    sha = _sha256_of_file(partial)
+    sha = file_digest(partial)
     if size != BASELINE_MODEL["bytes"] or sha != BASELINE_MODEL["sha256"]:
         partial.unlink(missing_ok=True)
         raise Task1aError(f"the baseline model from {url} does not match the official file "

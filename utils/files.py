@@ -7,19 +7,23 @@ new one, never a truncated one. A rerun then resumes from whatever is complete.
 :func:`lock_file` / :func:`unlock_file` take an exclusive advisory lock on an open file: ``flock``
 on POSIX, ``msvcrt.locking`` on Windows. Both are dropped by the operating system when the process
 dies, so a killed run never leaves a stale lock behind.
+
+Also the other ground-floor helpers every room shares: :func:`file_digest` / :func:`update_digest`
+(hash a file in blocks) and :func:`usable_cores` (the CPUs this process may run on).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import logging
 import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import yaml
 
@@ -136,3 +140,33 @@ def unlock_file(handle) -> None:
     elif msvcrt is not None:
         handle.seek(0)
         msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+
+
+# ---------------------------------------------------------------------------------- file digests
+_DIGEST_BLOCK_BYTES = 1 << 20
+
+
+def update_digest(hasher, path: str | os.PathLike, on_block: Callable[[int], Any] | None = None):
+    """Feed the bytes of the file ``path`` to ``hasher`` (a hashlib object) a block at a time; return it.
+
+    ``on_block(n_bytes)`` is called after each block (a progress bar's ``update``).
+    """
+    with open(path, "rb") as handle:
+        while block := handle.read(_DIGEST_BLOCK_BYTES):
+            hasher.update(block)
+            if on_block is not None:
+                on_block(len(block))
+    return hasher
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of the file at ``path`` (``algorithm``: any hashlib name, e.g. ``sha256``, ``md5``)."""
+    return update_digest(hashlib.new(algorithm), path).hexdigest()
+
+
+# ----------------------------------------------------------------------------------------- cores
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity mask where the platform has one, else all of them)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

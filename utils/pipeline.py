@@ -19,6 +19,7 @@ from pathlib import Path
 
 from utils import paths, stages
 from utils.errors import Task1aError
+from utils.files import file_digest
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +212,7 @@ def _models(run: _Run, development_store) -> list:
     io = params["recognizer"]["model_io"]
     if options.model:
         model = stages.given_model(params, Path(options.model))
-        run.recognizer_extra = {"model_sha256": stages.file_sha256(model.tflite[io])}
+        run.recognizer_extra = {"model_sha256": file_digest(model.tflite[io])}
         run.meter.add_record("training", {"measured": False, "reason": f"no training in this run (--model {options.model} was given)"})
         return [model]
     learner_dir = stages.stage_folder(params, run.root, "learner")
@@ -430,6 +431,7 @@ def predict(params: dict, recordings: list[str], output: Path, model: Path | Non
     Returns ``{name: reason}`` of the recordings that could not be read (the others are classified).
     """
     from utils.dataset import SCENE_LABELS
+    from utils.features import build_normalizer
     from utils.system_output import write_system_output
     from utils.testing import find_recordings, predict_recordings
     from utils.tflite import TFLiteClassifier
@@ -438,7 +440,7 @@ def predict(params: dict, recordings: list[str], output: Path, model: Path | Non
     model_path = trained.tflite[params["recognizer"]["model_io"]]
     recognizer = params["recognizer"]
     classifier = TFLiteClassifier(model_path, batch_size=recognizer["batch_size"], num_threads=recognizer["num_threads"])
-    normalizer = stages.build_normalizer(trained.normalization["method"], trained.normalization.get("statistics"))
+    normalizer = build_normalizer(trained.normalization["method"], trained.normalization.get("statistics"))
     found = find_recordings(recordings)
     names, probabilities, failures = predict_recordings(
         found, classifier, stages.build_extractor(params), normalizer, params["feature_extractor"]["segment_length_seconds"],

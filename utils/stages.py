@@ -8,7 +8,6 @@ only wires these functions together.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -21,7 +20,7 @@ import pandas as pd
 
 from utils import dataset as tau
 from utils.errors import Task1aError
-from utils.files import write_yaml_atomic
+from utils.files import file_digest, write_yaml_atomic
 from utils.parameters import allowed, stage_hash, stage_parameters
 
 log = logging.getLogger(__name__)
@@ -154,14 +153,6 @@ def stage_folder(params: dict, root: Path, stage: str, extra=None) -> Path:
     return folder
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 # ------------------------------------------------------------------------- feature extraction
 def build_extractor(params: dict):
     from utils.features import LogMelExtractor
@@ -179,7 +170,7 @@ def feature_extraction_stage(params: dict, items: pd.DataFrame, audio_root: Path
     read stop the run with one line naming the first of them (a result on a silently shrunk test set
     would be wrong).
     """
-    from utils.features import FeatureStore, extract_to_store
+    from utils.feature_store import FeatureStore, extract_to_store
 
     if overwrite and store_dir.exists():
         shutil.rmtree(store_dir)
@@ -210,36 +201,6 @@ def feature_extraction_stage(params: dict, items: pd.DataFrame, audio_root: Path
             "restore or remove them (python -m utils.dataset PATH --check-audio lists them), then rerun"
         )
     return store
-
-
-# -------------------------------------------------------------------------------- normalisation
-def build_normalizer(method: str, statistics: dict | None = None):
-    """A function ``(n, n_mels, n_frames) -> same shape float32`` applying ``data_processing.normalization``."""
-    from utils import features
-
-    if method == "max_abs_int16":
-        return features.normalize_max_abs_int16
-    if method == "none":
-        return lambda batch: np.asarray(batch, dtype=np.float32)
-    if method == "mean_std":
-        if statistics is None:
-            raise Task1aError("mean_std normalisation needs the training statistics (normalization.yaml in the model folder); rerun learning with -o")
-        return features.MeanStdNormalizer.from_dict(statistics).transform
-    raise Task1aError(f"data_processing.normalization '{method}' is unknown (known: max_abs_int16, none, mean_std); fix task1a.yaml")
-
-
-def load_normalized(store, keys, normalizer, chunk: int = 4096) -> np.ndarray:
-    """All segments of ``keys`` normalised into one float32 array ``(n_segments, n_mels, n_frames)``.
-
-    The only in-memory copy of the training data (1.1 GB for the full development set); the store
-    itself stays on disk.
-    """
-    rows = store.rows_of(keys)
-    first = normalizer(store.read(rows[:1]))
-    out = np.empty((len(rows),) + first.shape[1:], dtype=np.float32)
-    for start in range(0, len(rows), chunk):
-        out[start : start + chunk] = normalizer(store.read(rows[start : start + chunk]))
-    return out
 
 
 def segment_labels(store, items: pd.DataFrame, column: str) -> np.ndarray:
@@ -363,21 +324,17 @@ def learning_stage(params: dict, items: pd.DataFrame, store, folder: Path, seed:
     method = params["data_processing"]["normalization"]
     statistics = None
     if method == "mean_std":
-        normalizer_model = features.MeanStdNormalizer()
-        rows = store.rows_of(train_items["filename"].tolist())
-        for start in range(0, len(rows), 4096):
-            normalizer_model.partial_fit(store.read(rows[start : start + 4096]))
-        statistics = normalizer_model.to_dict()
+        statistics = features.fit_mean_std(store, train_items["filename"].tolist())
     normalization = {"method": method, "statistics": statistics}
     if group.chief:
         write_yaml_atomic(folder / "split.yaml", split)
         write_yaml_atomic(folder / "normalization.yaml", normalization)
-    normalizer = build_normalizer(method, statistics)
+    normalizer = features.build_normalizer(method, statistics)
 
     class_index = {label: i for i, label in enumerate(tau.SCENE_LABELS)}
-    X_train = load_normalized(store, train_items["filename"].tolist(), normalizer)
+    X_train = features.load_normalized(store, train_items["filename"].tolist(), normalizer)
     y_train = np.array([class_index[s] for s in segment_labels(store, train_items, "scene_label")])
-    X_val = load_normalized(store, validation_items["filename"].tolist(), normalizer)
+    X_val = features.load_normalized(store, validation_items["filename"].tolist(), normalizer)
     y_val = np.array([class_index[s] for s in segment_labels(store, validation_items, "scene_label")])
     log.info("learning: %d training and %d validation segments (%d / %d locations), seed %d, validation split seed %d", len(y_train), len(y_val),
              train_items["identifier"].nunique(), validation_items["identifier"].nunique(), seed, learner["validation_seed"])
@@ -582,7 +539,7 @@ def model_parameter_count(keras_path: Path | None, tflite_path: Path, summary: d
         model = keras.saving.load_model(keras_path, compile=False)
         total, how = int(model.count_params()), "the Keras model's count_params() (non-zero: its non-zero weights)"
         non_zero = int(sum(np.count_nonzero(w) for w in model.get_weights()))
-    elif file_sha256(tflite_path) == OFFICIAL_MODEL_SHA256:
+    elif file_digest(tflite_path) == OFFICIAL_MODEL_SHA256:
         total, how = OFFICIAL_MODEL_KERAS_PARAMETERS, "the official baseline's published Keras model summary (its TFLite file has no Keras model)"
     else:
         total, how = counts["parameters"], "elements of the TFLite file's constant tensors (no Keras model given: batch normalisation is folded in, so this is below a Keras count)"
@@ -592,6 +549,7 @@ def model_parameter_count(keras_path: Path | None, tflite_path: Path, summary: d
 # --------------------------------------------------------------------------------------- testing
 def testing_stage(model_path: Path, normalization: dict, items: pd.DataFrame, store, folder: Path, recognizer: dict, overwrite: bool = False, progress: bool = True) -> Path:
     """Run the TFLite model over ``items`` and write the system output ``folder/output.csv``."""
+    from utils.features import build_normalizer
     from utils.system_output import write_system_output
     from utils.testing import predict_store
     from utils.tflite import TFLiteClassifier
@@ -719,7 +677,7 @@ def learning_resumes_unrecorded(folder: Path, overwrite: bool) -> bool:
 
 
 def feature_store_reused(store_dir: Path, items: pd.DataFrame, overwrite: bool) -> bool:
-    from utils.features import FeatureStore
+    from utils.feature_store import FeatureStore
 
     if overwrite or not Path(store_dir).exists():
         return False
@@ -748,7 +706,7 @@ def baseline_model_problem(path: Path) -> str | None:
     fix = f"python task1a.py --download_baseline_model {path}"
     if not path.is_file():
         return f"the official baseline model is not at {path} (recognizer.baseline_model); fetch it: {fix}"
-    sha = file_sha256(path)
+    sha = file_digest(path)
     if sha != OFFICIAL_MODEL_SHA256:
         return f"{path} (recognizer.baseline_model) is not the official baseline model (sha256 {sha[:12]}...); delete it and run {fix}"
     return None

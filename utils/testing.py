@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from utils.audio import AUDIO_EXTENSIONS
 from utils.errors import Task1aError
 
 log = logging.getLogger(__name__)
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif", ".au")
 
 
 def clip_probabilities(segment_probabilities: np.ndarray, segment_counts: np.ndarray) -> np.ndarray:
@@ -109,7 +109,7 @@ def predict_recordings(recordings, classifier, extractor, normalizer, segment_le
     whole segments (a file shorter than one segment is zero-padded to one), each segment gives a
     log-mel matrix, normalised as in training; the file's probabilities are the mean over segments.
 
-    Streaming: a file is read ``max_chunk_seconds`` at a time (:func:`utils.features.iter_audio_segments`,
+    Streaming: a file is read ``max_chunk_seconds`` at a time (:func:`utils.audio.iter_audio_segments`,
     whose segments are bit for bit those of the whole-file load), classified, and only the running
     sum of its segment probabilities is kept, so memory depends on ``max_chunk_seconds``
     (``recognizer.max_chunk_seconds``), not on the length of the recording (a peak of about 60 MB
@@ -133,19 +133,19 @@ def predict_recordings(recordings, classifier, extractor, normalizer, segment_le
     if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1):
         raise Task1aError(f"predict_recordings: n_jobs must be -1 (all cores) or an integer >= 1, got {n_jobs!r}")
     if jobs == -1:
-        from utils.tflite import _usable_cores
+        from utils.files import usable_cores
 
-        jobs = _usable_cores()
+        jobs = usable_cores()
     jobs = max(1, min(int(jobs), len(recordings)))
     settings = (extractor, normalizer, int(round(segment_length_seconds * extractor.fs)), float(max_chunk_seconds))
     pool = None
     if jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        from utils.features import _pool_context
+        from utils.feature_store import pool_context
 
         content = getattr(classifier, "model_content", None)
-        context = _pool_context()
+        context = pool_context(("utils.features",))
         if content is None or (context.get_start_method() != "fork" and not _picklable(settings)):
             log.info("predict: classifying one file at a time (%s)", "the classifier cannot be copied to workers" if content is None else "the normaliser cannot be sent to workers")
             jobs = 1
@@ -185,16 +185,16 @@ def _picklable(value) -> bool:
 
 
 def _init_worker(model_content: bytes, batch_size: int, settings):
-    from utils.features import _limit_blas_threads
+    from utils.feature_store import limit_blas_threads
     from utils.tflite import TFLiteClassifier
 
-    _limit_blas_threads()  # the workers are the parallelism
+    limit_blas_threads()  # the workers are the parallelism
     _WORKER.update(classifier=TFLiteClassifier(model_content, batch_size=batch_size, num_threads=1), settings=settings)
 
 
 def _classify_recording(item):
     """``(name, mean segment probabilities or None, failure reason or None)`` of one recording, streamed."""
-    from utils.features import iter_audio_segments
+    from utils.audio import iter_audio_segments
 
     path, name = item
     classifier = _WORKER["classifier"]

@@ -17,14 +17,13 @@ from __future__ import annotations
 import contextlib
 import io as _io
 import warnings
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from utils.errors import Task1aError
-from utils.files import write_bytes_atomic
+from utils.files import usable_cores, write_bytes_atomic
 
 IO_TYPES = ("float", "int8")
 TFLITE_FILENAMES = {"float": "model_float.tflite", "int8": "model_int8.tflite"}
@@ -159,10 +158,6 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return (np.asarray(q, dtype=np.float64) - zero_point) * scale
 
 
-def _usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def _interpreter_class():
     try:
         from ai_edge_litert.interpreter import Interpreter
@@ -188,7 +183,7 @@ class TFLiteClassifier:
         if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads == 0 or num_threads < -1:
             raise Task1aError(f"recognizer.num_threads must be -1 (all cores) or an integer >= 1, got {num_threads!r}; fix the value")
         if num_threads == -1:
-            num_threads = _usable_cores()
+            num_threads = usable_cores()
         if isinstance(model, (bytes, bytearray, memoryview)):
             content, self.source = bytes(model), "TFLite model (bytes)"
         else:
