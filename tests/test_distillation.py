@@ -6,6 +6,7 @@ import pytest
 from utils import distillation
 from utils.dataset import SCENE_LABELS
 from utils.errors import Task1aError
+from utils.files import file_digest
 
 C = len(SCENE_LABELS)
 
@@ -105,7 +106,7 @@ def test_a_tiny_run_learns_what_the_teacher_says(tmp_path):
     import keras
 
     keras.models.load_model(result["model_path"])
-    assert research_fingerprints(parameters)["distillation"]["sha256"] == distillation.file_fingerprint(csv)
+    assert research_fingerprints(parameters)["distillation"]["sha256"] == file_digest(csv)
 
 
 def test_a_missing_teacher_file_stops_the_settings_check(tmp_path):

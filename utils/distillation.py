@@ -22,7 +22,6 @@ with ``p`` and ``q`` clipped to ``[1e-7, 1]`` before the log (a saturated softma
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -55,15 +54,6 @@ def check_distillation(config: Any) -> dict:
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
         raise Task1aError(f"{KEY}.weight must be a number in [0, 1], got {weight!r}; fix the value")
     return settings
-
-
-def file_fingerprint(path: str | Path) -> str:
-    """SHA-256 of a file's content (for the hashes: another teacher or start model is another training)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _check_probabilities(probabilities: np.ndarray, path: Path, class_count: int) -> np.ndarray:

@@ -398,13 +398,13 @@ def research_fingerprints(parameters: dict) -> dict:
     Give it to the learner hash (:func:`utils.parameters.stage_hash`'s ``extra``): another file
     content is another training even under the same path.
     """
-    from utils.distillation import file_fingerprint
+    from utils.files import file_digest
 
     files = {}
     teacher = (parameters.get("distillation") or {}).get("teacher_outputs")
     for key, path in (("distillation", teacher), ("initial_weights", parameters.get("initial_weights"))):
         if path is not None and Path(path).expanduser().is_file():
-            files[key] = {"path": str(path), "sha256": file_fingerprint(Path(path).expanduser())}
+            files[key] = {"path": str(path), "sha256": file_digest(Path(path).expanduser())}
     return files
 
 
