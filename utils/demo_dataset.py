@@ -306,26 +306,15 @@ def clip_name(scene: str, identifier: str, segment_id: int, subsegment: int, dev
     return f"audio/{scene}-{identifier}-{segment_id}-{subsegment}-{device}.wav"
 
 
-def plan_recordings(parameters: dict) -> tuple[list[RecordingJob], list[dict], list[dict]]:
-    """Draw the whole recording plan from the seed.
+def _plan_segments(p: dict, rng: np.random.Generator) -> list[tuple]:
+    """The recorded segments ``(folder, fold, scene, identifier, segment id, model)``, drawn with ``rng``.
 
-    Returns
-    -------
-    jobs : one :class:`RecordingJob` per segment (development and evaluation)
-    development_rows : one dict per development clip: filename, scene_label, identifier, source_label, fold ('train' | 'test')
-    evaluation_rows : one dict per evaluation clip in file order (audio/0.wav, ...): filename, scene_label, identifier, source_label
+    Locations: per scene, `locations_per_city` training ones in every city, `test_locations_per_scene`
+    held-out ones spread over the cities, and `evaluation_locations_per_scene` ones for the evaluation
+    set. Location ids are distinct within a city, as in the real data.
     """
-    p = validate_parameters(parameters)
-    rng = np.random.default_rng(p["seed"])
-    spread = p["location_variation"]
-    cities = p["cities"]
-    n_sub = p["subsegments_per_segment"]
-
+    spread, cities = p["location_variation"], p["cities"]
     city_offsets = {city: {"level_db": float(rng.normal(0, 2.0 * spread)), "slope_db_per_octave": float(rng.normal(0, 0.5 * spread))} for city in cities}
-
-    # Locations: per scene, `locations_per_city` training ones in every city, `test_locations_per_scene`
-    # held-out ones spread over the cities, and `evaluation_locations_per_scene` ones for the evaluation
-    # set. Location ids are distinct within a city, as in the real data.
     locations = []  # (folder, fold, scene, city)
     for scene in SCENE_LABELS:
         for city in cities:
@@ -336,20 +325,21 @@ def plan_recordings(parameters: dict) -> tuple[list[RecordingJob], list[dict], l
         locations += [(EVALUATION_FOLDER, "test", scene, city) for city in eval_cities]
     per_city = {city: sum(1 for location in locations if location[3] == city) for city in cities}
     location_ids = {city: iter(np.sort(rng.choice(max(1300, 2 * n), size=n, replace=False))) for city, n in per_city.items()}
-
     segments_per_fold = {"train": p["segments_per_location"], "test": p["test_segments_per_location"]}
     n_segments = sum(1 if folder == EVALUATION_FOLDER else segments_per_fold[fold] for folder, fold, _, _ in locations)
     segment_ids = iter(rng.choice(max(50000, 2 * n_segments), size=n_segments, replace=False))
-
-    recordings = []  # (folder, fold, scene, identifier, segment id, model)
+    recordings = []
     for folder, fold, scene, city in locations:
         identifier = f"{city}-{int(next(location_ids[city]))}"
         location_model = _vary(_apply_city(SCENE_MODELS[scene], city_offsets[city]), rng, spread, eq_bumps=2)
         for _ in range(1 if folder == EVALUATION_FOLDER else segments_per_fold[fold]):
             recordings.append((folder, fold, scene, identifier, int(next(segment_ids)), _vary(location_model, rng, 0.3 * spread)))
+    return recordings
 
-    # Devices: the reference device records every development segment; each other training device a
-    # random `train_device_fraction` of the training segments (at least one); test segments all nine.
+
+def _plan_devices(p: dict, rng: np.random.Generator, recordings: list[tuple]) -> dict[int, list[str]]:
+    """Devices of each development segment: the reference device records every one; each other training
+    device a random `train_device_fraction` of the training segments (at least one); test segments all nine."""
     train_positions = [i for i, r in enumerate(recordings) if r[0] == DEVELOPMENT_FOLDER and r[1] == "train"]
     devices_of = {i: ([REFERENCE_DEVICE] if recordings[i][1] == "train" else list(DEVELOPMENT_DEVICES)) for i, r in enumerate(recordings) if r[0] == DEVELOPMENT_FOLDER}
     n_per_device = max(1, int(round(p["train_device_fraction"] * len(train_positions))))
@@ -358,9 +348,13 @@ def plan_recordings(parameters: dict) -> tuple[list[RecordingJob], list[dict], l
             continue
         for i in rng.choice(train_positions, size=n_per_device, replace=False):
             devices_of[int(i)].append(device)
+    return devices_of
 
-    # Evaluation clips: devices in turn (all fifteen equally often), scenes balanced and shuffled,
-    # then location, sub-segment, and a shuffled order that becomes the integer file names.
+
+def _plan_evaluation_clips(p: dict, rng: np.random.Generator, recordings: list[tuple]) -> list[tuple]:
+    """Evaluation clips ``(segment index, sub-segment, device)`` in file order (audio/0.wav, ...): devices in
+    turn (all fifteen equally often), scenes balanced and shuffled, then location and sub-segment."""
+    n_sub = p["subsegments_per_segment"]
     eval_positions = {scene: [i for i, r in enumerate(recordings) if r[0] == EVALUATION_FOLDER and r[2] == scene] for scene in SCENE_LABELS}
     n_eval = p["evaluation_files"]
     scene_sequence = rng.permutation(np.resize(np.arange(len(SCENE_LABELS)), n_eval))
@@ -379,11 +373,27 @@ def plan_recordings(parameters: dict) -> tuple[list[RecordingJob], list[dict], l
             candidates = [(i, s, d) for ps in eval_positions.values() for i in ps for s in range(n_sub) for d in EVALUATION_DEVICES if (i, s, d) not in chosen]
         chosen.add(candidates[int(rng.integers(len(candidates)))])
     eval_order = sorted(chosen)
-    eval_order = [eval_order[i] for i in rng.permutation(len(eval_order))]
-    eval_name = {item: f"audio/{number}.wav" for number, item in enumerate(eval_order)}
+    return [eval_order[i] for i in rng.permutation(len(eval_order))]
 
+
+def plan_recordings(parameters: dict) -> tuple[list[RecordingJob], list[dict], list[dict]]:
+    """Draw the whole recording plan from the seed.
+
+    Returns
+    -------
+    jobs : one :class:`RecordingJob` per segment (development and evaluation)
+    development_rows : one dict per development clip: filename, scene_label, identifier, source_label, fold ('train' | 'test')
+    evaluation_rows : one dict per evaluation clip in file order (audio/0.wav, ...): filename, scene_label, identifier, source_label
+    """
+    p = validate_parameters(parameters)
+    rng = np.random.default_rng(p["seed"])
+    n_sub = p["subsegments_per_segment"]
+    recordings = _plan_segments(p, rng)
+    devices_of = _plan_devices(p, rng, recordings)
+    eval_order = _plan_evaluation_clips(p, rng, recordings)
+    eval_name = {item: f"audio/{number}.wav" for number, item in enumerate(eval_order)}
     jobs, development_rows = [], []
-    evaluation_rows = [None] * n_eval
+    evaluation_rows = [None] * p["evaluation_files"]
     for index, (folder, fold, scene, identifier, segment_id, model) in enumerate(recordings):
         outputs = []
         if folder == DEVELOPMENT_FOLDER:
@@ -393,7 +403,7 @@ def plan_recordings(parameters: dict) -> tuple[list[RecordingJob], list[dict], l
                     outputs.append(ClipOutput(sub, device, name))
                     development_rows.append({"filename": name, "scene_label": scene, "identifier": identifier, "source_label": device, "fold": fold})
         else:
-            for item in sorted(item for item in chosen if item[0] == index):
+            for item in sorted(item for item in eval_name if item[0] == index):
                 name = eval_name[item]
                 outputs.append(ClipOutput(item[1], item[2], name))
                 evaluation_rows[int(name[len("audio/") : -len(".wav")])] = {"filename": name, "scene_label": scene, "identifier": identifier, "source_label": item[2]}

@@ -277,8 +277,62 @@ def trained_model(params: dict, workdir=None, seed: int | None = None) -> Traine
     summary_path = folder / "learning.yaml"
     if not summary_path.is_file():
         raise Task1aError(f"no trained model of set {params['set_id']} (seed {seed}) at {folder}; train one (python task1a.py -s {params['set_id']}) or give --model")
-    summary = yaml.safe_load(summary_path.read_text())
+    return _model_from_summary(folder, seed, yaml.safe_load(summary_path.read_text()))
+
+
+def _model_from_summary(folder: Path, seed: int, summary: dict) -> TrainedModel:
+    """The TrainedModel a finished learning stage's ``learning.yaml`` describes."""
     return TrainedModel(folder, seed, {io: folder / p for io, p in summary["tflite"].items()}, folder / summary["keras"], summary["normalization"], summary)
+
+
+def _reused_model(folder: Path, seed: int, overwrite: bool, group) -> TrainedModel | None:
+    """A finished training in ``folder`` (None: train); with ``overwrite`` the chief clears the folder first."""
+    import yaml
+
+    summary_path = folder / "learning.yaml"
+    if overwrite and folder.exists() and group.chief:
+        for child in folder.iterdir():
+            if child.name != "parameters.yaml":
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+    if not group.chief_value(summary_path.exists()):
+        return None
+    log.info("learning: reusing %s (seed %d)", folder, seed)
+    if not group.chief:
+        return TrainedModel(folder, seed, {}, None, {}, {"chief": False})
+    return _model_from_summary(folder, seed, yaml.safe_load(summary_path.read_text()))
+
+
+def learning_data(params: dict, items: pd.DataFrame, store, folder: Path, write: bool = True) -> dict:
+    """The location-disjoint split of ``items`` (``validation_seed``), the normalisation fitted on its
+    training side, and the normalised arrays: ``X_train`` ``(n, n_mels, n_frames)``, ``y_train`` ``(n,)``
+    class indices, ``X_val``, ``y_val``, plus ``train_items`` and ``normalization``. With ``write``,
+    ``split.yaml`` and ``normalization.yaml`` are saved in ``folder``."""
+    from utils import features
+
+    learner = params["learner"]["parameters"]
+    train_index, validation_index = tau.location_disjoint_split(items, learner["validation_amount"], learner["validation_seed"])
+    train_items, validation_items = items.iloc[train_index], items.iloc[validation_index]
+    split = {
+        "train_split": params["dataset"]["train_split"], "seed": learner["validation_seed"], "validation_amount": learner["validation_amount"],
+        "train_locations": sorted(train_items["identifier"].unique().tolist()),
+        "validation_locations": sorted(validation_items["identifier"].unique().tolist()),
+        "train_count": int(len(train_items)), "validation_count": int(len(validation_items)),
+    }
+    method = params["data_processing"]["normalization"]
+    statistics = features.fit_mean_std(store, train_items["filename"].tolist()) if method == "mean_std" else None
+    normalization = {"method": method, "statistics": statistics}
+    if write:
+        write_yaml_atomic(folder / "split.yaml", split)
+        write_yaml_atomic(folder / "normalization.yaml", normalization)
+    normalizer = features.build_normalizer(method, statistics)
+    class_index = {label: i for i, label in enumerate(tau.SCENE_LABELS)}
+    data = {"train_items": train_items, "normalization": normalization}
+    for side, side_items in (("train", train_items), ("val", validation_items)):
+        data[f"X_{side}"] = features.load_normalized(store, side_items["filename"].tolist(), normalizer)
+        data[f"y_{side}"] = np.array([class_index[s] for s in segment_labels(store, side_items, "scene_label")])
+    log.info("learning: %d training and %d validation segments (%d / %d locations), validation split seed %d", len(data["y_train"]),
+             len(data["y_val"]), train_items["identifier"].nunique(), validation_items["identifier"].nunique(), learner["validation_seed"])
+    return data
 
 
 def learning_stage(params: dict, items: pd.DataFrame, store, folder: Path, seed: int, overwrite: bool = False, progress: bool = True, group=None) -> TrainedModel:
@@ -291,83 +345,44 @@ def learning_stage(params: dict, items: pd.DataFrame, store, folder: Path, seed:
     clips. On a multi-worker cluster (``group``) the chief clears and reuses, the others follow its
     decision; only the chief exports.
     """
-    import yaml
-
-    from utils import features, learning, tflite
+    from utils import learning, tflite
     from utils.distribute import WorkerGroup
 
     group = group or WorkerGroup()
-    summary_path = folder / "learning.yaml"
-    if overwrite and folder.exists() and group.chief:
-        for child in folder.iterdir():
-            if child.name != "parameters.yaml":
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
-    if group.chief_value(summary_path.exists()):
-        log.info("learning: reusing %s (seed %d)", folder, seed)
-        if not group.chief:
-            return TrainedModel(folder, seed, {}, None, {}, {"chief": False})
-        summary = yaml.safe_load(summary_path.read_text())
-        return TrainedModel(folder, seed, {io: folder / p for io, p in summary["tflite"].items()}, folder / summary["keras"], summary["normalization"], summary)
-
+    reused = _reused_model(folder, seed, overwrite, group)
+    if reused is not None:
+        return reused
     learner = params["learner"]["parameters"]
-    train_index, validation_index = tau.location_disjoint_split(items, learner["validation_amount"], learner["validation_seed"])
-    train_items, validation_items = items.iloc[train_index], items.iloc[validation_index]
-    split = {
-        "train_split": params["dataset"]["train_split"],
-        "seed": learner["validation_seed"],
-        "validation_amount": learner["validation_amount"],
-        "train_locations": sorted(train_items["identifier"].unique().tolist()),
-        "validation_locations": sorted(validation_items["identifier"].unique().tolist()),
-        "train_count": int(len(train_items)),
-        "validation_count": int(len(validation_items)),
-    }
-    method = params["data_processing"]["normalization"]
-    statistics = None
-    if method == "mean_std":
-        statistics = features.fit_mean_std(store, train_items["filename"].tolist())
-    normalization = {"method": method, "statistics": statistics}
-    if group.chief:
-        write_yaml_atomic(folder / "split.yaml", split)
-        write_yaml_atomic(folder / "normalization.yaml", normalization)
-    normalizer = features.build_normalizer(method, statistics)
-
-    class_index = {label: i for i, label in enumerate(tau.SCENE_LABELS)}
-    X_train = features.load_normalized(store, train_items["filename"].tolist(), normalizer)
-    y_train = np.array([class_index[s] for s in segment_labels(store, train_items, "scene_label")])
-    X_val = features.load_normalized(store, validation_items["filename"].tolist(), normalizer)
-    y_val = np.array([class_index[s] for s in segment_labels(store, validation_items, "scene_label")])
-    log.info("learning: %d training and %d validation segments (%d / %d locations), seed %d, validation split seed %d", len(y_train), len(y_val),
-             train_items["identifier"].nunique(), validation_items["identifier"].nunique(), seed, learner["validation_seed"])
-
+    data = learning_data(params, items, store, folder, write=group.chief)
+    X_train, y_train, X_val, y_val, train_items = data["X_train"], data["y_train"], data["X_val"], data["y_val"], data["train_items"]
     if group.chief and not overwrite:
         learning.adopt_earlier_checkpoint(folder)  # a larger fit.epochs continues a shorter training of the same parameters
     trained = learning.train_model(learner, X_train, y_train, X_val, y_val, folder, seed=seed, deterministic=params["general"]["deterministic"],
                                    progress=progress, distribute=params["learner"]["distribute"],
                                    training_names=segment_labels(store, train_items, "filename"))
     if not trained["chief"]:  # a multi-worker non-chief worker: the chief exports, tests and evaluates
-        return TrainedModel(folder, seed, {}, None, normalization, {"chief": False})
-
+        return TrainedModel(folder, seed, {}, None, data["normalization"], {"chief": False})
     model = trained["model"]
     devices = segment_labels(store, train_items, "source_label")
     conversion = learner["conversion"]  # fewer training segments than representative_examples (a device's few clips): all of them
-    exported = tflite.export_tflite_models(model, X_train, y_train, devices, folder, ios=tuple(conversion["io"]), n_examples=min(conversion["representative_examples"], len(y_train)), seed=seed)
-    quantization = tflite.evaluate_quantization(model, exported, X_val, y_val)
+    exported = tflite.export_tflite_models(model, X_train, y_train, devices, folder, ios=tuple(conversion["io"]),
+                                           n_examples=min(conversion["representative_examples"], len(y_train)), seed=seed)
     summary = {
         "seed": seed,
         "keras": Path(trained["model_path"]).name,
         "tflite": {io: Path(path).name for io, path in exported.items()},
-        "normalization": normalization,
+        "normalization": data["normalization"],
         "best_epoch": trained["best_epoch"],
         "epochs_trained": trained["epochs_trained"],
         "stopped_early": trained["stopped_early"],
         "validation": {k: v for k, v in trained.items() if k.startswith("val")},
-        "quantization": quantization,
+        "quantization": tflite.evaluate_quantization(model, exported, X_val, y_val),
         "keras_parameters": int(model.count_params()),
         "train_segments": int(len(y_train)),
         "validation_segments": int(len(y_val)),
     }
-    write_yaml_atomic(summary_path, plain_values(summary))
-    return TrainedModel(folder, seed, {io: folder / p for io, p in summary["tflite"].items()}, folder / summary["keras"], normalization, summary)
+    write_yaml_atomic(folder / "learning.yaml", plain_values(summary))
+    return _model_from_summary(folder, seed, plain_values(summary))
 
 
 # --------------------------------------------------------------------------- device-specific models
