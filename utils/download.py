@@ -45,7 +45,7 @@ import yaml
 from tqdm import tqdm
 
 from utils import dataset as tau_dataset
-from utils.errors import Task1aError
+from utils.errors import Task1aError, run_cli
 from utils.files import file_digest, lock_file, unlock_file, update_digest, write_json_atomic
 from utils.paths import packaged_file
 
@@ -842,22 +842,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     which = ("development", "evaluation") if args.evaluation else ("development",)
-    try:
-        if args.train_splits is not None:
-            return _main_train_splits(args)
-        results = download_dataset(args.path, which=which, base_url=args.base_url, manifest=args.manifest,
-                                   progress=not args.no_progress, keep_archives=args.keep_archives,
-                                   retries=args.retries)
-    except Task1aError as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        if args.debug:
-            raise
-        print("interrupted: rerun the same command to resume", file=sys.stderr)
-        return 130
+    if args.train_splits is not None:
+        return run_cli(lambda: _main_train_splits(args), args.debug)
+    results = {}
+
+    def download() -> int:
+        results.update(download_dataset(args.path, which=which, base_url=args.base_url, manifest=args.manifest,
+                                        progress=not args.no_progress, keep_archives=args.keep_archives, retries=args.retries))
+        return 0
+
+    status = run_cli(download, args.debug)
+    if status:
+        return status
     for name, result in results.items():
         print(f"{name}: {result['path']}")
     return 0

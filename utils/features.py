@@ -34,12 +34,13 @@ import numpy as np
 
 from utils.errors import Task1aError, run_cli
 from utils.feature_store import INT16_SCALE, STORAGE_TYPES
+from utils.parameters import allowed
 
 # numpy.spacing(1) = 2**-52: dcase_util adds it to the signal before the STFT and to the mel
 # energies before the log (spec sections 4.1 and 7).
 EPS = float(np.spacing(1))
 
-SPECTROGRAM_TYPES = ("magnitude", "power")
+SPECTROGRAM_TYPES = allowed("feature_extractor_method_parameters.mel.spectrogram_type")  # the parameter registry's
 # dcase_util SpectralFeatureExtractor.get_window_function: name -> (scipy window, symmetric)
 WINDOW_TYPES = {
     "hamming_asymmetric": ("hamming", False),
@@ -49,8 +50,8 @@ WINDOW_TYPES = {
     "hann_symmetric": ("hann", True),
     "hann": ("hann", True),
 }
-#: the values of ``data_processing.normalization``
-NORMALIZATIONS = ("max_abs_int16", "none", "mean_std")
+#: the values of ``data_processing.normalization`` (the parameter registry's)
+NORMALIZATIONS = allowed("data_processing.normalization")
 #: rows read from a store at a time when normalising or fitting statistics
 READ_CHUNK_ROWS = 4096
 

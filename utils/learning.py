@@ -546,6 +546,7 @@ def train_model(
     ``chief`` (whether this process wrote the outputs).
     """
     strategy = dist.distribution_strategy(distribute)  # first: a multi-worker strategy needs TensorFlow untouched
+    LOGGER.info(dist.describe_devices(strategy))  # where training runs: CPU cores, which GPUs, how many replicas
     settings = check_settings(parameters)
     data = _training_data(settings, X_train, y_train, X_val, y_val, class_count, training_names)
     output_dir = Path(output_dir)

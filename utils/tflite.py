@@ -24,8 +24,9 @@ import numpy as np
 
 from utils.errors import Task1aError
 from utils.files import usable_cores, write_bytes_atomic
+from utils.parameters import allowed
 
-IO_TYPES = ("float", "int8")
+IO_TYPES = allowed("recognizer.model_io")  # the parameter registry's
 TFLITE_FILENAMES = {"float": "model_float.tflite", "int8": "model_int8.tflite"}
 TFLITE_IDENTIFIER = b"TFL3"  # flatbuffer file identifier at bytes 4..8 of every TFLite model
 
