@@ -103,3 +103,19 @@ def test_the_2024_package_holds_the_five_subsets_and_passes_the_2024_validator(t
         meta = yaml.safe_load(zipped.read(f"task1/{LABEL}/{LABEL}.meta.yaml"))
     assert {f"task1/{LABEL}/{LABEL}.output.split_{n}.csv" for n in (5, 10, 25, 50, 100)} <= names
     assert "energy_consumption" not in meta["system"]
+
+
+def test_the_device_of_a_clip_comes_from_the_metadata_else_the_file_name(tmp_path):
+    from utils.dataset import TAUEvaluationSet
+    from utils.stages import item_devices
+
+    items = pd.DataFrame({"filename": ["audio/airport-lisbon-1000-40000-0-s4.wav", "audio/0.wav", "audio/1.wav"],
+                          "source_label": [None, "b", None]})
+    assert item_devices(items).tolist() == ["s4", "b", "unknown"]
+    assert item_devices(items.drop(columns="source_label")).tolist() == ["s4", "unknown", "unknown"]
+    # DCASE2025 evaluation metadata: the list gives each file's device, no scene labels
+    (tmp_path / "evaluation_setup").mkdir()
+    (tmp_path / "evaluation_setup" / "fold1_test.csv").write_text("filename\tsource_label\naudio/0.wav\ta\naudio/1.wav\ts7\n")
+    evaluation = TAUEvaluationSet.load(tmp_path)
+    assert not evaluation.labelled
+    assert item_devices(evaluation.test).tolist() == ["a", "s7"]

@@ -276,7 +276,8 @@ class TAUEvaluationSet:
     """The evaluation set (challenge mode): ``audio/0.wav ...`` listed in ``evaluation_setup/fold1_test.csv``.
 
     ``test`` has ``filename`` and, when a labels file is given (the demo evaluation set has one), the
-    ``scene_label``, ``identifier``, ``city`` and ``source_label`` columns; otherwise those are None.
+    ``scene_label``, ``identifier``, ``city`` and ``source_label`` columns; otherwise those are None,
+    except ``source_label`` when the list itself has that column (DCASE2025 gives the device).
     """
 
     path: Path
@@ -289,7 +290,10 @@ class TAUEvaluationSet:
         if not path.is_dir():
             raise Task1aError(f"evaluation set folder {path} not found; download it (python task1a.py --download_dataset PATH) or set dataset_method_parameters in task1a.yaml")
         fold_path = path / SETUP_FOLDER / FOLD_FILES["test"]
-        test = _check_rows(read_metadata_csv(fold_path, ("filename",)), fold_path, check_scene=False, allowed_devices=None)[["filename"]]
+        listed = _check_rows(read_metadata_csv(fold_path, ("filename",)), fold_path, check_scene=False, allowed_devices=None)
+        # DCASE2025 gives the recording device at inference time: a source_label column in the list is kept
+        devices = listed["source_label"] if "source_label" in listed else None
+        test = listed[["filename"]]
         labelled = labels_path is not None
         if labelled:
             labels_path = Path(labels_path)
@@ -306,6 +310,8 @@ class TAUEvaluationSet:
         else:
             for column in ("scene_label", "identifier", "city", "source_label"):
                 test[column] = None
+        if devices is not None:
+            test["source_label"] = test["source_label"].where(test["source_label"].notna(), devices.to_numpy())
         return cls(path=path, test=test, labelled=labelled)
 
 
