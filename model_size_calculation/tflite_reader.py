@@ -252,6 +252,15 @@ def _read_operator(view: _FlatbufferView, table: int, index: int, opcodes: list,
                           outputs=tuple(t for t in outputs if t >= 0), pool_filter=pool_filter)
 
 
+
+def _visit_tables(view, owner, slots) -> None:
+    """Bounds-check the sub-tables of ``owner`` in ``slots`` (each one's first field position)."""
+    for slot in slots:
+        table = view.field_table(owner, slot)
+        if table is not None:
+            view.field_pos(table, 0)
+
+
 def _check_extents(view: _FlatbufferView, model: int, subgraphs: list):
     """Touch the parts NeSsi does not count (descriptions, metadata, signatures, options, other
     subgraphs) so that a file cut anywhere is reported instead of silently half-read."""
@@ -272,10 +281,7 @@ def _check_extents(view: _FlatbufferView, model: int, subgraphs: list):
             view.string(tensor, TENSOR_NAME)
             view.vector(tensor, TENSOR_SHAPE, 4)
             view.vector(tensor, TENSOR_SHAPE_SIGNATURE, 4)
-            for slot in (TENSOR_QUANTIZATION, TENSOR_SPARSITY):
-                table = view.field_table(tensor, slot)
-                if table is not None:
-                    view.field_pos(table, 0)
+            _visit_tables(view, tensor, (TENSOR_QUANTIZATION, TENSOR_SPARSITY))
             quantization = view.field_table(tensor, TENSOR_QUANTIZATION)
             if quantization is not None:
                 for slot in (QUANT_MIN, QUANT_MAX, QUANT_SCALE):
@@ -287,10 +293,7 @@ def _check_extents(view: _FlatbufferView, model: int, subgraphs: list):
             view.vector(operator, OPERATOR_CUSTOM_OPTIONS, 1)
             view.vector(operator, OPERATOR_MUTATING_VARIABLE_INPUTS, 1)
             view.vector(operator, OPERATOR_INTERMEDIATES, 4)
-            for slot in (OPERATOR_BUILTIN_OPTIONS, OPERATOR_BUILTIN_OPTIONS_2):
-                table = view.field_table(operator, slot)
-                if table is not None:
-                    view.field_pos(table, 0)
+            _visit_tables(view, operator, (OPERATOR_BUILTIN_OPTIONS, OPERATOR_BUILTIN_OPTIONS_2))
 
 
 def read_tflite_graph(data: bytes) -> TfliteGraph:

@@ -1,4 +1,4 @@
-"""Shared fixtures: where the real data lives (../shared beside the repository)."""
+"""Shared fixtures: where the real data lives (../shared beside the repository); the tiny demo run's parameters."""
 
 from pathlib import Path
 
@@ -28,3 +28,19 @@ def tau2022_meta_dir(shared_dir) -> Path:
 @pytest.fixture(scope="session")
 def reference_dir(shared_dir) -> Path:
     return shared_dir / "reference"
+
+
+def tiny_demo_parameters(root: Path, **general) -> dict:
+    """A ``-p`` dictionary for a tiny demo run in ``root``: few clips, 2 epochs, outputs under ``root``."""
+    return {
+        "defaults": {
+            "path": {"system": str(root / "system"), "log": str(root / "log")},
+            "general": general,
+            "dataset_method_parameters": {"demo": {
+                "path": str(root / "datasets" / "demo"), "locations_per_city": 1, "segments_per_location": 1,
+                "test_locations_per_scene": 2, "subsegments_per_segment": 2, "evaluation_locations_per_scene": 2, "evaluation_files": 40}},
+            "learner_method_parameters": {"cnn": {"conversion": {"representative_examples": 20}}},
+        },
+        # a set's own overrides win over defaults: shorten the demo set itself
+        "sets": [{"set_id": "demo", "learner_method_parameters": {"cnn": {"fit": {"epochs": 2}, "model_selection": {"initial_delay": 0}}}}],
+    }

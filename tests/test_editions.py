@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import tiny_demo_parameters
 from utils.submission import validate_submission
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,19 +24,10 @@ def task1a(*args):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("editions")
-    overrides = {
-        "defaults": {
-            "path": {"system": str(root / "system"), "log": str(root / "log")},
-            "general": {"energy": False},
-            "dataset_method_parameters": {"demo": {
-                "path": str(root / "datasets" / "demo"), "locations_per_city": 1, "segments_per_location": 1,
-                "test_locations_per_scene": 2, "subsegments_per_segment": 2, "evaluation_locations_per_scene": 2, "evaluation_files": 40}},
-            "learner_method_parameters": {"cnn": {"conversion": {"representative_examples": 8}, "fit": {"epochs": 2},
-                                                  "model_selection": {"initial_delay": 0}}},
-            "device_models": {"epochs": 1},
-        },
-        "sets": [{"set_id": "demo", "learner_method_parameters": {"cnn": {"fit": {"epochs": 2}}}}],
-    }
+    overrides = tiny_demo_parameters(root, energy=False)
+    overrides["defaults"]["learner_method_parameters"]["cnn"]["conversion"]["representative_examples"] = 8  # the tiny 5 % subset has 16 clips
+    overrides["defaults"]["learner_method_parameters"]["cnn"].update(fit={"epochs": 2}, model_selection={"initial_delay": 0})
+    overrides["defaults"]["device_models"] = {"epochs": 1}
     param_file = root / "tiny.yaml"
     param_file.write_text(yaml.safe_dump(overrides))
     return root, param_file

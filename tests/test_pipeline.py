@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from utils.dataset import SCENE_LABELS
+from conftest import tiny_demo_parameters
 from utils.submission import validate_submission
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,26 +21,7 @@ HEADER = ["filename", "scene_label", *SCENE_LABELS]
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
-    overrides = {
-        "defaults": {
-            "path": {"system": str(root / "system"), "log": str(root / "log")},
-            "general": {"energy": False},
-            "dataset_method_parameters": {
-                "demo": {
-                    "path": str(root / "datasets" / "demo"),
-                    "locations_per_city": 1,
-                    "segments_per_location": 1,
-                    "test_locations_per_scene": 2,
-                    "subsegments_per_segment": 2,
-                    "evaluation_locations_per_scene": 2,
-                    "evaluation_files": 40,
-                },
-            },
-            "learner_method_parameters": {"cnn": {"conversion": {"representative_examples": 20}}},
-        },
-        # a set's own overrides win over defaults: shorten the demo set itself
-        "sets": [{"set_id": "demo", "learner_method_parameters": {"cnn": {"fit": {"epochs": 2}, "model_selection": {"initial_delay": 0}}}}],
-    }
+    overrides = tiny_demo_parameters(root, energy=False)
     param_file = root / "tiny.yaml"
     param_file.write_text(yaml.safe_dump(overrides))
     return root, param_file
@@ -160,23 +142,8 @@ def test_a_given_model_in_a_read_only_folder_gets_nothing_written_beside_it(work
         folder.chmod(stat.S_IRWXU)
 
 
-def tiny_overrides(root, **general):
-    """The tiny demo of the workspace fixture as a -p dictionary."""
-    return {
-        "defaults": {
-            "path": {"system": str(root / "system"), "log": str(root / "log")},
-            "general": general,
-            "dataset_method_parameters": {"demo": {
-                "path": str(root / "datasets" / "demo"), "locations_per_city": 1, "segments_per_location": 1,
-                "test_locations_per_scene": 2, "subsegments_per_segment": 2, "evaluation_locations_per_scene": 2, "evaluation_files": 40}},
-            "learner_method_parameters": {"cnn": {"conversion": {"representative_examples": 20}}},
-        },
-        "sets": [{"set_id": "demo", "learner_method_parameters": {"cnn": {"fit": {"epochs": 2}, "model_selection": {"initial_delay": 0}}}}],
-    }
-
-
 def test_eval_package_gives_all_three_energy_figures_and_a_rerun_reports_the_stored_training(tmp_path, reference_dir):
-    overrides = tiny_overrides(tmp_path, energy=True)
+    overrides = tiny_demo_parameters(tmp_path, energy=True)
     overrides["defaults"]["recognizer"] = {"baseline_model": str(reference_dir / "model_task1.tflite")}
     param_file = tmp_path / "energy.yaml"
     param_file.write_text(yaml.safe_dump(overrides))
