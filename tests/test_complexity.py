@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import re
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +125,34 @@ def test_a_widened_network_is_over_both_limits(shipped, params):
                         f"parameter memory {memory:,} B > 128,000 B (model_size.max_memory_bytes)"]
     assert text.splitlines()[-1] == "verdict: OVER THE DCASE2023 LIMITS: " + "; ".join(problems)
     assert "[Warning] Multiply accumulate count" in text  # NeSsi's own warning, too
+
+
+def test_an_over_limit_network_is_refused_by_the_command_line_before_any_work(tmp_path):
+    """--check_complexity says OVER and exits 1; a challenge-mode run stops in one line before the data or features."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from conftest import tiny_demo_parameters
+
+    overrides = tiny_demo_parameters(tmp_path, energy=False)
+    overrides["defaults"]["learner_method_parameters"]["cnn"]["model"] = {"constants": {"CONVOLUTION_KERNEL_SIZE": 9}}
+    param_file = tmp_path / "big.yaml"
+    param_file.write_text(yaml.safe_dump(overrides))
+    repo = Path(__file__).resolve().parents[1]
+
+    def task1a(*args):
+        return subprocess.run([sys.executable, "task1a.py", "--no_progress", "-s", "demo", "-p", str(param_file), *args], cwd=repo,
+                              capture_output=True, text=True, timeout=600)
+
+    checked = task1a("--check_complexity")
+    assert checked.returncode == 1
+    assert "verdict: OVER THE DCASE2023 LIMITS: MACs 48,305,000 > 30,000,000 (model_size.max_macs)" in checked.stdout
+    refused = task1a("--mode", "eval")
+    assert refused.returncode == 1
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "MACs 48,305,000 > 30,000,000" in errors[0] and "model_size.enforce" in errors[0]
+    assert not (tmp_path / "datasets").exists() and not (tmp_path / "system" / "features").exists()  # no work was done
+    dev = task1a("--check_complexity", "--set", "learner_method_parameters.cnn.model.constants.CONVOLUTION_KERNEL_SIZE=7")
+    assert dev.returncode == 0 and "verdict: within the DCASE2023 limits" in dev.stdout

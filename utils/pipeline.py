@@ -151,6 +151,7 @@ def run_set(params: dict, options: RunOptions) -> RunOutcome:
     meter = EnergyMeter(enabled=params["general"]["energy"] and group.chief, country_iso_code=params["general"]["country_iso_code"],
                         output_dir=paths.system_dir(params, options.workdir) / "energy")
     run = _Run(params, options, root, group, meter)
+    _complexity_gate(run)
     with run.timer("dataset"):
         run.data = group.chief_first(stages.prepare_data, params, root, progress=options.progress and group.chief)
     run.params = params = run.data.params
@@ -158,7 +159,6 @@ def run_set(params: dict, options: RunOptions) -> RunOutcome:
     if params["general"]["mode"] == "eval" and run.data.evaluation is None:
         raise Task1aError("challenge mode needs the evaluation set; set dataset_method_parameters.tau2022_mobile.evaluation")
     tests, _, labelled = stages.test_items(run.data)
-    _complexity_gate(run)
     with run.timer("feature extraction"):
         development_store, test_store = group.chief_first(_extract_features, run)
     models = _models(run, development_store)
