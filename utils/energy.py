@@ -167,6 +167,8 @@ class EnergyMeter:
     output_dir : path or None
         Where codecarbon appends its own ``emissions.csv`` (one row per phase, an append-only log);
         None writes no file.
+    disabled_reason : str
+        why a phase is not measured when ``enabled`` is False (the parameters, or another worker measures).
     measure_power_secs : float
         codecarbon's power sampling interval; a phase shorter than it is still measured (codecarbon
         takes a last reading at stop).
@@ -178,6 +180,7 @@ class EnergyMeter:
         country_iso_code: str = "FIN",
         output_dir: str | Path | None = None,
         measure_power_secs: float = 15.0,
+        disabled_reason: str = "disabled in the parameters (general.energy: false)",
     ):
         if not isinstance(enabled, bool):
             raise Task1aError(f"general.energy must be true or false, not {enabled!r}")
@@ -191,6 +194,7 @@ class EnergyMeter:
         if enabled:
             _check_country_known(country_iso_code.upper())
         self.enabled = enabled
+        self.disabled_reason = disabled_reason
         self.country_iso_code = country_iso_code.upper()
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.measure_power_secs = measure_power_secs
@@ -216,7 +220,7 @@ class EnergyMeter:
             try:
                 yield record
             finally:
-                self._store(name, record, {"measured": False, "reason": "disabled in the parameters (general.energy: false)"},
+                self._store(name, record, {"measured": False, "reason": self.disabled_reason},
                             time.perf_counter() - body_start, accumulate)
             return
 

@@ -149,7 +149,9 @@ def run_set(params: dict, options: RunOptions) -> RunOutcome:
     stages.check_learner_settings(params)  # the Keras configs, before any work
     root = paths.run_root(params, options.workdir)
     meter = EnergyMeter(enabled=params["general"]["energy"] and group.chief, country_iso_code=params["general"]["country_iso_code"],
-                        output_dir=paths.system_dir(params, options.workdir) / "energy")
+                        output_dir=paths.system_dir(params, options.workdir) / "energy",
+                        disabled_reason=("disabled in the parameters (general.energy: false)" if group.chief
+                                         else "measured by the chief (worker 0) only"))
     run = _Run(params, options, root, group, meter)
     _complexity_gate(run)
     with run.timer("dataset"):
