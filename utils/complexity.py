@@ -59,7 +59,7 @@ def network_input_shape(params: dict) -> tuple[int, int, int]:
 
     extractor = build_extractor(params)
     seconds = params["feature_extractor"]["segment_length_seconds"]
-    segment_samples = int(round(seconds * extractor.fs))  # as utils.features.extract_to_store cuts segments
+    segment_samples = int(round(seconds * extractor.fs))  # as utils.feature_store.extract_to_store cuts segments
     if segment_samples < 1:
         raise Task1aError(f"feature_extractor.segment_length_seconds {seconds!r} is shorter than one sample; fix task1a.yaml")
     return extractor.n_mels, extractor.n_frames(segment_samples), 1
