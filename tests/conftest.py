@@ -44,3 +44,13 @@ def tiny_demo_parameters(root: Path, **general) -> dict:
         # a set's own overrides win over defaults: shorten the demo set itself
         "sets": [{"set_id": "demo", "learner_method_parameters": {"cnn": {"fit": {"epochs": 2}, "model_selection": {"initial_delay": 0}}}}],
     }
+
+
+def filled_meta_template(root: Path, edition: int) -> str:
+    """A ``--set`` pointing ``submission.meta_template`` at the edition's shipped template with its person
+    fields filled in (written into ``root``), as a participant would."""
+    from utils.paths import EDITION_META_TEMPLATES, packaged_file
+
+    path = root / f"filled_{edition}.meta.yaml"
+    path.write_text(packaged_file(EDITION_META_TEMPLATES[edition]).read_text().replace("FILL IN", "Test"))
+    return f"submission.meta_template={path}"

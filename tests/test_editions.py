@@ -1,5 +1,5 @@
-"""The later editions end to end on the tiny demo: the DCASE2025 device-specific models (dev mode, then the
-2025 package) and the DCASE2024 package of the five training subsets, each checked by its edition's validator."""
+"""DCASE2025 end to end on the tiny demo: the device-specific models (dev mode, then the 2025 package checked
+by the 2025 validator). The DCASE2024 package is tested in test_pipeline, after the five subsets' dev runs."""
 
 import subprocess
 import sys
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import tiny_demo_parameters
+from conftest import filled_meta_template, tiny_demo_parameters
 from utils.submission import validate_submission
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,16 +31,6 @@ def tiny(tmp_path_factory):
     param_file = root / "tiny.yaml"
     param_file.write_text(yaml.safe_dump(overrides))
     return root, param_file
-
-
-def filled_template(root: Path, edition: int) -> str:
-    """The edition's shipped meta template with its person fields filled in, as a participant would."""
-    from utils.paths import EDITION_META_TEMPLATES, packaged_file
-
-    text = packaged_file(EDITION_META_TEMPLATES[edition]).read_text().replace("FILL IN", "Test")
-    path = root / f"filled_{edition}.meta.yaml"
-    path.write_text(text)
-    return f"submission.meta_template={path}"
 
 
 def test_device_specific_models_are_fine_tuned_per_training_device_and_reported_known_vs_unknown(tiny):
@@ -71,7 +61,7 @@ def test_device_specific_models_are_fine_tuned_per_training_device_and_reported_
     pd.testing.assert_frame_equal(system[unknown], general_output[unknown])
     assert not system[~unknown].equals(general_output[~unknown])
 
-    package = task1a("-s", "dcase2025_device_specific", "-p", str(param_file), "--mode", "eval", "--package", LABEL, "--set", filled_template(root, 2025))
+    package = task1a("-s", "dcase2025_device_specific", "-p", str(param_file), "--mode", "eval", "--package", LABEL, "--set", filled_meta_template(root, 2025))
     assert package.returncode == 0, package.stderr[-3000:]
     archive = root / "system" / "submission" / f"{LABEL}.zip"
     assert validate_submission(archive, None, edition=2025) == []
@@ -79,22 +69,6 @@ def test_device_specific_models_are_fine_tuned_per_training_device_and_reported_
         meta = yaml.safe_load(zipped.read(f"task1/{LABEL}/{LABEL}.meta.yaml"))
     assert set(meta["system"]["complexity"]["device_models"]) == device_dirs
     assert validate_submission(archive, None, edition=2023) != []  # another edition's rules refuse it
-
-
-def test_the_2024_package_holds_the_five_subsets_and_passes_the_2024_validator(tiny):
-    root, param_file = tiny
-    sets = ",".join(f"dcase2024_split{n}" for n in (5, 10, 25, 50, 100))
-    refused = task1a("-s", "dcase2024_split5,dcase2024_split10", "-p", str(param_file), "--mode", "eval", "--package", LABEL)
-    assert refused.returncode == 1 and "five training subsets" in refused.stderr and "Traceback" not in refused.stderr
-    result = task1a("-s", sets, "-p", str(param_file), "--mode", "eval", "--package", LABEL, "--set", filled_template(root, 2024))
-    assert result.returncode == 0, result.stderr[-3000:]
-    archive = root / "system" / "submission" / f"{LABEL}.zip"
-    assert validate_submission(archive, None, edition=2024) == []
-    with zipfile.ZipFile(archive) as zipped:
-        names = set(zipped.namelist())
-        meta = yaml.safe_load(zipped.read(f"task1/{LABEL}/{LABEL}.meta.yaml"))
-    assert {f"task1/{LABEL}/{LABEL}.output.split_{n}.csv" for n in (5, 10, 25, 50, 100)} <= names
-    assert "energy_consumption" not in meta["system"]
 
 
 def test_the_device_of_a_clip_comes_from_the_metadata_else_the_file_name(tmp_path):

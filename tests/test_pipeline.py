@@ -213,6 +213,32 @@ def test_the_five_dcase2024_subsets_end_with_one_table_and_the_mean(workspace, d
     assert "class-wise accuracy (%)" in text and "device-wise accuracy (%)" in text and "DCASE2024 ranking figure" in text
 
 
+def test_the_2024_package_holds_the_five_subsets_and_their_dev_results(workspace, dev_run):
+    """After the five subsets' dev runs (the test above), their challenge-mode runs make one DCASE2024 package."""
+    from conftest import filled_meta_template
+
+    root, _ = workspace
+    small = root / "tiny_subsets.yaml"  # written by the test above
+    if not small.exists():
+        pytest.skip("needs test_the_five_dcase2024_subsets_end_with_one_table_and_the_mean first")
+    label = "Lastname_ORG_task1_1"
+    refused = task1a("-s", "dcase2024_split5,dcase2024_split10", "-p", str(small), "--mode", "eval", "--package", label)
+    assert refused.returncode == 1 and "five training subsets" in refused.stderr and "Traceback" not in refused.stderr
+    sets = ",".join(f"dcase2024_split{n}" for n in (5, 10, 25, 50, 100))
+    result = task1a("-s", sets, "-p", str(small), "--mode", "eval", "--package", label, "--set", filled_meta_template(root, 2024))
+    assert result.returncode == 0, result.stderr[-3000:]
+    archive = root / "system" / "submission" / f"{label}.zip"
+    assert validate_submission(archive, None, edition=2024) == []
+    assert validate_submission(archive, None, edition=2023) != []  # another edition's rules refuse it
+    with zipfile.ZipFile(archive) as zipped:
+        names = set(zipped.namelist())
+        meta = yaml.safe_load(zipped.read(f"task1/{label}/{label}.meta.yaml"))
+    assert {f"task1/{label}/{label}.output.split_{n}.csv" for n in (5, 10, 25, 50, 100)} <= names
+    assert "energy_consumption" not in meta["system"]
+    results = meta["results"]["development_dataset"]
+    assert all(results[f"split_{n}"]["overall"]["accuracy"] is not None for n in (5, 10, 25, 50, 100))  # the dev runs' figures
+
+
 def test_early_stopping_from_the_yaml_survives_a_kill_9(workspace, dev_run):
     """kill -9 after epoch 2's checkpoint, rerun: the YAML's EarlyStopping (it must stop after epoch 3) keeps its
     patience across the kill, and the final model is bit-identical to an uninterrupted run's."""
