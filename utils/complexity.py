@@ -55,7 +55,7 @@ def measure_tflite(source, limits: dict) -> dict:
 
 def network_input_shape(params: dict) -> tuple[int, int, int]:
     """``(n_mels, n_frames, 1)`` of one segment's log-mel features (40 x 51 for the defaults)."""
-    from utils.stages import build_extractor
+    from utils.features import build_extractor
 
     extractor = build_extractor(params)
     seconds = params["feature_extractor"]["segment_length_seconds"]

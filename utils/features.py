@@ -474,6 +474,14 @@ class MeanStdNormalizer:
         return normalizer
 
 
+def build_extractor(params: dict) -> LogMelExtractor:
+    """The feature extractor of ``feature_extractor.method`` with its parameters (a resolved parameter set)."""
+    section = params["feature_extractor"]
+    if section["method"] != "mel":
+        raise Task1aError(f"feature_extractor.method '{section['method']}' is not supported (known: {', '.join(allowed('feature_extractor'))}); fix task1a.yaml")
+    return LogMelExtractor(**section["parameters"])
+
+
 def build_normalizer(method: str, statistics: dict | None = None):
     """A function ``(n, n_mels, n_frames) -> same shape float32`` applying ``data_processing.normalization``.
 

@@ -433,7 +433,7 @@ def predict(params: dict, recordings: list[str], output: Path, model: Path | Non
     Returns ``{name: reason}`` of the recordings that could not be read (the others are classified).
     """
     from utils.dataset import SCENE_LABELS
-    from utils.features import build_normalizer
+    from utils.features import build_extractor, build_normalizer
     from utils.system_output import write_system_output
     from utils.testing import find_recordings, predict_recordings
     from utils.tflite import TFLiteClassifier
@@ -445,7 +445,7 @@ def predict(params: dict, recordings: list[str], output: Path, model: Path | Non
     normalizer = build_normalizer(trained.normalization["method"], trained.normalization.get("statistics"))
     found = find_recordings(recordings)
     names, probabilities, failures = predict_recordings(
-        found, classifier, stages.build_extractor(params), normalizer, params["feature_extractor"]["segment_length_seconds"],
+        found, classifier, build_extractor(params), normalizer, params["feature_extractor"]["segment_length_seconds"],
         progress=progress, max_chunk_seconds=recognizer["max_chunk_seconds"])
     if names:
         write_system_output(output, names, probabilities, SCENE_LABELS)

@@ -154,15 +154,6 @@ def stage_folder(params: dict, root: Path, stage: str, extra=None) -> Path:
 
 
 # ------------------------------------------------------------------------- feature extraction
-def build_extractor(params: dict):
-    from utils.features import LogMelExtractor
-
-    section = params["feature_extractor"]
-    if section["method"] != "mel":
-        raise Task1aError(f"feature_extractor.method '{section['method']}' is not supported (known: {', '.join(allowed('feature_extractor'))}); fix task1a.yaml")
-    return LogMelExtractor(**section["parameters"])
-
-
 def feature_extraction_stage(params: dict, items: pd.DataFrame, audio_root: Path, store_dir: Path, overwrite: bool = False, progress: bool = True):
     """Extract log-mel features of every item into the store at ``store_dir``; return the open store.
 
@@ -170,6 +161,7 @@ def feature_extraction_stage(params: dict, items: pd.DataFrame, audio_root: Path
     read stop the run with one line naming the first of them (a result on a silently shrunk test set
     would be wrong).
     """
+    from utils import features
     from utils.feature_store import FeatureStore, extract_to_store
 
     if overwrite and store_dir.exists():
@@ -189,7 +181,7 @@ def feature_extraction_stage(params: dict, items: pd.DataFrame, audio_root: Path
         [audio_root / key for key in keys],
         keys,
         store_dir,
-        build_extractor(params),
+        features.build_extractor(params),
         segment_length_seconds=section["segment_length_seconds"],
         n_jobs=section["n_jobs"],
         progress=progress,
