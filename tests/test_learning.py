@@ -301,9 +301,9 @@ def test_one_log_line_per_epoch_and_the_model_summary(tmp_path, caplog):
     import logging
 
     X, y = toy_problem(60, seed=1)
-    with caplog.at_level(logging.DEBUG, logger="utils.learning"):
+    with caplog.at_level(logging.DEBUG, logger="utils"):
         train_model(small_cnn_parameters(epochs=3, initial_delay=0), X[:40], y[:40], X[40:], y[40:], tmp_path, progress=False)
-    lines = [record.getMessage() for record in caplog.records if record.name == "utils.learning"]
+    lines = [record.getMessage() for record in caplog.records if record.name in ("utils.learning", "utils.callbacks")]
     epoch_lines = [line for line in lines if line.startswith("epoch ")]
     assert [line.split(":")[0] for line in epoch_lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
     assert all("val_loss" in line and "categorical_accuracy" in line and " s; " in line for line in epoch_lines)

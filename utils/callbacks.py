@@ -21,7 +21,7 @@ import keras
 
 from utils.learning import OWN_COLUMNS, is_better, values_match
 
-LOGGER = logging.getLogger("utils.learning")
+LOGGER = logging.getLogger(__name__)
 
 
 class BestEpochSelection(keras.callbacks.Callback):

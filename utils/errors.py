@@ -34,13 +34,13 @@ def run_cli(body, debug: bool = False, *, resume_hint: str = "rerun the same com
     except Task1aError as exc:
         if debug:
             raise
-        logging.getLogger("utils").debug("error", exc_info=True)
+        logging.getLogger(__name__).debug("error", exc_info=True)
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
         if debug:
             raise
-        logging.getLogger("utils").debug("error", exc_info=True)
+        logging.getLogger(__name__).debug("error", exc_info=True)
         where = f" {exc.filename}" if exc.filename else ""
         print(f"error: cannot read or write{where}: {exc.strerror or exc}; {write_fix}", file=sys.stderr)
         return 1
