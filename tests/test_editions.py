@@ -85,3 +85,36 @@ def test_the_device_of_a_clip_comes_from_the_metadata_else_the_file_name(tmp_pat
     evaluation = TAUEvaluationSet.load(tmp_path)
     assert not evaluation.labelled
     assert item_devices(evaluation.test).tolist() == ["a", "s7"]
+
+
+def test_a_package_request_is_checked_before_any_work(tmp_path):
+    from utils.errors import Task1aError
+    from utils.parameters import ParameterContainer, apply_overrides
+    from utils.pipeline import RunOptions, check_package_request
+
+    container = ParameterContainer()
+    eval_2025 = apply_overrides(container.resolve("dcase2025_device_specific"), {"general.mode": "eval"})
+    check_package_request([eval_2025], RunOptions(package=LABEL))
+    problems = {
+        "submission label 'my team': must be": ([eval_2025], RunOptions(package="my team")),
+        "needs device-specific models": ([apply_overrides(eval_2025, {"device_models.enabled": False})], RunOptions(package=True)),
+        "is for edition 2023, not 2025": ([apply_overrides(eval_2025, {"submission.meta_template": "meta/task1a_submission.meta.yaml"})],
+                                          RunOptions(package=LABEL)),
+        "flow.model_size: true": ([apply_overrides(eval_2025, {"flow.model_size": False})], RunOptions(package=LABEL)),
+        "challenge mode": ([container.resolve("dcase2025_device_specific")], RunOptions(package=LABEL)),
+    }
+    for expected, (all_params, options) in problems.items():
+        with pytest.raises(Task1aError) as caught:
+            check_package_request(all_params, options)
+        assert expected in str(caught.value) and "\n" not in str(caught.value), (expected, str(caught.value))
+
+
+def test_device_models_trainable_layers_must_name_a_layer_before_any_work():
+    from utils.errors import Task1aError
+    from utils.parameters import ParameterContainer, apply_overrides
+    from utils.stages import check_learner_settings
+
+    params = ParameterContainer().resolve("dcase2025_device_specific")
+    check_learner_settings(apply_overrides(params, {"device_models.trainable_layers": ["dense*"]}))
+    with pytest.raises(Task1aError, match=r"device_models.trainable_layers: 'conv3d\*' matches no layer of the network \(layers: input_layer, conv2d"):
+        check_learner_settings(apply_overrides(params, {"device_models.trainable_layers": ["conv3d*"]}))

@@ -113,3 +113,15 @@ def test_deterministic_option_switches_tensorflow_op_determinism():
 def test_bad_seed_is_rejected(seed):
     with pytest.raises(Task1aError, match="general.seed"):
         set_seeds(seed)
+
+
+def test_every_build_names_the_layers_alike():
+    """Layer names do not depend on how many models the process built before (trainable_layers patterns
+    such as ``dense_1`` must mean the same layer for the general model and every device model)."""
+    from utils.model import build_model
+    from utils.parameters import ParameterContainer
+
+    model_parameters = ParameterContainer().resolve("demo")["learner"]["parameters"]["model"]
+    first, second = ([layer.name for layer in build_model(model_parameters).layers] for _ in range(2))
+    assert first == second
+    assert first[:3] == ["input_layer", "conv2d", "batch_normalization"] and first[-2:] == ["dropout_2", "dense_1"]

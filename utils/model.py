@@ -118,8 +118,19 @@ def _culprit_key(layer_class: type, config: dict, message: str) -> str | None:
     return None
 
 
-def _layer_from_description(index: int, description: Any, constants: dict):
-    """One Keras layer from ``{class_name, config}``; one-line error naming the index and key."""
+def layer_name(class_name: str, used: dict[str, int]) -> str:
+    """The name Keras gives a layer in a fresh process (``conv2d``, ``conv2d_1``, ``max_pooling2d``...),
+    counted within one model (``used``: names given so far), so that every build of a network names its
+    layers alike however many models the process built before (``trainable_layers`` patterns rely on it)."""
+    base = re.sub("([a-z])([A-Z])", r"\1_\2", re.sub("(.)([A-Z][a-z0-9]+)", r"\1_\2", class_name)).lower()
+    count = used.get(base, 0)
+    used[base] = count + 1
+    return base if count == 0 else f"{base}_{count}"
+
+
+def _layer_from_description(index: int, description: Any, constants: dict, used: dict[str, int] | None = None):
+    """One Keras layer from ``{class_name, config}``; one-line error naming the index and key. Unnamed
+    layers get :func:`layer_name` (``used``: the names of the model so far)."""
     import keras
 
     where = f"{PARAMETER_KEY}.config[{index}]"
@@ -154,6 +165,8 @@ def _layer_from_description(index: int, description: Any, constants: dict):
     missing = sorted(required - set(config))
     if missing:
         raise Task1aError(f"{where}.config: {class_name} needs {', '.join(missing)}; add it to the layer's config")
+    if "name" not in config and used is not None:
+        config["name"] = layer_name(class_name, used)
     try:
         return layer_class(**config)
     except Exception as exc:  # noqa: BLE001 - Keras raises TypeError, ValueError, KeyError... for bad values
@@ -196,10 +209,11 @@ def build_model(model_parameters: dict, input_shape: tuple = (40, 51, 1), class_
     if not isinstance(layer_list, list) or not layer_list:
         raise Task1aError(f"{PARAMETER_KEY}.config must be a non-empty list of {{class_name, config}} layers; fix the parameters")
 
-    inputs = keras.Input(shape=tuple(input_shape))
+    inputs = keras.Input(shape=tuple(input_shape), name="input_layer")
     outputs = inputs
+    used: dict[str, int] = {}
     for index, description in enumerate(layer_list):
-        layer = _layer_from_description(index, description, constants)
+        layer = _layer_from_description(index, description, constants, used)
         try:
             outputs = layer(outputs)
         except Exception as exc:  # noqa: BLE001 - shape mismatches surface as various Keras/TF errors

@@ -290,6 +290,7 @@ RULES: dict[str, Rule] = {
     "device_models.enabled": flag(),
     "device_models.epochs": POSITIVE,
     "device_models.learning_rate": number(0, low_open=True),
+    "device_models.trainable_layers": Rule("list", item=text(), distinct=True, optional=True),  # null: all layers; else fnmatch patterns
     "model_size.max_macs": POSITIVE,
     "model_size.max_memory_bytes": POSITIVE,
     "model_size.enforce": choice("eval", "always", "never"),
@@ -304,7 +305,6 @@ FREE_FORM = {
     "learner_method_parameters.cnn.compile.loss",
     "learner_method_parameters.cnn.optimizer",
     "learner_method_parameters.cnn.fit.callbacks",
-    "device_models.trainable_layers",  # null or layer name patterns: checked by utils.learning as the learner's own
 }
 
 

@@ -50,6 +50,7 @@ class RunOutcome:
     complexity: dict | None = None
     energy: dict | None = None    # the run's energy summary
     device_models: dict = field(default_factory=dict)  # DCASE2025: device -> (TrainedModel, NeSsi figures)
+    recognizer_extra: dict | None = None  # what was tested when it was not a trained model (--model's sha256)
 
 
 # ------------------------------------------------------------------------------------------ sets
@@ -94,7 +95,12 @@ def run_sets(all_params: list[dict], options: RunOptions) -> list[RunOutcome]:
     """Each set's stages in turn; when the sets' training subsets differ, the DCASE2024 per-split table;
     with ``options.package``, the submission package of the edition (``submission.edition``)."""
     if options.package:
-        check_package_request(all_params)
+        check_package_request(all_params, options)
+    if len(all_params) > 1 and all(params["learner"]["distribute"] != "multi_worker" for params in all_params):
+        for params in all_params[1:]:  # every set's settings and network before the first set's work (a cluster forms first: not there)
+            stages.check_learner_settings(params, given_model=bool(options.model))
+            if not options.model:
+                _complexity_gate(_Run(params, options, paths.run_root(params, options.workdir), None, None))
     outcomes = [run_set(params, options) for params in all_params]
     if len({params["dataset"]["train_split"] for params in all_params}) > 1 and not options.model:
         from utils.reporting import format_split_table
@@ -105,21 +111,34 @@ def run_sets(all_params: list[dict], options: RunOptions) -> list[RunOutcome]:
     return outcomes
 
 
-def check_package_request(all_params: list[dict]) -> None:
-    """Before any work: ``--package`` needs challenge mode, one edition, and the sets that edition packages
-    (DCASE2024: the five training subsets; otherwise one set)."""
-    from utils.submission import SPLITS_2024
+def check_package_request(all_params: list[dict], options: RunOptions) -> None:
+    """Before any work: ``--package`` needs challenge mode, one edition, the sets that edition packages
+    (DCASE2024: the five training subsets; otherwise one set), a valid label, the edition's meta template,
+    the model size stage, and (DCASE2025) the device models."""
+    from utils.submission import SPLITS_2024, check_label, load_meta_template
 
     editions = {params["submission"]["edition"] for params in all_params}
     if any(params["general"]["mode"] != "eval" for params in all_params):
         raise Task1aError("--package needs challenge mode (--mode eval)")
     if len(editions) > 1:
         raise Task1aError(f"--package: the sets name different submission.edition values {sorted(editions)}; give sets of one edition")
+    edition = editions.pop()
     splits = sorted(params["dataset"]["train_split"] for params in all_params)
-    if editions == {2024} and [f"split_{split}" for split in splits] != list(SPLITS_2024):
+    if edition == 2024 and [f"split_{split}" for split in splits] != list(SPLITS_2024):
         raise Task1aError(f"--package for DCASE2024 needs the five training subsets in one command (-s with dataset.train_split 5, 10, 25, 50, 100), got {splits}")
-    if editions != {2024} and len(all_params) > 1:
-        raise Task1aError(f"--package for DCASE{editions.pop()} takes one set, got {len(all_params)}; give one -s set")
+    if edition != 2024 and len(all_params) > 1:
+        raise Task1aError(f"--package for DCASE{edition} takes one set, got {len(all_params)}; give one -s set")
+    params = all_params[0]
+    check_label(params["submission"]["label"] if options.package is True else options.package)
+    template = paths.meta_template(params, options.workdir)
+    recorded = (load_meta_template(template).get("submission") or {}).get("edition")
+    if recorded is not None and recorded != edition:
+        raise Task1aError(f"meta template {template} is for edition {recorded}, not {edition} (submission.edition); "
+                          "set submission.meta_template to that edition's template or null")
+    if not all(p["flow"]["model_size"] for p in all_params):
+        raise Task1aError("--package needs the model's complexity figures; set flow.model_size: true")
+    if edition == 2025 and not params["device_models"]["enabled"]:
+        raise Task1aError("--package for DCASE2025 needs device-specific models; set device_models.enabled: true (set dcase2025_device_specific)")
 
 
 # ------------------------------------------------------------------------------------------- run
@@ -146,7 +165,7 @@ def run_set(params: dict, options: RunOptions) -> RunOutcome:
     # On a multi-worker cluster the chief prepares the data and features while the others wait. The
     # cluster forms first: a multi-worker strategy needs TensorFlow untouched (Keras objects included).
     group = WorkerGroup(params["learner"]["distribute"])
-    stages.check_learner_settings(params)  # the Keras configs, before any work
+    stages.check_learner_settings(params, given_model=bool(options.model))  # the Keras configs, before any work
     root = paths.run_root(params, options.workdir)
     meter = EnergyMeter(enabled=params["general"]["energy"] and group.chief, country_iso_code=params["general"]["country_iso_code"],
                         output_dir=paths.system_dir(params, options.workdir) / "energy",
@@ -173,7 +192,7 @@ def run_set(params: dict, options: RunOptions) -> RunOutcome:
     outputs = _test(run, models, tests, test_store, recognizer_dir)
     record = run_record(run, models, outputs, complexity)
     outcome = RunOutcome(system_output=outputs[0], params=params, model=models[0], complexity=complexity, energy=record["energy_summary"],
-                         device_models=run.device_complexity)
+                         device_models=run.device_complexity, recognizer_extra=run.recognizer_extra)
     report_dir = recognizer_dir
     if labelled and params["flow"]["evaluation"]:
         report_dir, outcome.results = _evaluate(run, models, outputs, tests, record, complexity)
@@ -187,7 +206,7 @@ def _complexity_gate(run: _Run) -> None:
     """Before any work, when ``model_size.enforce`` applies: the untrained network measured by NeSsi, stopped if over a limit."""
     from utils.complexity import enforce_limits, limits_enforced, network_complexity
 
-    if run.options.model or not run.group.chief or not limits_enforced(run.params):
+    if run.options.model or (run.group is not None and not run.group.chief) or not limits_enforced(run.params):
         return
     enforce_limits(network_complexity(run.params), run.params["model_size"], f"the network of set {run.params['set_id']}")
 
@@ -230,11 +249,11 @@ def _models(run: _Run, development_store) -> list:
     if run.group.chief and io not in models[0].tflite:
         raise Task1aError(f"recognizer.model_io '{io}' was not exported (conversion.io: {params['learner']['parameters']['conversion']['io']}); fix task1a.yaml")
     if params["device_models"]["enabled"] and run.group.chief:
-        device_dir = stages.stage_folder(params, run.root, "device_models")
         with run.timer("device models"):
-            for model in models:
+            for model in models:  # the general model's content names the folder: a retrained one is fine-tuned anew
+                device_dir = stages.stage_folder(params, run.root, "device_models", {"general_model": file_digest(model.keras)})
                 model.devices = stages.device_models_stage(params, model, stages.training_items(run.data), development_store,
-                                                           device_dir / f"seed_{model.seed}", options.overwrite, options.progress)
+                                                           device_dir / f"seed_{model.seed}", options.overwrite, options.progress, run.meter)
     return models
 
 
@@ -346,7 +365,7 @@ def _evaluate(run: _Run, models: list, outputs: list[Path], tests, record: dict,
 def _evaluate_trial(run: _Run, model, output: Path, tests, folder: Path, info: dict) -> dict:
     """One trial's results; with device models (DCASE2025) the general model's too, kept under ``general_model``."""
     params, data = run.params, run.data
-    groups = stages.device_groups(model)
+    groups = stages.device_groups(model, stages.training_items(run.data))
     info = dict(info, seed=model.seed)
     if groups:
         general = stages.evaluation_stage(output.parent / "general" / "output.csv", tests, folder / "general_model", data.description,
@@ -374,13 +393,14 @@ def _report(run: _Run, models: list, record: dict, report_dir: Path) -> Path:
     return report_dir / "report.md"
 
 
-def development_results(params: dict, workdir=None) -> dict | None:
-    """The results of the set's dev-mode run (what the meta reports for the development set), or None."""
+def development_results(params: dict, workdir=None, extra=None) -> dict | None:
+    """The results of the set's dev-mode run (what the meta reports for the development set), or None.
+    ``extra``: what the run tested when it was not a trained model (as the evaluator's folder says)."""
     import yaml
 
     from utils.parameters import apply_overrides
 
-    path = stages.run_results_path(apply_overrides(params, {"general.mode": "dev"}), workdir)
+    path = stages.run_results_path(apply_overrides(params, {"general.mode": "dev"}), workdir, extra)
     if not path.exists():
         log.warning("no development-set results for set %s (run it with --mode dev first): its results block in the meta stays empty", params["set_id"])
         return None
@@ -418,7 +438,7 @@ def write_package(outcomes: list[RunOutcome], options: RunOptions) -> Path:
                                        for device, (model, figures) in outcomes[0].device_models.items()}
         results = stages.device_specific_results(development_results(params, workdir))
     else:
-        results = development_results(params, workdir)
+        results = development_results(params, workdir, outcomes[0].recognizer_extra)
     meta = build_submission_meta(label, paths.meta_template(params, workdir), params, complexity, energy, results, edition=edition)
     out_zip = paths.system_dir(params, workdir) / "submission" / f"{label}.zip"
     build_submission_package(label, output_csv, out_zip, meta)

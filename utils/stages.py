@@ -202,11 +202,29 @@ def segment_labels(store, items: pd.DataFrame, column: str) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------- learning
-def check_learner_settings(params: dict) -> None:
-    """Fail before any work when the learner's settings (Keras configs included) are invalid."""
+def check_learner_settings(params: dict, given_model: bool = False) -> None:
+    """Fail before any work when the learner's settings (Keras configs included) are invalid, or (DCASE2025)
+    when the device models' ``trainable_layers`` name no layer of the network, or the tested TFLite variant
+    is not exported."""
     from utils.learning import check_settings
 
-    check_settings(params["learner"]["parameters"])
+    learner = params["learner"]["parameters"]
+    check_settings(learner)
+    io = params["recognizer"]["model_io"]
+    if not given_model and io not in learner["conversion"]["io"]:
+        raise Task1aError(f"recognizer.model_io '{io}' is not exported (learner_method_parameters.{params['learner']['method']}.conversion.io: "
+                          f"{learner['conversion']['io']}); add it there or choose another model_io")
+    patterns = params["device_models"]["trainable_layers"] if params["device_models"]["enabled"] else None
+    if patterns:
+        from fnmatch import fnmatchcase
+
+        from utils.complexity import network_input_shape
+        from utils.model import build_model
+
+        names = [layer.name for layer in build_model(learner["model"], network_input_shape(params), len(tau.SCENE_LABELS)).layers]
+        for pattern in patterns:
+            if not any(fnmatchcase(name, pattern) for name in names):
+                raise Task1aError(f"device_models.trainable_layers: {pattern!r} matches no layer of the network (layers: {', '.join(names)}); fix the pattern")
 
 
 def trial_seeds(params: dict) -> list[int]:
@@ -219,11 +237,11 @@ def trials_folder_name(seeds: list[int]) -> str:
     return f"seed_{seeds[0]}" if len(seeds) == 1 else f"seeds_{seeds[0]}-{seeds[-1]}"
 
 
-def run_results_path(params: dict, workdir=None) -> Path:
+def run_results_path(params: dict, workdir=None, extra=None) -> Path:
     """Where a (dev-mode) run of ``params`` keeps its results: ``<system>/evaluator/<hash>/<seed_N or seeds_A-B>/results.yaml``."""
     from utils.paths import system_dir
 
-    return system_dir(params, workdir) / "evaluator" / folder_hash(params, "evaluator") / trials_folder_name(trial_seeds(params)) / "results.yaml"
+    return system_dir(params, workdir) / "evaluator" / folder_hash(params, "evaluator", extra) / trials_folder_name(trial_seeds(params)) / "results.yaml"
 
 
 def split_results(all_params: list[dict], workdir=None) -> list[tuple[int, dict]]:
@@ -402,15 +420,17 @@ def fine_tuning_parameters(params: dict, general: TrainedModel) -> dict:
     learner["fit"]["epochs"] = settings["epochs"]
     learner["optimizer"]["config"]["learning_rate"] = settings["learning_rate"]
     learner["model_selection"]["initial_delay"] = 0
+    device_params["learner"]["distribute"] = "none"  # the chief fine-tunes alone; on a cluster the others wait for it
     return device_params
 
 
 def device_models_stage(params: dict, general: TrainedModel, items: pd.DataFrame, store, folder: Path, overwrite: bool = False,
-                        progress: bool = True) -> dict[str, TrainedModel]:
+                        progress: bool = True, meter=None) -> dict[str, TrainedModel]:
     """DCASE2025: fine-tune a copy of ``general`` on each training device's items, in ``folder/<device>/``.
 
     Each device model is a learning stage of its own (split, checkpoints, export, ``learning.yaml``):
-    finished ones are reused, an interrupted one resumes.
+    finished ones are reused, an interrupted one resumes. With ``meter`` its energy joins the run's
+    ``training`` phase.
     """
     from utils.evaluation import device_sort_key
 
@@ -426,7 +446,11 @@ def device_models_stage(params: dict, general: TrainedModel, items: pd.DataFrame
                         "it keeps the general model", device, len(device_items), device_items["identifier"].nunique())
             continue
         log.info("device models: fine-tuning the general model on device %s (%d clips)", device, len(device_items))
-        trained[device] = learning_stage(device_params, device_items, store, Path(folder) / device, general.seed, overwrite, progress)
+        device_folder = Path(folder) / device
+        train = lambda: learning_stage(device_params, device_items, store, device_folder, general.seed, overwrite, progress)  # noqa: E731
+        trained[device] = (measured_stage(meter, "training", device_folder, learning_reused(device_folder, overwrite), train,
+                                          resumed_unrecorded=learning_resumes_unrecorded(device_folder, overwrite))
+                           if meter is not None else train())
     return trained
 
 
@@ -458,16 +482,23 @@ def device_testing_stage(model: TrainedModel, io: str, items: pd.DataFrame, stor
         device_names, _, device_probabilities = read_system_output(testing_stage(
             device_model.tflite[io], device_model.normalization, subset, store, device_dir, recognizer, overwrite, progress))
         probabilities[[row[name] for name in device_names]] = device_probabilities
+    routed = int(devices.isin(list(model.devices)).sum())
+    if routed == 0:
+        log.warning("testing: no test clip is from a device with its own model (devices from the metadata's source_label or the file "
+                    "names: %s); every clip used the general model", ", ".join(sorted(devices.unique())[:5]))
     write_system_output(output, names, probabilities, tau.SCENE_LABELS)
-    log.info("testing: %d files, %d device models -> %s", len(names), len(model.devices), output)
+    log.info("testing: %d files, %d by %d device models -> %s", len(names), routed, len(model.devices), output)
     return output
 
 
-def device_groups(model: TrainedModel) -> dict | None:
-    """The evaluation's device groups of a run with device models (``known_devices``: those with a model), else None."""
+def device_groups(model: TrainedModel, training: pd.DataFrame) -> dict | None:
+    """The evaluation's device groups of a run with device models, else None: ``known_devices`` are those of
+    the ``training`` items (DCASE2025's seen devices, a device kept on the general model included)."""
+    from utils.evaluation import device_sort_key
+
     if not model.devices:
         return None
-    known = tuple(model.devices)
+    known = tuple(sorted(item_devices(training).unique(), key=device_sort_key))
     return {"known_devices": known, "unknown_devices": tuple(d for d in tau.DEVELOPMENT_DEVICES if d not in known)}
 
 
