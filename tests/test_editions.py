@@ -73,7 +73,7 @@ def test_device_specific_models_are_fine_tuned_per_training_device_and_reported_
 
 def test_the_device_of_a_clip_comes_from_the_metadata_else_the_file_name(tmp_path):
     from utils.dataset import TAUEvaluationSet
-    from utils.stages import item_devices
+    from utils.device_models import item_devices
 
     items = pd.DataFrame({"filename": ["audio/airport-lisbon-1000-40000-0-s4.wav", "audio/0.wav", "audio/1.wav"],
                           "source_label": [None, "b", None]})

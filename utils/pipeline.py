@@ -17,7 +17,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from utils import paths, stages
+from utils import device_models, paths, stages
 from utils.errors import Task1aError
 from utils.files import file_digest
 
@@ -252,7 +252,7 @@ def _models(run: _Run, development_store) -> list:
         with run.timer("device models"):
             for model in models:  # the general model's content names the folder: a retrained one is fine-tuned anew
                 device_dir = stages.stage_folder(params, run.root, "device_models", {"general_model": file_digest(model.keras)})
-                model.devices = stages.device_models_stage(params, model, stages.training_items(run.data), development_store,
+                model.devices = device_models.device_models_stage(params, model, stages.training_items(run.data), development_store,
                                                            device_dir / f"seed_{model.seed}", options.overwrite, options.progress, run.meter)
     return models
 
@@ -290,7 +290,7 @@ def _test(run: _Run, models: list, tests, test_store, recognizer_dir: Path) -> l
             folder.mkdir(parents=True, exist_ok=True)
             outputs.append(stages.measured_stage(
                 run.meter, "testing", folder, stages.testing_reused(folder, options.overwrite),
-                lambda: (stages.device_testing_stage(model, io, tests, test_store, folder, params["recognizer"], options.overwrite, options.progress)
+                lambda: (device_models.device_testing_stage(model, io, tests, test_store, folder, params["recognizer"], options.overwrite, options.progress)
                          if model.devices else
                          stages.testing_stage(model.tflite[io], model.normalization, tests, test_store, folder, params["recognizer"],
                                               options.overwrite, options.progress)),
@@ -365,7 +365,7 @@ def _evaluate(run: _Run, models: list, outputs: list[Path], tests, record: dict,
 def _evaluate_trial(run: _Run, model, output: Path, tests, folder: Path, info: dict) -> dict:
     """One trial's results; with device models (DCASE2025) the general model's too, kept under ``general_model``."""
     params, data = run.params, run.data
-    groups = stages.device_groups(model, stages.training_items(run.data))
+    groups = device_models.device_groups(model, stages.training_items(run.data))
     info = dict(info, seed=model.seed)
     if groups:
         general = stages.evaluation_stage(output.parent / "general" / "output.csv", tests, folder / "general_model", data.description,
@@ -436,7 +436,7 @@ def write_package(outcomes: list[RunOutcome], options: RunOptions) -> Path:
     elif edition == 2025:
         complexity["device_models"] = {device: _meta_complexity(RunOutcome(params=params, model=model, complexity=figures))
                                        for device, (model, figures) in outcomes[0].device_models.items()}
-        results = stages.device_specific_results(development_results(params, workdir))
+        results = device_models.device_specific_results(development_results(params, workdir))
     else:
         results = development_results(params, workdir, outcomes[0].recognizer_extra)
     meta = build_submission_meta(label, paths.meta_template(params, workdir), params, complexity, energy, results, edition=edition)

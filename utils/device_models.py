@@ -1,0 +1,133 @@
+"""DCASE2025 device-specific models: a copy of the general model fine-tuned per training device, testing by
+each clip's device (the general model for unknown devices), and the known / unknown device groups.
+
+Each device model is a learning stage of its own (:func:`utils.stages.learning_stage`) in
+``<system>/device_models/<hash>/seed_N/<device>/``; the pipeline calls :func:`device_models_stage` after
+learning and :func:`device_testing_stage` instead of the plain testing stage when ``device_models.enabled``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from utils import dataset as tau
+from utils import stages
+
+log = logging.getLogger(__name__)
+
+
+def item_devices(items: pd.DataFrame) -> pd.Series:
+    """The recording device of each item: the metadata's ``source_label``, else the file name's last
+    ``-<device>`` part (TAU names such as ``airport-lisbon-1000-40000-0-a.wav``); ``unknown`` when neither says."""
+    if "source_label" in items and items["source_label"].notna().all():
+        return items["source_label"].astype(str)
+    from_names = items["filename"].str.extract(r"-([a-z]+\d*)\.wav$", expand=False)
+    if "source_label" in items:
+        from_names = items["source_label"].fillna(from_names)
+    return from_names.fillna("unknown").astype(str)
+
+
+def fine_tuning_parameters(params: dict, general: stages.TrainedModel) -> dict:
+    """The learner parameters of a device model: the general model's, starting from its weights, with
+    ``device_models``' epochs, learning rate and trainable layers."""
+    import copy
+
+    settings = params["device_models"]
+    device_params = copy.deepcopy(params)
+    learner = device_params["learner"]["parameters"]
+    learner["initial_weights"] = str(general.keras)
+    learner["trainable_layers"] = settings["trainable_layers"]
+    learner["fit"]["epochs"] = settings["epochs"]
+    learner["optimizer"]["config"]["learning_rate"] = settings["learning_rate"]
+    learner["model_selection"]["initial_delay"] = 0
+    device_params["learner"]["distribute"] = "none"  # the chief fine-tunes alone; on a cluster the others wait for it
+    return device_params
+
+
+def device_models_stage(params: dict, general: stages.TrainedModel, items: pd.DataFrame, store, folder: Path, overwrite: bool = False,
+                        progress: bool = True, meter=None) -> dict[str, stages.TrainedModel]:
+    """DCASE2025: fine-tune a copy of ``general`` on each training device's items, in ``folder/<device>/``.
+
+    Each device model is a learning stage of its own (split, checkpoints, export, ``learning.yaml``):
+    finished ones are reused, an interrupted one resumes. With ``meter`` its energy joins the run's
+    ``training`` phase.
+    """
+    from utils.evaluation import device_sort_key
+
+    devices = item_devices(items)
+    device_params = fine_tuning_parameters(params, general)
+    trained = {}
+    learner = params["learner"]["parameters"]
+    for device in sorted(devices.unique(), key=device_sort_key):
+        device_items = items[devices.to_numpy() == device]
+        train_index, validation_index = tau.location_disjoint_split(device_items, learner["validation_amount"], learner["validation_seed"])
+        if len(train_index) == 0 or len(validation_index) == 0:
+            log.warning("device models: device %s has %d clips in %d locations, too few for a location-disjoint validation split: "
+                        "it keeps the general model", device, len(device_items), device_items["identifier"].nunique())
+            continue
+        log.info("device models: fine-tuning the general model on device %s (%d clips)", device, len(device_items))
+        device_folder = Path(folder) / device
+        train = lambda: stages.learning_stage(device_params, device_items, store, device_folder, general.seed, overwrite, progress)  # noqa: E731
+        trained[device] = (stages.measured_stage(meter, "training", device_folder, stages.learning_reused(device_folder, overwrite), train,
+                                                 resumed_unrecorded=stages.learning_resumes_unrecorded(device_folder, overwrite))
+                           if meter is not None else train())
+    return trained
+
+
+def device_testing_stage(model: stages.TrainedModel, io: str, items: pd.DataFrame, store, folder: Path, recognizer: dict, overwrite: bool = False,
+                         progress: bool = True) -> Path:
+    """DCASE2025 testing: each item classified by its device's model, unknown devices by the general model.
+
+    Writes ``folder/general/output.csv`` (the general model over every item), ``folder/<device>/output.csv``
+    per device model, and the system output ``folder/output.csv`` joining them in the items' order.
+    """
+    from utils.system_output import read_system_output, write_system_output
+
+    output = Path(folder) / "output.csv"
+    if output.exists() and not overwrite:
+        log.info("testing: reusing %s", output)
+        return output
+    general_dir = Path(folder) / "general"
+    general_dir.mkdir(parents=True, exist_ok=True)
+    names, _, probabilities = read_system_output(stages.testing_stage(model.tflite[io], model.normalization, items, store, general_dir, recognizer, overwrite, progress))
+    row = {name: index for index, name in enumerate(names)}
+    probabilities = np.array(probabilities, dtype=np.float64)
+    devices = item_devices(items)
+    for device, device_model in model.devices.items():
+        subset = items[devices.to_numpy() == device]
+        if subset.empty:
+            continue
+        device_dir = Path(folder) / device
+        device_dir.mkdir(parents=True, exist_ok=True)
+        device_names, _, device_probabilities = read_system_output(stages.testing_stage(
+            device_model.tflite[io], device_model.normalization, subset, store, device_dir, recognizer, overwrite, progress))
+        probabilities[[row[name] for name in device_names]] = device_probabilities
+    routed = int(devices.isin(list(model.devices)).sum())
+    if routed == 0:
+        log.warning("testing: no test clip is from a device with its own model (devices from the metadata's source_label or the file "
+                    "names: %s); every clip used the general model", ", ".join(sorted(devices.unique())[:5]))
+    write_system_output(output, names, probabilities, tau.SCENE_LABELS)
+    log.info("testing: %d files, %d by %d device models -> %s", len(names), routed, len(model.devices), output)
+    return output
+
+
+def device_groups(model: stages.TrainedModel, training: pd.DataFrame) -> dict | None:
+    """The evaluation's device groups of a run with device models, else None: ``known_devices`` are those of
+    the ``training`` items (DCASE2025's seen devices, a device kept on the general model included)."""
+    from utils.evaluation import device_sort_key
+
+    if not model.devices:
+        return None
+    known = tuple(sorted(item_devices(training).unique(), key=device_sort_key))
+    return {"known_devices": known, "unknown_devices": tuple(d for d in tau.DEVELOPMENT_DEVICES if d not in known)}
+
+
+def device_specific_results(results: dict | None) -> dict | None:
+    """The DCASE2025 meta's results: the general model's (kept under ``general_model``) and the device-specific system's."""
+    if results is None:
+        return None
+    return {"general_model": results.get("general_model"), "device_specific_models": results}
