@@ -96,12 +96,13 @@ def run_sets(all_params: list[dict], options: RunOptions) -> list[RunOutcome]:
     with ``options.package``, the submission package of the edition (``submission.edition``)."""
     if options.package:
         check_package_request(all_params, options)
-    if len(all_params) > 1 and all(params["learner"]["distribute"] != "multi_worker" for params in all_params):
-        for params in all_params[1:]:  # every set's settings and network before the first set's work (a cluster forms first: not there)
-            stages.check_learner_settings(params, given_model=bool(options.model))
-            if not options.model:
-                _complexity_gate(_Run(params, options, paths.run_root(params, options.workdir), None, None))
-    outcomes = [run_set(params, options) for params in all_params]
+    # every set's settings and network before the first set's work; on a cluster each set checks its own
+    # when its workers have formed (TensorFlow must stay untouched until then)
+    checked = len(all_params) > 1 and all(params["learner"]["distribute"] != "multi_worker" for params in all_params)
+    if checked:
+        for params in all_params:
+            check_before_work(_Run(params, options, paths.run_root(params, options.workdir), None, None))
+    outcomes = [run_set(params, options, checked) for params in all_params]
     if len({params["dataset"]["train_split"] for params in all_params}) > 1 and not options.model:
         from utils.reporting import format_split_table
 
@@ -157,22 +158,23 @@ class _Run:
     device_complexity: dict = field(default_factory=dict)  # DCASE2025: device -> (its model, NeSsi figures)
 
 
-def run_set(params: dict, options: RunOptions) -> RunOutcome:
-    """All stages of one parameter set, in order; returns what they wrote."""
+def run_set(params: dict, options: RunOptions, checked: bool = False) -> RunOutcome:
+    """All stages of one parameter set, in order; returns what they wrote. ``checked``: the settings and the
+    complexity gate were passed already (:func:`run_sets` checks every set first)."""
     from utils.distribute import WorkerGroup
     from utils.energy import EnergyMeter
 
     # On a multi-worker cluster the chief prepares the data and features while the others wait. The
     # cluster forms first: a multi-worker strategy needs TensorFlow untouched (Keras objects included).
     group = WorkerGroup(params["learner"]["distribute"])
-    stages.check_learner_settings(params, given_model=bool(options.model))  # the Keras configs, before any work
     root = paths.run_root(params, options.workdir)
     meter = EnergyMeter(enabled=params["general"]["energy"] and group.chief, country_iso_code=params["general"]["country_iso_code"],
                         output_dir=paths.system_dir(params, options.workdir) / "energy",
                         disabled_reason=("disabled in the parameters (general.energy: false)" if group.chief
                                          else "measured by the chief (worker 0) only"))
     run = _Run(params, options, root, group, meter)
-    _complexity_gate(run)
+    if not checked:
+        check_before_work(run)
     with run.timer("dataset"):
         run.data = group.chief_first(stages.prepare_data, params, root, progress=options.progress and group.chief)
     run.params = params = run.data.params
@@ -202,10 +204,12 @@ def run_set(params: dict, options: RunOptions) -> RunOutcome:
     return outcome
 
 
-def _complexity_gate(run: _Run) -> None:
-    """Before any work, when ``model_size.enforce`` applies: the untrained network measured by NeSsi, stopped if over a limit."""
+def check_before_work(run: _Run) -> None:
+    """The learner's settings (Keras configs included), then, when ``model_size.enforce`` applies, the
+    complexity gate: the untrained network measured by NeSsi, stopped if over a limit."""
     from utils.complexity import enforce_limits, limits_enforced, network_complexity
 
+    stages.check_learner_settings(run.params, given_model=bool(run.options.model))
     if run.options.model or (run.group is not None and not run.group.chief) or not limits_enforced(run.params):
         return
     enforce_limits(network_complexity(run.params), run.params["model_size"], f"the network of set {run.params['set_id']}")
