@@ -63,7 +63,9 @@ def _check_probabilities(probabilities: np.ndarray, path: Path, class_count: int
     bad = np.flatnonzero(~np.isfinite(sums) | (probabilities.min(axis=1) < 0) | (np.abs(sums - 1) > PROBABILITY_TOLERANCE))
     if len(bad):
         raise Task1aError(f"teacher outputs {path}: row {bad[0]} is not a probability distribution (sum {sums[bad[0]]:.4g}); give softmax probabilities, not logits")
-    return (probabilities / sums[:, None]).astype(np.float32)
+    from utils.evaluation import normalise_probabilities  # the one renormalisation (training has its imports anyway)
+
+    return normalise_probabilities(probabilities).astype(np.float32)
 
 
 def _rows_by_name(path: Path, names: Sequence[str], class_count: int) -> np.ndarray:

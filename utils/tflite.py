@@ -292,6 +292,8 @@ class TFLiteClassifier:
             for offset in range(len(batch)):
                 probabilities[start + offset] = self._run(batch[offset : offset + 1])[0]
         sums = probabilities.sum(axis=1, keepdims=True)
+        # utils.evaluation.normalise_probabilities, plus a rule for a row that sums to 0, kept here so that
+        # inference never imports evaluation's scipy/matplotlib/sklearn (a second per worker process).
         # A dequantized softmax row can (in theory) be all zeros; call it uniform rather than divide by 0.
         uniform = np.full_like(probabilities, 1.0 / self.class_count)
         return np.where(sums > 0, probabilities / np.where(sums > 0, sums, 1.0), uniform)
