@@ -69,14 +69,37 @@ def select_representative_examples(y: Any, devices: Any, n: int = 100, seed: int
     return np.sort(np.concatenate(picks))
 
 
-def convert_to_tflite(model, representative_X: Any, io: str = "float") -> bytes:
+def _batch_one_converter(model):
+    """A TFLite converter of ``model``'s inference function for a fixed batch of one (the official file's input).
+
+    The function is exported through Keras' ``ExportArchive`` (which tracks the model's variables for
+    the converter to freeze) with a ``(1, *input_shape)`` signature, so every shape in the graph is
+    known when it is converted: no run-time shape arithmetic (``from_keras_model`` exports a dynamic
+    batch, for which ``Flatten`` becomes ``SHAPE``, ``STRIDED_SLICE``, ``PACK`` and ``RESHAPE``).
+    """
+    import keras
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    signature = tf.TensorSpec((1, *model.input_shape[1:]), tf.float32, name=model.inputs[0].name)
+    function = archive.add_endpoint("serve", lambda inputs: model(inputs, training=False), input_signature=[signature])
+    return tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], archive)
+
+
+def convert_to_tflite(model, representative_X: Any, io: str = "float", official_form: bool = True) -> bytes:
     """Int8-quantized TFLite flatbuffer of a Keras ``model``.
 
     ``representative_X`` ``(n, n_mels, n_frames)`` calibrates the activation ranges, one example per
     call as the official code. ``io``: ``float`` keeps float32 input/output (quantized inside the
-    graph), ``int8`` makes them int8.
+    graph), ``int8`` makes them int8. ``official_form`` (the export's): the official file's graph, a
+    fixed batch of one (:func:`_batch_one_converter`) with a flattening reshape folded into the dense
+    layer after it (:func:`utils.tflite_graph.fold_reshapes_into_fully_connected`); False: the
+    converter's own form of a Keras model (dynamic batch), the same outputs, kept for comparison.
     """
     import tensorflow as tf
+
+    from utils.tflite_graph import fold_reshapes_into_fully_connected
 
     if io not in IO_TYPES:
         raise Task1aError(f"learner_method_parameters.cnn.conversion.io: unknown io type {io!r} (known: {', '.join(IO_TYPES)}); fix the value")
@@ -89,7 +112,7 @@ def convert_to_tflite(model, representative_X: Any, io: str = "float") -> bytes:
         for example in representative_X:
             yield [example[np.newaxis, ..., np.newaxis]]
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = _batch_one_converter(model) if official_form else tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative_dataset
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -101,10 +124,11 @@ def convert_to_tflite(model, representative_X: Any, io: str = "float") -> bytes:
             # The Keras export prints its temporary SavedModel; float io makes the converter warn that
             # input statistics are missing, which the representative dataset provides.
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
-            return bytes(converter.convert())
+            content = bytes(converter.convert())
     except Exception as exc:  # noqa: BLE001 - the converter raises ConverterError, ValueError, RuntimeError...
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise Task1aError(f"int8 TFLite conversion ({io} io) failed: {first_line}; use layers that have int8 TFLite kernels") from exc
+    return fold_reshapes_into_fully_connected(content) if official_form else content
 
 
 def export_tflite_models(
