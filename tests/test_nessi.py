@@ -34,8 +34,9 @@ INT8_BYTES, INT32_BYTES, FLOAT32_BYTES = 1, 4, 4
 # The official model and its published table
 # ---------------------------------------------------------------------------------------------
 
-def _parse_published_table(text: str) -> dict:
-    """Rows and totals of a NeSsi text table (numbers with thousands separators)."""
+def parse_nessi_table(text: str) -> dict:
+    """Rows and totals of a NeSsi text table (numbers with thousands separators); tests/test_complexity.py
+    reads the shipped network's table with it too."""
     def number(cell):
         return int(cell.replace(",", ""))
 
@@ -66,7 +67,7 @@ def reference_model(reference_dir) -> Path:
 @pytest.fixture(scope="module")
 def published(reference_dir) -> dict:
     text = (reference_dir / "model_task1.nessi.txt").read_text()
-    return {"text": text, **_parse_published_table(text)}
+    return {"text": text, **parse_nessi_table(text)}
 
 
 def test_reference_rows_and_totals_equal_published_table(reference_model, published):

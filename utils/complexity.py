@@ -10,12 +10,17 @@ after training: the converter drops an all-zero bias, which would understate the
 
 :func:`limit_problems` states each figure over its limit in one line; :func:`check_complexity` is what
 ``python task1a.py --check_complexity`` prints. :func:`measure_tflite` is NeSsi on a model file with its
-errors raised as :class:`~utils.errors.Task1aError` (the NeSsi package stands alone and has its own).
+errors raised as :class:`~utils.errors.Task1aError` (the NeSsi package stands alone and has its own),
+plus the operators that compute shapes at run time (``runtime_shape_operators``,
+:func:`utils.tflite_graph.runtime_shape_operators`): a graph that needs them gets a warning naming them
+(:func:`shape_arithmetic_warning`) from ``--check_complexity`` and from the gate (:func:`enforce_limits`),
+as they are work a fixed-shape model never needs and rows NeSsi counts.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -46,11 +51,25 @@ def check_limits(limits) -> dict:
 
 def measure_tflite(source, limits: dict) -> dict:
     """NeSsi figures of a TFLite model (path or bytes) against ``model_size`` limits; Task1aError on a bad model."""
+    from utils.tflite_graph import runtime_shape_operators
+
     limits = check_limits(limits)
     try:
-        return get_model_size(source, "tflite", max_macs=limits["max_macs"], max_memory_bytes=limits["max_memory_bytes"])
+        figures = get_model_size(source, "tflite", max_macs=limits["max_macs"], max_memory_bytes=limits["max_memory_bytes"])
     except ModelSizeError as exc:
         raise Task1aError(str(exc)) from None
+    figures["runtime_shape_operators"] = runtime_shape_operators(source if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes())
+    return figures
+
+
+def shape_arithmetic_warning(complexity: dict) -> str | None:
+    """One line naming the operators of ``complexity["runtime_shape_operators"]``, or None when there are none."""
+    operators = complexity.get("runtime_shape_operators") or []
+    if not operators:
+        return None
+    return (f"the converted graph computes tensor shapes at run time ({', '.join(operators)}): work a fixed-shape model never needs, "
+            "operators a small runtime must support, and rows NeSsi counts; use layers whose shapes are known when converted "
+            "(a fixed batch of one is exported)")
 
 
 def network_input_shape(params: dict) -> tuple[int, int, int]:
@@ -74,17 +93,24 @@ def _fill_zero_weights(model, seed: int = FILL_SEED) -> None:
             weight.assign(rng.uniform(0.01, 0.1, size=values.shape).astype(values.dtype))
 
 
-def untrained_tflite(params: dict) -> bytes:
-    """The int8 TFLite (float io) of the parameter set's untrained network, converted as the learning stage does."""
+def untrained_network(params: dict):
+    """``(network, calibration)``: the parameter set's untrained Keras network, its all-zero weights filled
+    (:func:`_fill_zero_weights`), and random calibration examples ``(CALIBRATION_EXAMPLES, n_mels, n_frames)``."""
     from utils import dataset as tau
     from utils.model import build_model
-    from utils.tflite import convert_to_tflite
 
     input_shape = network_input_shape(params)
     network = build_model(params["learner"]["parameters"]["model"], input_shape=input_shape, class_count=len(tau.SCENE_LABELS))
     _fill_zero_weights(network)
     calibration = np.random.default_rng(FILL_SEED).normal(size=(CALIBRATION_EXAMPLES, *input_shape[:2])).astype(np.float32)
-    return convert_to_tflite(network, calibration, io="float")
+    return network, calibration
+
+
+def untrained_tflite(params: dict, io: str = "float") -> bytes:
+    """The int8 TFLite (``io`` float, as measured, or int8) of the parameter set's untrained network, converted as the learning stage does."""
+    from utils.tflite import convert_to_tflite
+
+    return convert_to_tflite(*untrained_network(params), io=io)
 
 
 def network_complexity(params: dict) -> dict:
@@ -134,7 +160,9 @@ def check_complexity(params: dict) -> tuple[str, list[str]]:
     n_mels, n_frames, _ = figures["input_shape"]
     header = (f"Complexity of set {params.get('set_id', '?')}: its untrained network ({n_mels} mels x {n_frames} frames in), "
               "converted to int8 TFLite as the learning stage exports it, counted by NeSsi:")
-    text = "\n".join([header, "", format_nessi_table(figures).rstrip("\n"), "", verdict_line(figures, limits)]) + "\n"
+    warning = shape_arithmetic_warning(figures)
+    lines = [header, "", format_nessi_table(figures).rstrip("\n"), "", *([f"warning: {warning}"] if warning else []), verdict_line(figures, limits)]
+    text = "\n".join(lines) + "\n"
     return text, limit_problems(figures, limits)
 
 
@@ -147,9 +175,13 @@ def limits_enforced(params: dict) -> bool:
 def enforce_limits(complexity: dict, limits: dict, what: str, enforced: bool = True) -> list[str]:
     """Stop (Task1aError) when ``what`` is over the limits and ``enforced``; else warn once per figure.
 
+    Also warns when ``what``'s graph computes shapes at run time (:func:`shape_arithmetic_warning`).
     Returns the problems (empty when within the limits).
     """
     problems = limit_problems(complexity, limits)
+    warning = shape_arithmetic_warning(complexity)
+    if warning:
+        LOGGER.warning("%s: %s", what, warning)
     if problems and enforced:
         raise Task1aError(f"{what} is over the DCASE2023 complexity limits: {'; '.join(problems)}; make the network "
                           "smaller in learner_method_parameters.cnn.model, or set model_size.enforce: never to run it anyway")
