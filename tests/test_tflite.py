@@ -6,7 +6,9 @@ import pytest
 
 from utils.errors import Task1aError
 from utils.model import build_model, set_seeds
-from utils.tflite import TFLiteClassifier, evaluate_quantization, export_tflite_models, select_representative_examples
+from model_size_calculation.tflite_reader import read_tflite_graph
+from utils.tflite import TFLiteClassifier, convert_to_tflite, evaluate_quantization, export_tflite_models, select_representative_examples
+from utils.tflite_graph import BUFFER_ALIGNMENT, fold_reshapes_into_fully_connected, runtime_shape_operators
 
 CLASS_COUNT = 10
 DEVICES = np.array(["a", "b", "c", "s1", "s2", "s3"])
@@ -45,7 +47,8 @@ def trained(tmp_path_factory):
     model.fit(X[:300, ..., None], np.eye(CLASS_COUNT)[y[:300]], batch_size=16, epochs=3, verbose=0)
     folder = tmp_path_factory.mktemp("tflite")
     paths = export_tflite_models(model, X[:300], y[:300], devices[:300], folder, n_examples=60, seed=0)
-    return {"model": model, "paths": paths, "X_val": X[300:], "y_val": y[300:]}
+    representative = X[:300][select_representative_examples(y[:300], devices[:300], n=60, seed=0)]  # as the export drew them
+    return {"model": model, "paths": paths, "X_val": X[300:], "y_val": y[300:], "representative": representative}
 
 
 def test_representative_examples_are_stratified_over_classes_and_devices():
@@ -152,3 +155,88 @@ def test_missing_truncated_or_foreign_files_are_one_line_errors(tmp_path, traine
         TFLiteClassifier(truncated)
     with pytest.raises(Task1aError, match=r"takes features of shape \(n, 40, 51\)"):
         TFLiteClassifier(content).predict_proba(np.zeros((2, 40, 50), dtype=np.float32))
+
+
+# ------------------------------------------------------------------------------ the official graph form
+def operators(content: bytes) -> list:
+    """(operator type, input shapes, output shapes) of each operator in graph order."""
+    graph = read_tflite_graph(content)
+    return [(op.opcode_name, [graph.tensors[i].shape for i in op.inputs if i >= 0], [graph.tensors[i].shape for i in op.outputs]) for op in graph.operators]
+
+
+def test_the_export_has_the_official_graph_form(trained):
+    """A batch of one, no run-time shape arithmetic, and the dense layer fed the pooled tensor as in the official file."""
+    for io, path in trained["paths"].items():
+        content = path.read_bytes()
+        kinds = [kind for kind, _, _ in operators(content)]
+        assert kinds == ["QUANTIZE"] * (io == "float") + ["CONV_2D", "MAX_POOL_2D", "FULLY_CONNECTED", "SOFTMAX"] + ["DEQUANTIZE"] * (io == "float")
+        _, (pooled, weights, _), _ = operators(content)[kinds.index("FULLY_CONNECTED")]
+        assert pooled == (1, 10, 10, 4) and weights == (CLASS_COUNT, 400)  # (40 / 4, 51 // 5) positions x 4 filters, flattened by the layer
+        assert runtime_shape_operators(content) == []
+        assert TFLiteClassifier(content).input_details["shape_signature"].tolist() == [1, 40, 51, 1]  # a fixed batch of one
+        # the converter's own form of the same model has a dynamic batch and computes Flatten's shape at run time
+        own = convert_to_tflite(trained["model"], trained["representative"], io=io, official_form=False)
+        assert [name.split()[1] for name in runtime_shape_operators(own)] == ["SHAPE", "STRIDED_SLICE", "PACK", "RESHAPE"]
+        assert TFLiteClassifier(own).input_details["shape_signature"].tolist() == [-1, 40, 51, 1]
+
+
+def test_the_official_form_predicts_bit_for_bit_as_the_converters_form(trained):
+    """The rewrite changes the graph, not the arithmetic; the batch-one file still runs batches (the interpreter resizes it)."""
+    X = trained["X_val"]
+    for io, path in trained["paths"].items():
+        own = convert_to_tflite(trained["model"], trained["representative"], io=io, official_form=False)
+        official = TFLiteClassifier(path, batch_size=64)
+        probabilities = official.predict_proba(X)
+        assert official.input_details["shape"][0] == len(X) - 64  # the last batch ran as one call, not clip by clip
+        np.testing.assert_array_equal(probabilities, TFLiteClassifier(own, batch_size=64).predict_proba(X))
+        np.testing.assert_array_equal(probabilities, TFLiteClassifier(path, batch_size=1).predict_proba(X))
+
+
+def test_the_rewrite_leaves_no_orphans_and_aligns_the_weights(trained):
+    schema = pytest.importorskip("ai_edge_litert.schema_py_generated")
+    for path in trained["paths"].values():
+        content = path.read_bytes()
+        model = schema.Model.GetRootAs(content, 0)
+        graph = model.Subgraphs(0)
+        used = {t for i in range(graph.OperatorsLength()) for t in [*graph.Operators(i).InputsAsNumpy(), *graph.Operators(i).OutputsAsNumpy()]}
+        used.update([*graph.InputsAsNumpy(), *graph.OutputsAsNumpy()])
+        assert used - {-1} == set(range(graph.TensorsLength()))  # every tensor is used
+        referenced = {graph.Tensors(i).Buffer() for i in range(graph.TensorsLength())} | {model.Metadata(i).Buffer() for i in range(model.MetadataLength())}
+        assert referenced | {0} == set(range(model.BuffersLength()))
+        assert {graph.Operators(i).OpcodeIndex() for i in range(graph.OperatorsLength())} == set(range(model.OperatorCodesLength()))
+        starts = [buffer._tab.Vector(buffer._tab.Offset(4)) for buffer in map(model.Buffers, range(model.BuffersLength())) if buffer.DataLength()]
+        assert starts and all(start % BUFFER_ALIGNMENT == 0 for start in starts)
+
+
+def test_only_reshapes_that_flatten_a_dense_layers_input_are_folded(tmp_path):
+    """A network with Flatten -> Dense (folded), a Dense on a (8, 12) reshape (its batch changes: kept) and a flattened
+    (8, 2) result concatenated (not a dense layer's input: kept); the outputs equal the converter's form bit for bit."""
+    set_seeds(0)
+    layers = keras.layers
+    inputs = keras.Input((40, 51, 1))
+    pooled = layers.MaxPooling2D((5, 17))(layers.Conv2D(4, 3, padding="same", activation="relu")(inputs))  # (8, 3, 4)
+    flat = layers.Dense(3)(layers.Flatten()(pooled))
+    rows = layers.Flatten()(layers.Dense(2)(layers.Reshape((8, 12))(pooled)))
+    model = keras.Model(inputs, layers.Dense(CLASS_COUNT, activation="softmax")(layers.Concatenate()([flat, rows])))
+    X, _, _ = toy_problem(40, seed=2)
+    official, own = convert_to_tflite(model, X[:8]), convert_to_tflite(model, X[:8], official_form=False)
+    graph = operators(official)
+    assert [kind for kind, _, _ in graph].count("RESHAPE") == 2 and runtime_shape_operators(official) == []
+    assert graph[3] == ("FULLY_CONNECTED", [(1, 8, 3, 4), (3, 96)], [(1, 3)])  # Flatten folded
+    assert ("RESHAPE", [(1, 8, 3, 4), (2,)], [(8, 12)]) in graph and ("RESHAPE", [(8, 2), (2,)], [(1, 16)]) in graph
+    np.testing.assert_array_equal(TFLiteClassifier(official).predict_proba(X), TFLiteClassifier(own).predict_proba(X))
+    # the converter's form names every operator of its shape arithmetic, not the layers around it
+    own_graph, named = read_tflite_graph(own), runtime_shape_operators(own)
+    produced = {t for op in own_graph.operators for t in op.outputs}
+    for op in own_graph.operators:
+        computed_shape = op.opcode_name == "RESHAPE" and op.inputs[1] in produced
+        assert (f"{op.index} {op.opcode_name}" in named) == (op.opcode_name in ("SHAPE", "STRIDED_SLICE", "PACK", "GATHER", "REDUCE_PROD")
+                                                            or computed_shape or (op.opcode_name == "CONCATENATION" and own_graph.tensors[op.outputs[0]].type_name == "INT32"))
+    assert fold_reshapes_into_fully_connected(own) == own  # a reshape whose shape is computed at run time is not folded (the gate names it)
+
+
+def test_the_rewrite_keeps_a_graph_without_a_flattening_reshape_and_refuses_other_bytes(reference_dir):
+    official = (reference_dir / "model_task1.tflite").read_bytes()
+    assert fold_reshapes_into_fully_connected(official) == official  # its dense layer already reads the pooled tensor
+    with pytest.raises(Task1aError, match="not a TFLite flatbuffer"):
+        fold_reshapes_into_fully_connected(b"not a model at all")
