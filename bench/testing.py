@@ -1,6 +1,7 @@
 """Testing-stage throughput against the bare TFLite interpreter at the same thread count, measured in the same run.
 
     python bench/testing.py [--clips 4000] [--rounds 5] [--model M.tflite] [--threads N] [--batch-size B]
+    python bench/testing.py --compare-forms [--clips 2000] [--rounds 3]
 
 The stage is :func:`utils.testing.predict_store` exactly as the testing stage calls it, with the
 default settings of task1a.yaml (``recognizer.batch_size`` 256, ``recognizer.num_threads`` -1 = all
@@ -15,6 +16,12 @@ quantised in memory: the ceiling of the stage. The two alternate for ``--rounds`
 median of the per-round ratios (stage / interpreter) is reported; another process's load changes both
 sides of a round alike. Then the same with one thread, a CPU-time breakdown, and the interpreter
 without XNNPACK (the built-in kernels) for comparison.
+
+``--compare-forms`` measures the shipped network (task1a.yaml's default set, untrained: the speed
+depends on the graph, not the weights) exported two ways instead of ``--model``: the official graph form
+the learning stage writes (a batch of one that the interpreter resizes to each batch) and the
+converter's own form (a dynamic batch, ``official_form=False``), the same rounds for each
+(docs/tflite.md). It needs TensorFlow for the two conversions.
 """
 
 from __future__ import annotations
@@ -76,6 +83,45 @@ def bare_rate(model: Path, batches: list, threads: int, xnnpack: bool = True) ->
     return n / wall, n / cpu
 
 
+def export_forms(folder: Path) -> dict:
+    """``{form: path}``: the default set's untrained network converted (float io) in the official graph form and in the converter's own form."""
+    from utils.complexity import untrained_network
+    from utils.parameters import ParameterContainer
+    from utils.tflite import convert_to_tflite
+
+    network, calibration = untrained_network(ParameterContainer().resolve())
+    forms = {"official graph form (batch one, resized by the interpreter)": True, "converter's own form (dynamic batch)": False}
+    paths = {}
+    for number, (form, official) in enumerate(forms.items()):
+        paths[form] = folder / f"form_{number}.tflite"
+        paths[form].write_bytes(convert_to_tflite(network, calibration, official_form=official))
+    return paths
+
+
+def compare_forms(paths: dict, store, test_keys: list, batch_size: int, thread_counts: list, rounds: int) -> None:
+    """The testing stage over the same clips with each form's model, the forms alternating within each round (a
+    load change hits both alike); medians of the rates and of the per-round ratio first form / second form."""
+    import statistics
+
+    from utils.features import normalize_max_abs_int16
+    from utils.testing import predict_store
+    from utils.tflite import TFLiteClassifier
+
+    for thread_count in thread_counts:
+        classifiers = {form: TFLiteClassifier(path, batch_size=batch_size, num_threads=thread_count) for form, path in paths.items()}
+        rates = {form: [] for form in paths}
+        for round_number in range(rounds + 1):  # round 0 warms up (allocations)
+            for form, classifier in classifiers.items():
+                _, wall, _ = clocked(predict_store, classifier, store, test_keys, normalize_max_abs_int16, batch_size=batch_size, progress=False)
+                if round_number:
+                    rates[form].append(len(test_keys) / wall)
+        first, second = rates.values()
+        print(f"{thread_count} interpreter thread(s), testing stage:")
+        for form, values in rates.items():
+            print(f"  {form}: {', '.join(f'{r:.0f}' for r in values)} clips/s, median {statistics.median(values):,.0f}")
+        print(f"  median ratio (first / second): {statistics.median(a / b for a, b in zip(first, second)):.3f}")
+
+
 def main() -> None:
     import statistics
 
@@ -89,8 +135,9 @@ def main() -> None:
     parser.add_argument("--meta", type=Path, default=DEFAULT_META)
     parser.add_argument("--threads", type=int, default=defaults["num_threads"], help="interpreter threads (recognizer.num_threads; default from task1a.yaml, -1 = all cores)")
     parser.add_argument("--batch-size", type=int, default=defaults["batch_size"], help="recognizer.batch_size (default from task1a.yaml)")
+    parser.add_argument("--compare-forms", action="store_true", help="the shipped network's official-form export against the converter's own form, instead of --model")
     args = parser.parse_args()
-    if not args.model.is_file():
+    if not args.compare_forms and not args.model.is_file():
         raise SystemExit(f"error: TFLite model {args.model} not found; give one with --model")
 
     from utils.feature_store import FeatureStore
@@ -108,7 +155,7 @@ def main() -> None:
         test_keys = list(np.random.default_rng(0).permutation(keys))  # a test list's order, not the store's
         n = len(test_keys)
         rows = store.rows_of(test_keys)
-        print(f"{n:,} clips, model {args.model.name}, batch size {args.batch_size}; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} "
+        print(f"{n:,} clips, model {'the shipped network, two forms' if args.compare_forms else args.model.name}, batch size {args.batch_size}; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} "
               f"(another process's load takes CPU from both sides of a round)\n")
 
         def compare(thread_count: int):
@@ -127,6 +174,9 @@ def main() -> None:
                   f"stage / interpreter {statistics.median(ratios):.3f}")
             return prepared
 
+        if args.compare_forms:
+            compare_forms(export_forms(work), store, test_keys, args.batch_size, sorted({threads, 1}), args.rounds)
+            return
         print(f"default settings (recognizer.num_threads {args.threads} = {threads} thread(s)):")
         prepared = compare(threads)
         if threads != 1:
