@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io as _io
+import logging
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,6 +27,7 @@ from utils.errors import Task1aError
 from utils.files import usable_cores, write_bytes_atomic
 from utils.parameters import allowed
 
+LOGGER = logging.getLogger(__name__)
 IO_TYPES = allowed("recognizer.model_io")  # the parameter registry's
 TFLITE_FILENAMES = {"float": "model_float.tflite", "int8": "model_int8.tflite"}
 TFLITE_IDENTIFIER = b"TFL3"  # flatbuffer file identifier at bytes 4..8 of every TFLite model
@@ -311,6 +313,9 @@ class TFLiteClassifier:
             if self._batched and self._resize(len(batch)):
                 probabilities[start : start + len(batch)] = self._run(batch)
                 continue
+            if self._batched and len(batch) > 1:
+                LOGGER.warning("%s cannot be resized to batches (a fixed-shape operator in its graph, e.g. a RESHAPE that is not a "
+                               "flatten before a dense layer): it runs one clip per call, with the same results, more slowly", self.source)
             self._batched = False
             self._resize(1)
             for offset in range(len(batch)):
