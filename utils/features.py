@@ -474,12 +474,20 @@ class MeanStdNormalizer:
         return normalizer
 
 
-def build_extractor(params: dict) -> LogMelExtractor:
-    """The feature extractor of ``feature_extractor.method`` with its parameters (a resolved parameter set)."""
+def build_extractor(params: dict):
+    """The feature extractor of ``feature_extractor.method`` with its parameters (a resolved parameter set).
+
+    ``mel``: :class:`LogMelExtractor` (the 2023 baseline); ``logmel32k``:
+    :class:`utils.frontend_32k.LogMel32kExtractor` (the DCASE2024/2025 baseline's front end).
+    """
     section = params["feature_extractor"]
-    if section["method"] != "mel":
-        raise Task1aError(f"feature_extractor.method '{section['method']}' is not supported (known: {', '.join(allowed('feature_extractor'))}); fix task1a.yaml")
-    return LogMelExtractor(**section["parameters"])
+    if section["method"] == "mel":
+        return LogMelExtractor(**section["parameters"])
+    if section["method"] == "logmel32k":
+        from utils.frontend_32k import LogMel32kExtractor
+
+        return LogMel32kExtractor(**section["parameters"])
+    raise Task1aError(f"feature_extractor.method '{section['method']}' is not supported (known: {', '.join(allowed('feature_extractor'))}); fix task1a.yaml")
 
 
 def build_normalizer(method: str, statistics: dict | None = None):
