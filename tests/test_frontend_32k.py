@@ -104,6 +104,8 @@ def test_resampling_keeps_a_tone_and_removes_what_is_above_the_new_nyquist(extra
     removed = extractor.resample(np.sin(2 * np.pi * 20000 * t))  # a short (6 zero crossings) filter: about -43 dB
     assert np.max(np.abs(removed[1000:-1000])) < 0.01
     assert resampled_length(44101, 44100, 32000) == 32001 and resampled_length(441, 44100, 32000) == 320
+    y = np.random.default_rng(3).standard_normal(1000)
+    assert np.array_equal(LogMel32kExtractor(fs=32000).resample(y), y)  # equal rates: no filtering, as torchaudio
 
 
 def test_frames_follow_the_centred_stft(extractor):
@@ -213,3 +215,19 @@ def test_the_real_clip_in_the_fixture_is_the_tau_recording(fixture, real_audio_d
 
     clip = load_audio(real_audio_dir / "tau2022_soundata_fixture" / "airport-lisbon-1000-40000-0-a.wav", fs=44100, mono=True)
     assert np.array_equal(clip.astype(np.float32), fixture["input/real_tau2022_airport_lisbon"])
+
+
+def test_command_line_extracts_a_file_and_a_folder(tmp_path, fixture):
+    from utils.feature_store import FeatureStore
+    from utils.features import main
+
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    clip = fixture["input/real_tau2022_airport_lisbon"]
+    soundfile.write(audio / "lisbon.wav", clip, 44100, subtype="FLOAT")
+    assert main([str(audio / "lisbon.wav"), "-o", str(tmp_path / "lisbon.npy"), "--method", "logmel32k"]) == 0
+    single = np.load(tmp_path / "lisbon.npy")
+    assert single.shape == (256, 65) and np.max(np.abs(single - fixture["reference_float64/real_tau2022_airport_lisbon"])) <= TOLERANCE
+    assert main([str(audio), "-o", str(tmp_path / "store"), "--method", "logmel32k", "--storage", "float16", "--jobs", "1", "--no-progress"]) == 0
+    store = FeatureStore(tmp_path / "store")
+    assert store.storage == "float16" and np.max(np.abs(store.read([0])[0] - single)) <= 0.004

@@ -121,7 +121,8 @@ class LogMel32kExtractor:
     (16000) and ``log_offset`` (1e-5). Bad values are refused with one line naming the parameter.
 
     A signal of ``n`` samples becomes ``m = ceil(n resample_fs / fs)`` samples (with the gcd-reduced
-    rates) and ``1 + m // hop_length`` frames; ``m`` must exceed ``n_fft // 2`` (reflect padding).
+    rates) and ``1 + m // hop_length`` frames (for an even ``n_fft``); ``m`` must exceed ``n_fft // 2``
+    (reflect padding).
     Each frame's power spectrum is that of its windowed span alone (a window centred in the
     ``n_fft`` frame and the same span at the frame's start have equal DFT magnitudes).
     """
@@ -202,25 +203,30 @@ class LogMel32kExtractor:
         return resampled_length(n_samples, self.fs, self.resample_fs)
 
     def n_frames(self, n_samples: int) -> int:
-        """Frames of a clip of ``n_samples`` at ``fs``: ``1 + m // hop_length`` of its ``m`` resampled samples (65 for 1 s)."""
-        return 1 + self.resampled_samples(n_samples) // self.hop_length
+        """Frames of a clip of ``n_samples`` at ``fs``: ``1 + (m + 2 (n_fft // 2) - n_fft) // hop_length`` of its ``m`` resampled samples (65 for 1 s)."""
+        return self._frames_of(self.resampled_samples(n_samples))
+
+    def _frames_of(self, m: int) -> int:
+        return 1 + (m + 2 * (self.n_fft // 2) - self.n_fft) // self.hop_length
 
     def row_shape(self, n_samples: int) -> tuple:
         """``(n_mels, n_frames)`` of a clip of ``n_samples``: the shape of one feature-store row."""
         return (self.n_mels, self.n_frames(n_samples))
 
     def resample(self, y: np.ndarray) -> np.ndarray:
-        """``y (n,)`` at ``fs`` resampled to ``resample_fs``: ``(ceil(n resample_fs / fs),)`` float64."""
+        """``y (n,)`` at ``fs`` resampled to ``resample_fs``: ``(ceil(n resample_fs / fs),)`` float64 (``y`` itself at equal rates, as torchaudio)."""
+        if self.fs == self.resample_fs:
+            return np.asarray(y, dtype=np.float64)
         return resample(np.asarray(y, dtype=np.float64), self.kernel, self.width, self.resampled_samples(len(y)))
 
     def power_spectrogram(self, x: np.ndarray) -> np.ndarray:
-        """``|STFT|^2`` of ``x (m,)`` at ``resample_fs`` (centred, reflect padding): ``(n_fft // 2 + 1, 1 + m // hop_length)`` float64."""
+        """``|STFT|^2`` of ``x (m,)`` at ``resample_fs`` (centred, reflect padding): ``(n_fft // 2 + 1, n_frames)`` float64."""
         pad = self.n_fft // 2
         if len(x) <= pad:
             raise Task1aError(f"{METHOD}: a clip of {len(x)} samples at {self.resample_fs} Hz is too short for reflect padding by n_fft // 2 = {pad}; give clips longer than {pad / self.resample_fs:.3f} s")
         padded = np.pad(x, pad, mode="reflect")
         start = (self.n_fft - self.win_length) // 2  # the window's place in the n_fft frame
-        n_frames = 1 + len(x) // self.hop_length
+        n_frames = self._frames_of(len(x))
         spans = np.lib.stride_tricks.sliding_window_view(padded[start:], self.win_length)[:: self.hop_length][:n_frames]
         spectrum = np.fft.rfft(spans * self.window, n=self.n_fft, axis=-1)
         return (spectrum.real**2 + spectrum.imag**2).T
