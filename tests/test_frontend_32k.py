@@ -116,6 +116,19 @@ def test_frames_follow_the_centred_stft(extractor):
         extractor.extract(np.zeros(2000))
 
 
+def test_a_batch_is_each_clip_alone_and_the_complexity_gate_sees_256_by_65(extractor):
+    from utils.complexity import network_input_shape
+    from utils.parameters import ParameterContainer, apply_overrides
+
+    clips = np.random.default_rng(4).standard_normal((3, 44100)) * 0.1
+    batch = extractor.extract_batch(clips)
+    assert batch.dtype == np.float32 and batch.shape == (3, 256, 65)
+    assert all(np.array_equal(row, extractor.extract(clip).astype(np.float32)) for row, clip in zip(batch, clips))
+    params = ParameterContainer().resolve("dcase2023_baseline")
+    params = apply_overrides(params, {"feature_extractor.method": "logmel32k"})
+    assert network_input_shape(params) == (256, 65, 1)
+
+
 def test_pickled_extractor_gives_the_same_features(extractor):
     import pickle
 

@@ -239,6 +239,19 @@ class LogMel32kExtractor:
         mel = self._sparse_filterbank @ self.power_spectrogram(self.resample(y))
         return np.log(mel + self.log_offset)
 
+    def extract_batch(self, Y: np.ndarray, dtype=np.float32) -> np.ndarray:
+        """The log-mel of equal-length clips ``Y (n_clips, n)``: ``(n_clips, n_mels, n_frames)``, float32 by default.
+
+        Each clip is :meth:`extract` (computed alone in float64, then cast); what ``--predict`` calls.
+        """
+        Y = np.asarray(Y)
+        if Y.ndim != 2 or Y.shape[1] == 0:
+            raise Task1aError(f"LogMel32kExtractor.extract_batch: expected clips (n_clips, n_samples), got shape {Y.shape}")
+        out = np.empty((Y.shape[0],) + self.row_shape(Y.shape[1]), dtype=dtype)
+        for clip, row in zip(Y, out):
+            self.extract_into(clip, row)
+        return out
+
     def extract_into(self, y, out: np.ndarray) -> None:
         """The log-mel of one segment ``y (n,)`` into a store row ``out (n_mels, n_frames)`` (cast on the way)."""
         out[...] = self.extract(y)
