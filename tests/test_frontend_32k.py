@@ -244,3 +244,28 @@ def test_command_line_extracts_a_file_and_a_folder(tmp_path, fixture):
     assert main([str(audio), "-o", str(tmp_path / "store"), "--method", "logmel32k", "--storage", "float16", "--jobs", "1", "--no-progress"]) == 0
     store = FeatureStore(tmp_path / "store")
     assert store.storage == "float16" and np.max(np.abs(store.read([0])[0] - single)) <= 0.004
+
+
+@pytest.mark.slow
+def test_a_demo_run_with_the_32k_front_end_goes_end_to_end(tmp_path):
+    """task1a.py -s demo with logmel32k, float16 rows and no normalisation: features, learning, testing, evaluation."""
+    import subprocess
+    import sys
+
+    from conftest import tiny_demo_parameters
+    from utils.feature_store import FeatureStore
+
+    overrides = tiny_demo_parameters(tmp_path, energy=False)
+    overrides["defaults"].update({"feature_extractor": {"method": "logmel32k", "storage": "float16"},
+                                  "data_processing": {"normalization": "none"}, "flow": {"model_size": False}})
+    param_file = tmp_path / "logmel32k.yaml"
+    param_file.write_text(yaml.safe_dump(overrides))
+    run = subprocess.run([sys.executable, "task1a.py", "--no_progress", "-s", "demo", "-p", str(param_file)],
+                         cwd=REPO_DIR, capture_output=True, text=True, timeout=1200)
+    assert run.returncode == 0, run.stderr[-3000:]
+    stores = list((tmp_path / "system" / "features").glob("*/manifest.json"))
+    assert len(stores) == 1
+    store = FeatureStore(stores[0].parent)
+    assert store.extractor_params == LogMel32kExtractor().params and store.storage == "float16" and store.row_shape == (256, 65)
+    outputs = list((tmp_path / "system").rglob("output*.csv"))
+    assert outputs and all(len(path.read_text().splitlines()) > 1 for path in outputs)
