@@ -7,8 +7,8 @@ Owns where features live on disk and how they get there, for any extractor:
   is given, into one store that survives ``kill -9`` and resumes;
 - :class:`StoreWriter` and :func:`store_manifest`: the single writer and the manifest it plans (public
   for tools that write rows of their own, e.g. ``bench/scale.py``);
-- the row storage types: float32, or ``int16``, the official representation (:func:`to_official_int16`,
-  read back by :func:`from_official_int16`);
+- the row storage types: float32, float16 (half the size), or ``int16``, the official representation
+  (:func:`to_official_int16`, read back by :func:`from_official_int16`);
 - the worker-pool plumbing shared with ``--predict``: :func:`pool_context`, :func:`limit_blas_threads`,
   :func:`resolve_jobs`.
 
@@ -35,7 +35,9 @@ from utils.audio import ReadBuffers, load_audio, segment_audio
 from utils.errors import Task1aError
 from utils.files import lock_file, unlock_file, usable_cores, write_json_atomic
 
-STORAGE_TYPES = {"float32": np.float32, "int16": np.int16}
+# float16 halves a float32 store (a log-mel value is rounded by at most half its spacing: 0.002 for |x| in
+# [4, 8), 0.004 in [8, 16)); it is read back as float32 like float32 rows.
+STORAGE_TYPES = {"float32": np.float32, "float16": np.float16, "int16": np.int16}
 # The official int16 representation: x * 32767 stored as int16, read back as int16 / 32767.
 INT16_SCALE = 32767.0
 #: what an extractor given to :func:`extract_to_store` must have
@@ -188,8 +190,8 @@ class FeatureStore:
     def data(self):
         """All rows ``(n_rows, *row_shape)``, memory-mapped (nothing is loaded until indexed).
 
-        The stored dtype: float32 raw log-mel, or int16 for an ``int16`` store (use :meth:`read`
-        to get its float32 values).
+        The stored dtype: float32 or float16 raw log-mel, or int16 for an ``int16`` store (use
+        :meth:`read` to get float32 values).
         """
         if self._data is None:
             if self.n_rows == 0:
@@ -199,7 +201,7 @@ class FeatureStore:
         return self._data
 
     def read(self, rows) -> np.ndarray:
-        """Rows ``(len(rows), *row_shape)`` float32: as extracted, or for an int16 store ``int16 / 32767``."""
+        """Rows ``(len(rows), *row_shape)`` float32: as stored (float32 or float16), or for an int16 store ``int16 / 32767``."""
         rows = np.asarray(rows, dtype=np.int64)
         if rows.ndim != 1:
             raise Task1aError(f"FeatureStore.read: rows must be a 1-D list of row indices, got shape {rows.shape}")
@@ -223,7 +225,7 @@ def _json_ready(value):
 
 def store_manifest(extractor_params: dict, segment_samples: int, storage: str, row_shape, keys) -> dict:
     """The manifest of a store of ``keys`` (in order), each cut into segments of ``segment_samples``,
-    one row ``row_shape`` of ``storage`` (float32 or int16) per segment, made with ``extractor_params``.
+    one row ``row_shape`` of ``storage`` (float32, float16 or int16) per segment, made with ``extractor_params``.
 
     What :class:`StoreWriter` is opened with: a new store gets it, an existing one must agree with it
     on everything but the keys (which are added to its planned keys).
@@ -285,10 +287,10 @@ def _extract_chunk(task):
         except Exception as exc:  # any decoder failure is recorded for the caller, never fatal
             failed[key] = f"cannot read audio file {path}: {type(exc).__name__}: {exc}"
             continue
-        features = np.empty((len(clip_segments),) + row_shape, dtype=np.float64 if storage == "int16" else np.float32)
+        features = np.empty((len(clip_segments),) + row_shape, dtype=np.float32 if storage == "float32" else np.float64)  # float16 and int16 from the float64 values
         for segment, row in zip(clip_segments, features):
             extractor.extract_into(segment, row)  # float64 values, cast to float32 on the way
-        rows.append(to_official_int16(features) if storage == "int16" else features)  # both per clip
+        rows.append(to_official_int16(features) if storage == "int16" else features.astype(STORAGE_TYPES[storage], copy=False))  # per clip
         keys.append(key)
         counts.append(len(clip_segments))
     return chunk_index, keys, counts, np.concatenate(rows) if rows else None, failed
@@ -404,7 +406,7 @@ def extract_to_store(
     Each file is loaded at ``extractor.fs`` (:func:`utils.audio.load_audio`, strictly), cut into whole
     segments of ``segment_length_seconds`` (:func:`utils.audio.segment_audio`) and each segment becomes
     one row ``extractor.row_shape(segment_samples)`` (``extractor.extract_into``; see the module's
-    extractor protocol): float32 (``storage='float32'``) or the official int16 representation
+    extractor protocol): float32 (``storage='float32'``), float16 (``'float16'``) or the official int16 representation
     (``'int16'``: per-segment max-abs scaling, computed from the float64 rows).
     Keys already stored are skipped; files that fail are recorded in ``.failed`` (key -> reason)
     and tried again by the next run when ``retry_failed``; nothing about one file stops the run.

@@ -16,7 +16,7 @@ command line joins them (features of the whole file, before any normalisation, f
 ``(n_mels, n_frames)``)::
 
     python -m utils.features AUDIO.wav -o OUT.npy
-    python -m utils.features DIR -o STORE [--jobs N]
+    python -m utils.features DIR -o STORE [--jobs N] [--method logmel32k] [--storage float16]
 
 Importing this module does not import TensorFlow, and does no work: soundfile, scipy and librosa
 are imported on first use (start-up to the first file is about 0.2 s).
@@ -474,12 +474,20 @@ class MeanStdNormalizer:
         return normalizer
 
 
-def build_extractor(params: dict) -> LogMelExtractor:
-    """The feature extractor of ``feature_extractor.method`` with its parameters (a resolved parameter set)."""
+def build_extractor(params: dict):
+    """The feature extractor of ``feature_extractor.method`` with its parameters (a resolved parameter set).
+
+    ``mel``: :class:`LogMelExtractor` (the 2023 baseline); ``logmel32k``:
+    :class:`utils.frontend_32k.LogMel32kExtractor` (the DCASE2024/2025 baseline's front end).
+    """
     section = params["feature_extractor"]
-    if section["method"] != "mel":
-        raise Task1aError(f"feature_extractor.method '{section['method']}' is not supported (known: {', '.join(allowed('feature_extractor'))}); fix task1a.yaml")
-    return LogMelExtractor(**section["parameters"])
+    if section["method"] == "mel":
+        return LogMelExtractor(**section["parameters"])
+    if section["method"] == "logmel32k":
+        from utils.frontend_32k import LogMel32kExtractor
+
+        return LogMel32kExtractor(**section["parameters"])
+    raise Task1aError(f"feature_extractor.method '{section['method']}' is not supported (known: {', '.join(allowed('feature_extractor'))}); fix task1a.yaml")
 
 
 def build_normalizer(method: str, statistics: dict | None = None):
@@ -526,18 +534,18 @@ def load_normalized(store, keys, normalizer, chunk: int = READ_CHUNK_ROWS) -> np
 
 
 # ============================================================================================= CLI
-def _mel_parameters(params_file: Path | None) -> dict:
-    """``defaults.feature_extractor_method_parameters.mel`` of the parameter file (default: the shipped task1a.yaml)."""
+def _method_parameters(params_file: Path | None, method: str = "mel") -> dict:
+    """``defaults.feature_extractor_method_parameters.<method>`` of the parameter file (default: the shipped task1a.yaml)."""
     from utils.parameters import DEFAULT_PARAMETER_FILE, ParameterContainer
 
     path = params_file or DEFAULT_PARAMETER_FILE
     section = ParameterContainer(path).defaults.get("feature_extractor_method_parameters")
-    if not isinstance(section, dict) or not isinstance(section.get("mel"), dict):
-        raise Task1aError(f"{path} has no defaults.feature_extractor_method_parameters.mel; give a task1a.yaml with --params")
-    return dict(section["mel"])
+    if not isinstance(section, dict) or not isinstance(section.get(method), dict):
+        raise Task1aError(f"{path} has no defaults.feature_extractor_method_parameters.{method}; give a task1a.yaml with --params")
+    return dict(section[method])
 
 
-def _extract_folder(source: Path, extractor: LogMelExtractor, args) -> int:
+def _extract_folder(source: Path, extractor, args) -> int:
     """Every audio file under ``source`` into the store ``args.output``; 1 when some could not be read."""
     from utils.audio import AUDIO_EXTENSIONS, audio_files_under
     from utils.feature_store import extract_to_store
@@ -557,7 +565,7 @@ def _extract_folder(source: Path, extractor: LogMelExtractor, args) -> int:
     return 0
 
 
-def _extract_file(source: Path, extractor: LogMelExtractor, output: Path) -> int:
+def _extract_file(source: Path, extractor, output: Path) -> int:
     """The float32 log-mel of the whole file ``source`` into ``output`` (.npy)."""
     from utils.audio import load_audio
     from utils.files import atomic_path
@@ -576,7 +584,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("source", help="an audio file (-> .npy of its log-mel) or a folder (-> a feature store of every audio file under it)")
     parser.add_argument("-o", "--output", required=True, help="OUT.npy for a file, a store folder for a folder")
     parser.add_argument("--jobs", type=int, default=-1, help="worker processes for a folder (-1: all cores)")
-    parser.add_argument("--params", type=Path, default=None, help="task1a.yaml whose defaults.feature_extractor_method_parameters.mel to use (default: the repository's)")
+    parser.add_argument("--method", choices=allowed("feature_extractor"), default="mel", help="feature_extractor.method: mel (2023, default) or logmel32k (DCASE2024/2025, docs/frontend.md)")
+    parser.add_argument("--params", type=Path, default=None, help="task1a.yaml whose defaults.feature_extractor_method_parameters.<method> to use (default: the repository's)")
     parser.add_argument("--segment-length", type=float, default=1.0, help="segment length in seconds for a folder (default 1.0)")
     parser.add_argument("--storage", choices=tuple(STORAGE_TYPES), default="float32", help="row type of a store (default float32)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -584,7 +593,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     args = parser.parse_args(None if argv is None else list(argv))
 
     def body() -> int:
-        extractor = LogMelExtractor(**_mel_parameters(args.params))
+        extractor = build_extractor({"feature_extractor": {"method": args.method, "parameters": _method_parameters(args.params, args.method)}})
         source = Path(args.source)
         if source.is_dir():
             return _extract_folder(source, extractor, args)

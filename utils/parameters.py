@@ -70,6 +70,7 @@ SWITCHED_SECTIONS = {"device_models": "enabled"}
 # Values hashed as if the key were absent, so the folders made before the key existed stay valid.
 UNHASHED_VALUES = {
     "dataset.train_split": 100,
+    "feature_extractor.storage": "float32",
     # the training options' off values (utils.augmentation.OFF, utils.distillation.OFF)
     "learner.parameters.augmentation": {"mixup": {"alpha": 0.0}, "time_mask": {"count": 0, "max_width": 0}, "frequency_mask": {"count": 0, "max_width": 0},
                                         "time_roll": {"max_shift": 0}, "freq_mixstyle": {"p": 0.0, "alpha": 0.3}},
@@ -193,7 +194,7 @@ PATH = text()
 # method reads this (:func:`allowed`), so a name is added here and in task1a.yaml, nowhere else.
 METHODS = {
     "dataset": ("tau2022_mobile", "demo"),
-    "feature_extractor": ("mel",),
+    "feature_extractor": ("mel", "logmel32k"),  # the 2023 baseline's log-mel | the DCASE2024/2025 baseline's 32 kHz front end
     "learner": ("cnn",),
 }
 TRAIN_SPLITS = (5, 10, 25, 50, 100)  # DCASE2024 training subsets, percent of fold1_train (utils.dataset reads this)
@@ -236,6 +237,7 @@ RULES: dict[str, Rule] = {
     "feature_extractor.method": choice(*METHODS["feature_extractor"]),
     "feature_extractor.n_jobs": CORES,
     "feature_extractor.segment_length_seconds": SECONDS,
+    "feature_extractor.storage": choice("float32", "float16"),  # the feature store's row type (utils.feature_store.STORAGE_TYPES)
     "feature_extractor_method_parameters.mel.fs": POSITIVE,
     "feature_extractor_method_parameters.mel.win_length_seconds": SECONDS,
     "feature_extractor_method_parameters.mel.hop_length_seconds": SECONDS,
@@ -248,6 +250,17 @@ RULES: dict[str, Rule] = {
     "feature_extractor_method_parameters.mel.htk": flag(),
     "feature_extractor_method_parameters.mel.normalize_mel_bands": flag(),
     "feature_extractor_method_parameters.mel.logarithmic": flag(),
+    "feature_extractor_method_parameters.logmel32k.fs": POSITIVE,
+    "feature_extractor_method_parameters.logmel32k.resample_fs": POSITIVE,
+    "feature_extractor_method_parameters.logmel32k.lowpass_filter_width": POSITIVE,
+    "feature_extractor_method_parameters.logmel32k.rolloff": number(0, 1, low_open=True),
+    "feature_extractor_method_parameters.logmel32k.n_fft": POSITIVE,
+    "feature_extractor_method_parameters.logmel32k.win_length": POSITIVE,
+    "feature_extractor_method_parameters.logmel32k.hop_length": POSITIVE,
+    "feature_extractor_method_parameters.logmel32k.n_mels": POSITIVE,
+    "feature_extractor_method_parameters.logmel32k.fmin": number(0),
+    "feature_extractor_method_parameters.logmel32k.fmax": number(0, low_open=True),
+    "feature_extractor_method_parameters.logmel32k.log_offset": number(0, low_open=True),
     "data_processing.normalization": choice("max_abs_int16", "none", "mean_std"),
     "learner.method": choice(*METHODS["learner"]),
     "learner.distribute": choice("none", "mirrored", "multi_worker"),

@@ -185,6 +185,7 @@ def feature_extraction_stage(params: dict, items: pd.DataFrame, audio_root: Path
         segment_length_seconds=section["segment_length_seconds"],
         n_jobs=section["n_jobs"],
         progress=progress,
+        storage=section["storage"],
     )
     if store.failed:
         first, reason = next(iter(store.failed.items()))
