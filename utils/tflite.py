@@ -5,11 +5,15 @@ example per call, TFLITE_BUILTINS_INT8 ops) with its two faults fixed: the repre
 are drawn with the seed across classes and devices instead of the first 100 rows of the feature file
 (one class, one city), and int8 input/output types are set as types, not in a list (which TF 2.1
 silently ignored, leaving float32 io; today's TF raises). Both variants are exported: ``float`` io
-(float32 in and out, quantized inside the graph, like the official model file) and ``int8`` io.
+(float32 in and out, quantized inside the graph, like the official model file) and ``int8`` io, both
+in the official file's graph form: a fixed batch of one and no run-time shape arithmetic, the dense
+layer after ``Flatten`` fed the pooled tensor (:func:`convert_to_tflite`, :mod:`utils.tflite_graph`,
+docs/tflite.md).
 
 :class:`TFLiteClassifier` runs either: it quantizes inputs and dequantizes outputs with the tensors'
 own scale and zero point (the official test loop only cast the dtype) and renormalises the
-dequantized softmax rows so that they are probability distributions.
+dequantized softmax rows so that they are probability distributions. It resizes a batch-one input to
+each batch of ``recognizer.batch_size`` clips.
 """
 
 from __future__ import annotations
