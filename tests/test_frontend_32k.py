@@ -260,12 +260,15 @@ def test_a_demo_run_with_the_32k_front_end_goes_end_to_end(tmp_path):
                                   "data_processing": {"normalization": "none"}, "flow": {"model_size": False}})
     param_file = tmp_path / "logmel32k.yaml"
     param_file.write_text(yaml.safe_dump(overrides))
-    run = subprocess.run([sys.executable, "task1a.py", "--no_progress", "-s", "demo", "-p", str(param_file)],
+    output = tmp_path / "dev_output.csv"
+    run = subprocess.run([sys.executable, "task1a.py", "--no_progress", "-s", "demo", "-p", str(param_file), "--output", str(output)],
                          cwd=REPO_DIR, capture_output=True, text=True, timeout=1200)
     assert run.returncode == 0, run.stderr[-3000:]
-    stores = list((tmp_path / "system" / "features").glob("*/manifest.json"))
+    stores = list((tmp_path / "system" / "features").glob("*/development/manifest.json"))
     assert len(stores) == 1
     store = FeatureStore(stores[0].parent)
     assert store.extractor_params == LogMel32kExtractor().params and store.storage == "float16" and store.row_shape == (256, 65)
-    outputs = list((tmp_path / "system").rglob("output*.csv"))
-    assert outputs and all(len(path.read_text().splitlines()) > 1 for path in outputs)
+    results = yaml.safe_load(next((tmp_path / "system" / "evaluator").glob("*/seed_0/results.yaml")).read_text())
+    assert results["synthetic"] is True and 0.0 <= results["overall_accuracy"] <= 1.0
+    evaluate = next((tmp_path / "datasets" / "demo").rglob("fold1_evaluate.csv")).read_text().splitlines()
+    assert len(output.read_text().splitlines()) == len(evaluate)  # a header and one row per test clip

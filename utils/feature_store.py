@@ -15,7 +15,7 @@ Owns where features live on disk and how they get there, for any extractor:
 The store is generic: an extractor is any object with ``fs`` (the rate audio is loaded at), ``params``
 (a JSON-able dict, recorded in the manifest), ``row_shape(segment_samples)`` and
 ``extract_into(segment (segment_samples,) float64, out row_shape)``; ``utils.features.LogMelExtractor``
-is one. This module does not import the extractor's module, nor TensorFlow.
+and ``utils.frontend_32k.LogMel32kExtractor`` are two. This module does not import the extractor's module, nor TensorFlow.
 """
 
 from __future__ import annotations
