@@ -11,6 +11,13 @@ after training: the converter drops an all-zero bias, which would understate the
 :func:`limit_problems` states each figure over its limit in one line; :func:`check_complexity` is what
 ``python task1a.py --check_complexity`` prints. :func:`measure_tflite` is NeSsi on a model file with its
 errors raised as :class:`~utils.errors.Task1aError` (the NeSsi package stands alone and has its own).
+
+Parameter memory is counted as the edition counts it (``model_size.parameter_bits``): ``null`` (DCASE2023)
+is the bytes as stored, NeSsi's total weight size; 8, 16 or 32 (DCASE2024/2025: 16) is the model's
+parameter count times that many bits, the count being the elements of the TFLite model's constant
+operator inputs as NeSsi sums their bytes (:func:`parameter_count`; with BN folded into the
+convolutions it is a little below the Keras network's trainable count, which ``--check_complexity``
+prints beside it). The figure checked against ``max_memory_bytes`` is ``parameter_memory_bytes``.
 """
 
 from __future__ import annotations
@@ -27,8 +34,9 @@ LOGGER = logging.getLogger(__name__)
 # (figure in the NeSsi figures, limit key of model_size, what it is called in a message, unit)
 LIMITED_FIGURES = (
     ("total_macs", "max_macs", "MACs", ""),
-    ("total_weight_bytes", "max_memory_bytes", "parameter memory", " B"),
+    ("parameter_memory_bytes", "max_memory_bytes", "parameter memory", " B"),
 )
+PARAMETER_BITS = (None, 8, 16, 32)  # model_size.parameter_bits: None = bytes as stored (DCASE2023)
 CALIBRATION_EXAMPLES = 4  # random examples: only the activation ranges depend on them, not the figures
 FILL_SEED = 0
 
@@ -41,16 +49,55 @@ def check_limits(limits) -> dict:
         value = limits.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise Task1aError(f"model_size.{key} must be a positive integer, got {value!r}; fix task1a.yaml")
+    bits = limits.get("parameter_bits")
+    if isinstance(bits, bool) or bits not in PARAMETER_BITS:
+        raise Task1aError(f"model_size.parameter_bits must be null (bytes as stored), 8, 16 or 32, got {bits!r}; fix task1a.yaml")
     return limits
 
 
+def parameter_count(source) -> int:
+    """Elements of the constant inputs of every operator of a TFLite model (path or bytes), summed per
+    operator as NeSsi sums their bytes: the model's parameters (weights, folded biases, and the few
+    constant operands such as paddings)."""
+    from pathlib import Path
+
+    from model_size_calculation.tflite_reader import ModelFormatError, read_tflite_graph
+
+    content = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else Path(source).read_bytes()
+    try:
+        graph = read_tflite_graph(content)
+    except ModelFormatError as exc:
+        raise Task1aError(str(exc)) from None
+    produced = {tensor_id for operator in graph.operators for tensor_id in operator.outputs}
+    constant = {t.id for t in graph.tensors if t.id not in produced and t.id not in set(graph.inputs)}
+    return int(sum(int(np.prod(graph.tensors[i].shape, dtype=np.int64)) for operator in graph.operators for i in operator.inputs if i >= 0 and i in constant))
+
+
 def measure_tflite(source, limits: dict) -> dict:
-    """NeSsi figures of a TFLite model (path or bytes) against ``model_size`` limits; Task1aError on a bad model."""
+    """NeSsi figures of a TFLite model (path or bytes) against ``model_size`` limits; Task1aError on a bad model.
+
+    Adds ``parameter_bits``, ``parameter_count`` and ``parameter_memory_bytes`` (the figure the memory
+    limit is checked on: ``total_weight_bytes`` when ``parameter_bits`` is null, else count x bits / 8),
+    and sets ``memory_ok`` by it.
+    """
     limits = check_limits(limits)
     try:
-        return get_model_size(source, "tflite", max_macs=limits["max_macs"], max_memory_bytes=limits["max_memory_bytes"])
+        figures = get_model_size(source, "tflite", max_macs=limits["max_macs"], max_memory_bytes=limits["max_memory_bytes"])
     except ModelSizeError as exc:
         raise Task1aError(str(exc)) from None
+    bits = limits.get("parameter_bits")
+    figures["parameter_bits"] = bits
+    figures["parameter_count"] = parameter_count(source)
+    figures["parameter_memory_bytes"] = figures["total_weight_bytes"] if bits is None else figures["parameter_count"] * bits // 8
+    figures["memory_ok"] = figures["parameter_memory_bytes"] <= limits["max_memory_bytes"]
+    return figures
+
+
+def _figure(complexity: dict, figure: str):
+    """A limited figure; figures measured before ``parameter_memory_bytes`` existed count bytes as stored."""
+    if figure == "parameter_memory_bytes" and figure not in complexity:
+        return complexity.get("total_weight_bytes")
+    return complexity.get(figure)
 
 
 def network_input_shape(params: dict) -> tuple[int, int, int]:
@@ -76,6 +123,11 @@ def _fill_zero_weights(model, seed: int = FILL_SEED) -> None:
 
 def untrained_tflite(params: dict) -> bytes:
     """The int8 TFLite (float io) of the parameter set's untrained network, converted as the learning stage does."""
+    return _untrained(params)[0]
+
+
+def _untrained(params: dict) -> tuple[bytes, int]:
+    """(int8 TFLite of the untrained network, the Keras network's trainable parameter count)."""
     from utils import dataset as tau
     from utils.model import build_model
     from utils.tflite import convert_to_tflite
@@ -84,19 +136,23 @@ def untrained_tflite(params: dict) -> bytes:
     network = build_model(params["learner"]["parameters"]["model"], input_shape=input_shape, class_count=len(tau.SCENE_LABELS))
     _fill_zero_weights(network)
     calibration = np.random.default_rng(FILL_SEED).normal(size=(CALIBRATION_EXAMPLES, *input_shape[:2])).astype(np.float32)
-    return convert_to_tflite(network, calibration, io="float")
+    trainable = int(sum(int(np.prod(weight.shape)) for weight in network.trainable_weights))
+    return convert_to_tflite(network, calibration, io="float"), trainable
 
 
 def network_complexity(params: dict) -> dict:
     """NeSsi figures (``model_size_calculation.nessi.get_model_size``) of the set's untrained network.
 
     ``params``: one resolved parameter set. The figures are those the trained model will have (they
-    depend on shapes only), with ``input_shape`` added. Takes a few seconds (one conversion).
+    depend on shapes only), with ``input_shape`` and ``keras_trainable_parameters`` (the torchinfo-style
+    count, BN scales and shifts included) added. Takes a few seconds (one conversion).
     """
     limits = check_limits(params["model_size"])
-    figures = measure_tflite(untrained_tflite(params), limits)
+    model, trainable = _untrained(params)
+    figures = measure_tflite(model, limits)
     figures["source"] = f"untrained network of set {params.get('set_id', '?')}"
     figures["input_shape"] = list(network_input_shape(params))
+    figures["keras_trainable_parameters"] = trainable
     return figures
 
 
@@ -106,7 +162,7 @@ def limit_problems(complexity: dict, limits: dict) -> list[str]:
     limits = check_limits(limits)
     problems = []
     for figure, key, name, unit in LIMITED_FIGURES:
-        value = complexity.get(figure)
+        value = _figure(complexity, figure)
         if isinstance(value, bool) or not isinstance(value, int):
             raise Task1aError(f"complexity figures lack an integer '{figure}' (got {value!r}); give NeSsi's get_model_size output")
         if value > limits[key]:
@@ -119,8 +175,10 @@ def verdict_line(complexity: dict, limits: dict) -> str:
     problems = limit_problems(complexity, limits)
     if problems:
         return "verdict: OVER THE DCASE2023 LIMITS: " + "; ".join(problems)
-    figures = "; ".join(f"{name} {complexity[figure]:,}{unit} <= {limits[key]:,}{unit}" for figure, key, name, unit in LIMITED_FIGURES)
-    return f"verdict: within the DCASE2023 limits ({figures})"
+    figures = "; ".join(f"{name} {_figure(complexity, figure):,}{unit} <= {limits[key]:,}{unit}" for figure, key, name, unit in LIMITED_FIGURES)
+    bits = complexity.get("parameter_bits")
+    counted = f"; parameters counted at {bits} bit: {complexity['parameter_count']:,} x {bits // 8} B" if bits else ""
+    return f"verdict: within the DCASE2023 limits ({figures}{counted})"
 
 
 def check_complexity(params: dict) -> tuple[str, list[str]]:
@@ -134,7 +192,13 @@ def check_complexity(params: dict) -> tuple[str, list[str]]:
     n_mels, n_frames, _ = figures["input_shape"]
     header = (f"Complexity of set {params.get('set_id', '?')}: its untrained network ({n_mels} mels x {n_frames} frames in), "
               "converted to int8 TFLite as the learning stage exports it, counted by NeSsi:")
-    text = "\n".join([header, "", format_nessi_table(figures).rstrip("\n"), "", verdict_line(figures, limits)]) + "\n"
+    lines = [header, "", format_nessi_table(figures).rstrip("\n"), ""]
+    bits = limits.get("parameter_bits")
+    if bits:
+        lines.append(f"Parameter memory as the edition counts it (model_size.parameter_bits {bits}): {figures['parameter_count']:,} TFLite "
+                     f"parameters x {bits} bit = {figures['parameter_memory_bytes']:,} B (the Keras network's trainable parameters, "
+                     f"BN unfolded: {figures['keras_trainable_parameters']:,} x {bits} bit = {figures['keras_trainable_parameters'] * bits // 8:,} B)")
+    text = "\n".join([*lines, verdict_line(figures, limits)]) + "\n"
     return text, limit_problems(figures, limits)
 
 
