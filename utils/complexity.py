@@ -164,7 +164,8 @@ def limit_problems(complexity: dict, limits: dict) -> list[str]:
     for figure, key, name, unit in LIMITED_FIGURES:
         value = _figure(complexity, figure)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise Task1aError(f"complexity figures lack an integer '{figure}' (got {value!r}); give NeSsi's get_model_size output")
+            named = figure if figure in complexity else "total_weight_bytes" if figure == "parameter_memory_bytes" else figure
+            raise Task1aError(f"complexity figures lack an integer '{named}' (got {value!r}); give NeSsi's get_model_size output")
         if value > limits[key]:
             problems.append(f"{name} {value:,}{unit} > {limits[key]:,}{unit} (model_size.{key})")
     return problems

@@ -71,7 +71,7 @@ SWITCHED_SECTIONS = {"device_models": "enabled"}
 UNHASHED_VALUES = {
     "dataset.train_split": 100,
     # the training options' off values (utils.augmentation.OFF, utils.distillation.OFF)
-    "learner.parameters.augmentation": {"mixup": {"alpha": 0.0}, "time_mask": {"count": 0, "max_width": 0}, "frequency_mask": {"count": 0, "max_width": 0},
+    "learner.parameters.augmentation": {"mixup": {"alpha": 0.0}, "time_mask": {"count": 0, "max_width": 0}, "frequency_mask": {"count": 0, "max_width": 0, "fill": None},
                                         "time_roll": {"max_shift": 0}, "freq_mixstyle": {"p": 0.0, "alpha": 0.3}},
     "learner.parameters.distillation": {"teacher_outputs": None, "temperature": 2.0, "weight": 0.5},
     "learner.parameters.initial_weights": None,
@@ -273,6 +273,7 @@ RULES: dict[str, Rule] = {
     "learner_method_parameters.cnn.augmentation.time_mask.max_width": integer(0),
     "learner_method_parameters.cnn.augmentation.frequency_mask.count": integer(0),
     "learner_method_parameters.cnn.augmentation.frequency_mask.max_width": integer(0),
+    "learner_method_parameters.cnn.augmentation.frequency_mask.fill": number(-100, 100, optional=True),  # null: the example's mean; a log-domain value
     "learner_method_parameters.cnn.augmentation.time_roll.max_shift": integer(0),
     "learner_method_parameters.cnn.augmentation.freq_mixstyle.p": number(0, 1),  # 0 off
     "learner_method_parameters.cnn.augmentation.freq_mixstyle.alpha": number(0, low_open=True),

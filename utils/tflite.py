@@ -135,7 +135,7 @@ def export_tflite_models(
     y: Any,
     devices: Any,
     output_dir: str | Path,
-    ios: Sequence[str] = IO_TYPES,
+    ios: Sequence[str] = ("float", "int8"),
     n_examples: int = 100,
     seed: int = 0,
 ) -> dict:
