@@ -86,6 +86,7 @@ def test_a_wrong_mapping_would_be_seen(reference):
         load_torch_state(model, {key: value for key, value in state.items() if not key.startswith("head_conv_bn")})
 
 
+@pytest.mark.slow
 def test_the_float16_tflite_path_is_within_1e_2(reference, loaded):
     from utils.tflite import convert_to_float16_tflite
 
@@ -95,6 +96,7 @@ def test_the_float16_tflite_path_is_within_1e_2(reference, loaded):
     np.testing.assert_allclose(probabilities, softmax(reference["logits"]), rtol=0, atol=1e-2)
 
 
+@pytest.mark.slow
 def test_the_exports_fit_the_2024_limits_and_nessi_counts_the_published_convolutions(loaded, reference):
     """int8 and float16 exports within 30 M MACs and 128 kB at 16 bit; NeSsi's convolution MACs are torchinfo's
     published count less its batch-norm MACs (2 per channel and BN layer), and NeSsi adds the adds and pools."""
