@@ -50,7 +50,7 @@ NOTICE = (
     "Full notice: ../shared/data/real/PROVENANCE.md, section 0."
 )
 SCHEDULE_CASES = {  # name: (learning rate, warm-up steps, total steps, steps recorded)
-    "recipe": (0.005, 2000, 6000, 6100),  # the recipe's rate and warm-up; past the end the rate stays 0
+    "recipe": (0.005, 2000, 6000, 6100),  # the recipe's rate and warm-up; 100 steps past the end (the formula rises again there)
     "short": (0.001, 10, 50, 60),
     "no_warmup": (0.01, 0, 30, 31),
 }
