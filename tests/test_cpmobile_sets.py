@@ -37,7 +37,7 @@ def summaries(tmp_path: Path, name: str) -> list[dict]:
 
 @pytest.mark.parametrize("set_id", ["dcase2024_cpmobile_split5", "dcase2025_cpmobile_device_specific"])
 def test_a_cpmobile_set_runs_end_to_end_on_the_demo_data(tmp_path, set_id):
-    finished = run(tmp_path, set_id)
+    finished = run(tmp_path, set_id, "--set", "device_models.epochs=2")
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert "SYNTHETIC" in finished.stdout + finished.stderr
     models = sorted((tmp_path / "system").rglob("model_float16.tflite"))
