@@ -5,13 +5,20 @@ working on them unchanged."""
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from utils.errors import Task1aError
-from utils.model import build_model
+REPO_DIR = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_DIR))  # run as a script (a multi-worker cluster member): the repository's packages
+
+from utils.errors import Task1aError  # noqa: E402
+from utils.model import build_model  # noqa: E402
 
 CLASS_COUNT = 10
 
@@ -164,3 +171,44 @@ def test_training_fine_tuning_distillation_and_export_work_on_them(kind, tmp_pat
         assert probabilities.shape == (20, CLASS_COUNT)
         if io == "float16":
             assert np.mean(probabilities.argmax(axis=1) == keras_top) >= 0.9
+
+
+def run_worker(kind: str, model_dir: Path, report_dir: Path, index: int) -> None:
+    """One multi-worker cluster member training the tiny graph or builder two epochs (run as a script)."""
+    from tests.test_learning import small_cnn_parameters, toy_problem
+    from utils.learning import train_model
+
+    X, y = toy_problem(48, seed=4)
+    parameters = small_cnn_parameters(epochs=2, initial_delay=0, batch_size=8)
+    parameters["model"] = copy.deepcopy(MODELS[kind])
+    result = train_model(parameters, X[:32], y[:32], X[32:], y[32:], model_dir, seed=4, progress=False, distribute="multi_worker")
+    np.savez(report_dir / f"weights_{index}.npz", *result["model"].get_weights())
+    (report_dir / f"worker_{index}.json").write_text(json.dumps({"replicas": result["replicas"], "history": result["history"],
+                                                                 "layers": [layer.name for layer in result["model"].layers]}))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_multi_worker_training_of_them_ends_with_identical_weights(kind, tmp_path):
+    from tests.test_distribute import WORKERS, cluster_environments, wait_all
+
+    processes, logs = [], []
+    for index, env in enumerate(cluster_environments()):
+        logs.append(open(tmp_path / f"worker_{index}.log", "w"))
+        processes.append(subprocess.Popen([sys.executable, __file__, kind, str(tmp_path / "model"), str(tmp_path), str(index)], env=env,
+                                          cwd=REPO_DIR, stdout=logs[-1], stderr=subprocess.STDOUT))
+    codes = wait_all(processes)
+    for log in logs:
+        log.close()
+    assert codes == [0] * WORKERS, (tmp_path / "worker_0.log").read_text()[-3000:]
+    reports = [json.loads((tmp_path / f"worker_{i}.json").read_text()) for i in range(WORKERS)]
+    assert [r["replicas"] for r in reports] == [WORKERS] * WORKERS
+    assert reports[0]["layers"] == ["features", "conv", "bn", "relu", "add", "pool", "flatten", "dense"]
+    assert all(np.isfinite(row["loss"]) for row in reports[0]["history"])
+    weights = [list(np.load(tmp_path / f"weights_{i}.npz").values()) for i in range(WORKERS)]
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
+
+
+if __name__ == "__main__":
+    run_worker(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))

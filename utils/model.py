@@ -18,8 +18,9 @@ the constant's value; the code provides three constants from the data: ``CLASS_C
 ``constants`` as keyword arguments (not the three provided ones: it has the shapes). Because the
 constants merge across parameter layers as every mapping does, a layer (set, ``-p`` file) whose
 ``model.config`` is a graph or a builder gives the whole model: the constants of the layer list it
-replaces are dropped (utils.parameters.merge). Whatever the form, every build names its layers alike,
-the output must be ``(class_count,)`` class probabilities, and every mistake is one line naming the key.
+replaces are dropped (utils.parameters.merge). The layer list and the graph name their layers alike in
+every build (a builder should name its layers, as ``cp_mobile`` does, for ``trainable_layers`` patterns);
+the output must be ``(class_count,)`` class probabilities; every mistake is one line naming the key.
 """
 
 from __future__ import annotations
