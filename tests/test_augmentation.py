@@ -166,3 +166,50 @@ def test_off_values_agree_with_the_yaml_defaults_and_the_hash_registry():
     assert cnn["distillation"] == distillation.OFF == UNHASHED_VALUES["learner.parameters.distillation"]
     assert cnn["initial_weights"] is None is UNHASHED_VALUES["learner.parameters.initial_weights"]
     assert cnn["trainable_layers"] is None is UNHASHED_VALUES["learner.parameters.trainable_layers"]
+
+
+def test_frequency_masks_can_fill_with_the_log_floor():
+    """fill: log(1e-5) is the DCASE2024 baseline's masking (zeros in the power mel before log(x + 1e-5))."""
+    X, targets = batch(7)
+    floor = float(np.log(1e-5))
+    out, _ = aug.augment_batch(X, targets, settings(frequency_mask={"count": 1, "max_width": 4, "fill": floor}), aug.batch_rng(0, 0, 1))
+    masked = out != X
+    assert masked.any()
+    np.testing.assert_array_equal(out[masked], np.float32(floor))
+    for i in range(B):  # whole bands (every frame of a masked band), at most max_width of them
+        bands = np.flatnonzero(masked[i, :, :, 0].any(axis=1))
+        assert len(bands) <= 4 and masked[i, bands].all()
+    with pytest.raises(Task1aError, match="frequency_mask.fill must be null"):
+        settings(frequency_mask={"count": 1, "max_width": 4, "fill": "floor"})
+
+
+def test_freq_mixstyle_uses_the_unbiased_variance_as_the_reference():
+    """The formula with torch's var (n - 1) and eps 1e-6, per example and band over time, reproduced from the same draws."""
+    X, _ = batch(8)
+    # small values (variance near eps): only there does n - 1 against n show (the mix is blind to a common scale of sigma)
+    X = (X * np.linspace(0.5, 3.0, B)[:, None, None, None] * 1e-3).astype(np.float32)
+    out = aug.freq_mixstyle(X, 1.0, 0.3, aug.batch_rng(3, 0, 0))
+    rng = aug.batch_rng(3, 0, 0)
+    rng.random()
+    lam = rng.beta(0.3, 0.3, size=(B, 1, 1, 1)).astype(np.float32)
+    perm = rng.permutation(B)
+    mu = X.mean(axis=(2, 3), keepdims=True)
+    sigma = np.sqrt(X.var(axis=(2, 3), keepdims=True, ddof=1) + 1e-6)
+    expected = (X - mu) / sigma * (lam * sigma + (1 - lam) * sigma[perm]) + (lam * mu + (1 - lam) * mu[perm])
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-8)
+    biased = np.sqrt(X.var(axis=(2, 3), keepdims=True) + 1e-6)
+    assert not np.allclose(out, (X - mu) / biased * (lam * biased + (1 - lam) * biased[perm]) + (lam * mu + (1 - lam) * mu[perm]), rtol=1e-4, atol=1e-8)
+
+
+def test_the_reference_order_roll_masks_then_freq_mixstyle_then_mixup():
+    X, targets = batch(9)
+    config = settings(time_roll={"max_shift": 3}, frequency_mask={"count": 1, "max_width": 3, "fill": -11.5},
+                      freq_mixstyle={"p": 1.0, "alpha": 0.3}, mixup={"alpha": 0.3})
+    out, out_targets = aug.augment_batch(X, targets, config, aug.batch_rng(1, 1, 1))
+    rng = aug.batch_rng(1, 1, 1)
+    expected = aug.time_roll(X, 3, rng)
+    expected = aug.mask_axis(expected, 1, 1, 3, rng, -11.5)
+    expected = aug.freq_mixstyle(expected, 1.0, 0.3, rng)
+    expected, expected_targets = aug.mixup(expected, targets, 0.3, rng)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(out_targets, expected_targets)

@@ -325,7 +325,7 @@ def test_allowed_reads_the_registry_for_methods_and_choices():
     assert allowed("dataset") == ("tau2022_mobile", "demo") and allowed("learner") == ("cnn",)
     assert allowed("learner.distribute") == ("none", "mirrored", "multi_worker")
     assert allowed("dataset.train_split") == (5, 10, 25, 50, 100)
-    assert allowed("learner_method_parameters.cnn.conversion.io") == ("float", "int8")
+    assert allowed("learner_method_parameters.cnn.conversion.io") == ("float", "int8", "float16")
     with pytest.raises(KeyError):
         allowed("learner_method_parameters.cnn.fit.epochs")
 

@@ -23,7 +23,7 @@ KEY = "learner_method_parameters.cnn.augmentation"
 OFF = {
     "mixup": {"alpha": 0.0},
     "time_mask": {"count": 0, "max_width": 0},
-    "frequency_mask": {"count": 0, "max_width": 0},
+    "frequency_mask": {"count": 0, "max_width": 0, "fill": None},
     "time_roll": {"max_shift": 0},
     "freq_mixstyle": {"p": 0.0, "alpha": 0.3},
 }
@@ -45,7 +45,8 @@ def check_augmentation(config: Any) -> dict:
     """The augmentation settings with every missing entry off; one-line error naming a bad key.
 
     Ranges: mixup.alpha >= 0 (0 off), *_mask.count / max_width and time_roll.max_shift integers
-    >= 0 (0 off), freq_mixstyle.p in [0, 1] (0 off), freq_mixstyle.alpha > 0.
+    >= 0 (0 off), frequency_mask.fill null (the example's mean) or a number, freq_mixstyle.p in
+    [0, 1] (0 off), freq_mixstyle.alpha > 0.
     """
     if config is None:
         config = {}
@@ -61,6 +62,9 @@ def check_augmentation(config: Any) -> dict:
     for name in ("time_mask", "frequency_mask"):
         for key in ("count", "max_width"):
             _number(settings[name][key], f"{name}.{key}", 0, integer=True)
+    fill = settings["frequency_mask"]["fill"]
+    if fill is not None and (isinstance(fill, bool) or not isinstance(fill, (int, float)) or not np.isfinite(fill)):
+        raise Task1aError(f"{KEY}.frequency_mask.fill must be null (the example's mean) or a finite number, got {fill!r}; fix the value")
     _number(settings["time_roll"]["max_shift"], "time_roll.max_shift", 0, integer=True)
     _number(settings["freq_mixstyle"]["p"], "freq_mixstyle.p", 0.0, 1.0)
     _number(settings["freq_mixstyle"]["alpha"], "freq_mixstyle.alpha", 0.0, low_open=True)
@@ -94,12 +98,14 @@ def mixup(X: np.ndarray, targets: np.ndarray, alpha: float, rng: np.random.Gener
     return mixed_X.astype(np.float32), mixed_targets.astype(np.float32)
 
 
-def mask_axis(X: np.ndarray, axis: int, count: int, max_width: int, rng: np.random.Generator) -> np.ndarray:
+def mask_axis(X: np.ndarray, axis: int, count: int, max_width: int, rng: np.random.Generator, fill_value: float | None = None) -> np.ndarray:
     """SpecAugment masks: ``count`` bands per example along ``axis`` (1 mel, 2 time), each of width
-    uniform in [0, max_width] at a uniform start, set to the example's mean (taken before masking)."""
+    uniform in [0, max_width] at a uniform start, set to the example's mean (taken before masking), or
+    to ``fill_value`` when given: ``log(1e-5)`` is the DCASE2024 baseline's masking, zeros in the power
+    mel before ``log(x + 1e-5)``."""
     X = X.copy()
     size = X.shape[axis]
-    fill = X.mean(axis=(1, 2, 3))
+    fill = X.mean(axis=(1, 2, 3)) if fill_value is None else np.full(len(X), fill_value, dtype=X.dtype)
     for i in range(len(X)):
         for _ in range(count):
             width = int(rng.integers(0, min(max_width, size) + 1))
@@ -122,12 +128,13 @@ def freq_mixstyle(X: np.ndarray, p: float, alpha: float, rng: np.random.Generato
     Per example and mel band, the mean and standard deviation over time (and channel) are mixed
     with those of another example of the batch: ``x' = (x - mu) / sigma * sigma_mix + mu_mix`` with
     ``mu_mix = lam * mu + (1 - lam) * mu_perm`` (same for sigma), ``lam ~ Beta(alpha, alpha)`` per
-    example, ``sigma = sqrt(var + 1e-6)``.
+    example, ``sigma = sqrt(var + 1e-6)``, ``var`` the unbiased variance (n - 1, torch's ``var``) as the
+    reference computes it.
     """
     if rng.random() >= p:
         return X
     mu = X.mean(axis=(2, 3), keepdims=True)
-    sigma = np.sqrt(X.var(axis=(2, 3), keepdims=True) + MIXSTYLE_EPS)
+    sigma = np.sqrt(X.var(axis=(2, 3), keepdims=True, ddof=1) + MIXSTYLE_EPS)
     lam = rng.beta(alpha, alpha, size=(len(X), 1, 1, 1)).astype(np.float32)
     perm = rng.permutation(len(X))
     mu_mix = lam * mu + (1 - lam) * mu[perm]
@@ -136,18 +143,20 @@ def freq_mixstyle(X: np.ndarray, p: float, alpha: float, rng: np.random.Generato
 
 
 def augment_batch(X: np.ndarray, targets: np.ndarray, settings: dict, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """All enabled augmentations in a fixed order: time roll, Freq-MixStyle, mixup, time masks, frequency masks.
+    """All enabled augmentations in a fixed order: time roll, time masks, frequency masks, Freq-MixStyle, mixup.
 
+    The order of the DCASE2024 baseline: roll and masks where it applies them (on the waveform and the
+    power mel, before the log), Freq-MixStyle after the masking; mixup last.
     ``X (b, n_mels, n_frames, 1)``, ``targets (b, n_columns)``; with every setting off the inputs
     come back as they are (the same objects).
     """
     if settings["time_roll"]["max_shift"]:
         X = time_roll(X, settings["time_roll"]["max_shift"], rng)
+    for name, axis in (("time_mask", 2), ("frequency_mask", 1)):
+        if settings[name]["count"] and settings[name]["max_width"]:
+            X = mask_axis(X, axis, settings[name]["count"], settings[name]["max_width"], rng, settings[name].get("fill"))
     if settings["freq_mixstyle"]["p"]:
         X = freq_mixstyle(X, settings["freq_mixstyle"]["p"], settings["freq_mixstyle"]["alpha"], rng)
     if settings["mixup"]["alpha"]:
         X, targets = mixup(X, targets, settings["mixup"]["alpha"], rng)
-    for name, axis in (("time_mask", 2), ("frequency_mask", 1)):
-        if settings[name]["count"] and settings[name]["max_width"]:
-            X = mask_axis(X, axis, settings[name]["count"], settings[name]["max_width"], rng)
     return X, targets

@@ -15,6 +15,13 @@ plus the operators that compute shapes at run time (``runtime_shape_operators``,
 :func:`utils.tflite_graph.runtime_shape_operators`): a graph that needs them gets a warning naming them
 (:func:`shape_arithmetic_warning`) from ``--check_complexity`` and from the gate (:func:`enforce_limits`),
 as they are work a fixed-shape model never needs and rows NeSsi counts.
+
+Parameter memory is counted as the edition counts it (``model_size.parameter_bits``): ``null`` (DCASE2023)
+is the bytes as stored, NeSsi's total weight size; 8, 16 or 32 (DCASE2024/2025: 16) is the model's
+parameter count times that many bits, the count being the elements of the TFLite model's constant
+operator inputs as NeSsi sums their bytes (:func:`parameter_count`; with BN folded into the
+convolutions it is a little below the Keras network's trainable count, which ``--check_complexity``
+prints beside it). The figure checked against ``max_memory_bytes`` is ``parameter_memory_bytes``.
 """
 
 from __future__ import annotations
@@ -32,8 +39,9 @@ LOGGER = logging.getLogger(__name__)
 # (figure in the NeSsi figures, limit key of model_size, what it is called in a message, unit)
 LIMITED_FIGURES = (
     ("total_macs", "max_macs", "MACs", ""),
-    ("total_weight_bytes", "max_memory_bytes", "parameter memory", " B"),
+    ("parameter_memory_bytes", "max_memory_bytes", "parameter memory", " B"),
 )
+PARAMETER_BITS = (None, 8, 16, 32)  # model_size.parameter_bits: None = bytes as stored (DCASE2023)
 CALIBRATION_EXAMPLES = 4  # random examples: only the activation ranges depend on them, not the figures
 FILL_SEED = 0
 
@@ -46,11 +54,37 @@ def check_limits(limits) -> dict:
         value = limits.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise Task1aError(f"model_size.{key} must be a positive integer, got {value!r}; fix task1a.yaml")
+    bits = limits.get("parameter_bits")
+    if isinstance(bits, bool) or bits not in PARAMETER_BITS:
+        raise Task1aError(f"model_size.parameter_bits must be null (bytes as stored), 8, 16 or 32, got {bits!r}; fix task1a.yaml")
     return limits
 
 
+def parameter_count(source) -> int:
+    """Elements of the constant inputs of every operator of a TFLite model (path or bytes), summed per
+    operator as NeSsi sums their bytes: the model's parameters (weights, folded biases, and the few
+    constant operands such as paddings)."""
+    from pathlib import Path
+
+    from model_size_calculation.tflite_reader import ModelFormatError, read_tflite_graph
+
+    content = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else Path(source).read_bytes()
+    try:
+        graph = read_tflite_graph(content)
+    except ModelFormatError as exc:
+        raise Task1aError(str(exc)) from None
+    produced = {tensor_id for operator in graph.operators for tensor_id in operator.outputs}
+    constant = {t.id for t in graph.tensors if t.id not in produced and t.id not in set(graph.inputs)}
+    return int(sum(int(np.prod(graph.tensors[i].shape, dtype=np.int64)) for operator in graph.operators for i in operator.inputs if i >= 0 and i in constant))
+
+
 def measure_tflite(source, limits: dict) -> dict:
-    """NeSsi figures of a TFLite model (path or bytes) against ``model_size`` limits; Task1aError on a bad model."""
+    """NeSsi figures of a TFLite model (path or bytes) against ``model_size`` limits; Task1aError on a bad model.
+
+    Adds ``parameter_bits``, ``parameter_count`` and ``parameter_memory_bytes`` (the figure the memory
+    limit is checked on: ``total_weight_bytes`` when ``parameter_bits`` is null, else count x bits / 8),
+    and sets ``memory_ok`` by it.
+    """
     from utils.tflite_graph import runtime_shape_operators
 
     limits = check_limits(limits)
@@ -58,8 +92,21 @@ def measure_tflite(source, limits: dict) -> dict:
         figures = get_model_size(source, "tflite", max_macs=limits["max_macs"], max_memory_bytes=limits["max_memory_bytes"])
     except ModelSizeError as exc:
         raise Task1aError(str(exc)) from None
-    figures["runtime_shape_operators"] = runtime_shape_operators(source if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes())
+    content = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else Path(source).read_bytes()
+    figures["runtime_shape_operators"] = runtime_shape_operators(content)
+    bits = limits.get("parameter_bits")
+    figures["parameter_bits"] = bits
+    figures["parameter_count"] = parameter_count(content)
+    figures["parameter_memory_bytes"] = figures["total_weight_bytes"] if bits is None else figures["parameter_count"] * bits // 8
+    figures["memory_ok"] = figures["parameter_memory_bytes"] <= limits["max_memory_bytes"]
     return figures
+
+
+def _figure(complexity: dict, figure: str):
+    """A limited figure; figures measured before ``parameter_memory_bytes`` existed count bytes as stored."""
+    if figure == "parameter_memory_bytes" and figure not in complexity:
+        return complexity.get("total_weight_bytes")
+    return complexity.get(figure)
 
 
 def shape_arithmetic_warning(complexity: dict) -> str | None:
@@ -117,12 +164,17 @@ def network_complexity(params: dict) -> dict:
     """NeSsi figures (``model_size_calculation.nessi.get_model_size``) of the set's untrained network.
 
     ``params``: one resolved parameter set. The figures are those the trained model will have (they
-    depend on shapes only), with ``input_shape`` added. Takes a few seconds (one conversion).
+    depend on shapes only), with ``input_shape`` and ``keras_trainable_parameters`` (the torchinfo-style
+    count, BN scales and shifts included) added. Takes a few seconds (one conversion).
     """
     limits = check_limits(params["model_size"])
-    figures = measure_tflite(untrained_tflite(params), limits)
+    network, calibration = untrained_network(params)
+    from utils.tflite import convert_to_tflite
+
+    figures = measure_tflite(convert_to_tflite(network, calibration, io="float"), limits)
     figures["source"] = f"untrained network of set {params.get('set_id', '?')}"
     figures["input_shape"] = list(network_input_shape(params))
+    figures["keras_trainable_parameters"] = int(sum(int(np.prod(weight.shape)) for weight in network.trainable_weights))
     return figures
 
 
@@ -132,9 +184,10 @@ def limit_problems(complexity: dict, limits: dict) -> list[str]:
     limits = check_limits(limits)
     problems = []
     for figure, key, name, unit in LIMITED_FIGURES:
-        value = complexity.get(figure)
+        value = _figure(complexity, figure)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise Task1aError(f"complexity figures lack an integer '{figure}' (got {value!r}); give NeSsi's get_model_size output")
+            named = figure if figure in complexity else "total_weight_bytes" if figure == "parameter_memory_bytes" else figure
+            raise Task1aError(f"complexity figures lack an integer '{named}' (got {value!r}); give NeSsi's get_model_size output")
         if value > limits[key]:
             problems.append(f"{name} {value:,}{unit} > {limits[key]:,}{unit} (model_size.{key})")
     return problems
@@ -145,8 +198,10 @@ def verdict_line(complexity: dict, limits: dict) -> str:
     problems = limit_problems(complexity, limits)
     if problems:
         return "verdict: OVER THE DCASE2023 LIMITS: " + "; ".join(problems)
-    figures = "; ".join(f"{name} {complexity[figure]:,}{unit} <= {limits[key]:,}{unit}" for figure, key, name, unit in LIMITED_FIGURES)
-    return f"verdict: within the DCASE2023 limits ({figures})"
+    figures = "; ".join(f"{name} {_figure(complexity, figure):,}{unit} <= {limits[key]:,}{unit}" for figure, key, name, unit in LIMITED_FIGURES)
+    bits = complexity.get("parameter_bits")
+    counted = f"; parameters counted at {bits} bit: {complexity['parameter_count']:,} x {bits // 8} B" if bits else ""
+    return f"verdict: within the DCASE2023 limits ({figures}{counted})"
 
 
 def check_complexity(params: dict) -> tuple[str, list[str]]:
@@ -160,9 +215,16 @@ def check_complexity(params: dict) -> tuple[str, list[str]]:
     n_mels, n_frames, _ = figures["input_shape"]
     header = (f"Complexity of set {params.get('set_id', '?')}: its untrained network ({n_mels} mels x {n_frames} frames in), "
               "converted to int8 TFLite as the learning stage exports it, counted by NeSsi:")
+    lines = [header, "", format_nessi_table(figures).rstrip("\n"), ""]
+    bits = limits.get("parameter_bits")
+    if bits:
+        lines.append(f"Parameter memory as the edition counts it (model_size.parameter_bits {bits}): {figures['parameter_count']:,} TFLite "
+                     f"parameters x {bits} bit = {figures['parameter_memory_bytes']:,} B (the Keras network's trainable parameters, "
+                     f"BN unfolded: {figures['keras_trainable_parameters']:,} x {bits} bit = {figures['keras_trainable_parameters'] * bits // 8:,} B)")
     warning = shape_arithmetic_warning(figures)
-    lines = [header, "", format_nessi_table(figures).rstrip("\n"), "", *([f"warning: {warning}"] if warning else []), verdict_line(figures, limits)]
-    text = "\n".join(lines) + "\n"
+    if warning:
+        lines.append(f"warning: {warning}")
+    text = "\n".join([*lines, verdict_line(figures, limits)]) + "\n"
     return text, limit_problems(figures, limits)
 
 

@@ -1,11 +1,26 @@
-"""The network: a Keras model built from the YAML's layer list, and the seeds that make it reproducible.
+"""The network: any Keras model described in YAML, and the seeds that make it reproducible.
 
-``learner_method_parameters.cnn.model`` describes the network as the official baseline does (dcase_util
-style): ``constants`` (name -> value) and ``config``, a list of ``{class_name, config}`` Keras layers.
-A string value in a layer config that names a constant is replaced by the constant's value. The code
-provides three constants from the data: ``CLASS_COUNT``, ``FEATURE_VECTOR_LENGTH`` (mel bands) and
-``INPUT_SEQUENCE_LENGTH`` (frames). So a user changes the network in YAML alone; every mistake is
-reported as one line naming the layer index and the key.
+``learner_method_parameters.cnn.model`` has ``constants`` (name -> value) and ``config``, one of:
+
+- a list of ``{class_name, config}`` Keras layers, stacked in order (the official baseline's dcase_util
+  style; a ``keras.Sequential``-like model);
+- a mapping: a Keras functional graph in Keras' own config format (``name``, ``layers`` each with
+  ``class_name``, ``name``, ``config`` and ``inbound_nodes`` naming the layers it takes, ``input_layers``,
+  ``output_layers``), built by ``keras.Model.from_config`` and so validated by Keras; an
+  ``InputLayer`` without a shape gets the features' ``(None, n_mels, n_frames, 1)``;
+- a string ``package.module.function``: a builder called as ``function(input_shape, class_count,
+  **constants)`` that returns a ``keras.Model`` (e.g. ``utils.cpmobile.cp_mobile``, the DCASE2024/2025
+  network).
+
+For the layer list and the graph, a string value in a layer config that names a constant is replaced by
+the constant's value; the code provides three constants from the data: ``CLASS_COUNT``,
+``FEATURE_VECTOR_LENGTH`` (mel bands) and ``INPUT_SEQUENCE_LENGTH`` (frames). A builder gets the
+``constants`` as keyword arguments (not the three provided ones: it has the shapes). Because the
+constants merge across parameter layers as every mapping does, a layer (set, ``-p`` file) whose
+``model.config`` is a graph or a builder gives the whole model: the constants of the layer list it
+replaces are dropped (utils.parameters.merge). The layer list and the graph name their layers alike in
+every build (a builder should name its layers, as ``cp_mobile`` does, for ``trainable_layers`` patterns);
+the output must be ``(class_count,)`` class probabilities; every mistake is one line naming the key.
 """
 
 from __future__ import annotations
@@ -180,9 +195,9 @@ def build_model(model_parameters: dict, input_shape: tuple = (40, 51, 1), class_
     """Build the Keras model described by ``learner_method_parameters.cnn.model``.
 
     ``input_shape`` is ``(n_mels, n_frames, 1)`` (channels last, as the official model); the batch
-    dimension is left free. Returns an uncompiled ``keras.Sequential``.
+    dimension is left free. Returns an uncompiled ``keras.Model`` (input ``(batch, *input_shape)``,
+    output ``(batch, class_count)`` probabilities).
     """
-    import keras
 
     if not isinstance(model_parameters, dict) or "config" not in model_parameters:
         raise Task1aError(f"{PARAMETER_KEY} must be a mapping with constants and config (a layer list); fix the parameters")
@@ -205,9 +220,107 @@ def build_model(model_parameters: dict, input_shape: tuple = (40, 51, 1), class_
         "FEATURE_VECTOR_LENGTH": input_shape[0],
         "INPUT_SEQUENCE_LENGTH": input_shape[1],
     }
-    layer_list = model_parameters["config"]
-    if not isinstance(layer_list, list) or not layer_list:
-        raise Task1aError(f"{PARAMETER_KEY}.config must be a non-empty list of {{class_name, config}} layers; fix the parameters")
+    config = model_parameters["config"]
+    if isinstance(config, str):
+        model = _model_from_builder(config, tuple(input_shape), class_count, model_parameters.get("constants") or {})
+    elif isinstance(config, dict):
+        model = _model_from_graph(config, tuple(input_shape), constants)
+    elif isinstance(config, list) and config:
+        model = _model_from_layer_list(config, tuple(input_shape), constants)
+    else:
+        raise Task1aError(f"{PARAMETER_KEY}.config must be a non-empty list of {{class_name, config}} layers, a Keras functional "
+                          f"graph config (a mapping) or a builder 'package.module.function', got {config!r}; fix the parameters")
+    _check_ends(model, tuple(input_shape), class_count)
+    return model
+
+
+def _check_ends(model, input_shape: tuple, class_count: int) -> None:
+    """One (batch, *input_shape) input and one (batch, class_count) output, else Task1aError."""
+    import keras
+
+    if not isinstance(model, keras.Model):
+        raise Task1aError(f"{PARAMETER_KEY}.config: the builder returned {type(model).__name__}, not a keras.Model; fix the builder")
+    if len(model.inputs) != 1 or tuple(model.inputs[0].shape[1:]) != input_shape:
+        shapes = [tuple(tensor.shape[1:]) for tensor in model.inputs]
+        raise Task1aError(f"{PARAMETER_KEY}.config: the network takes input(s) {shapes}, expected one of shape {input_shape} "
+                          "(n_mels, n_frames, 1) from the features; fix the input layer")
+    if len(model.outputs) != 1 or tuple(model.outputs[0].shape[1:]) != (class_count,):
+        shapes = ", ".join(str(tuple(tensor.shape[1:])) for tensor in model.outputs)
+        raise Task1aError(
+            f"{PARAMETER_KEY}.config: the last layer outputs shape {shapes}, expected one ({class_count},) output of class "
+            "probabilities; end with Dense(units: CLASS_COUNT, activation: softmax) or a Softmax layer"
+        )
+
+
+def _model_from_builder(path: str, input_shape: tuple, class_count: int, constants: dict):
+    """``function(input_shape, class_count, **constants)`` of the builder named ``package.module.function``."""
+    import importlib
+
+    where = f"{PARAMETER_KEY}.config"
+    module_name, _, function_name = path.rpartition(".")
+    if not module_name or not function_name.isidentifier():
+        raise Task1aError(f"{where}: {path!r} is not a builder name 'package.module.function'; fix the value")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise Task1aError(f"{where}: cannot import module {module_name!r} of builder {path!r} ({exc}); fix the name or install the module") from exc
+    builder = getattr(module, function_name, None)
+    if not callable(builder):
+        raise Task1aError(f"{where}: module {module_name!r} has no function {function_name!r}; fix the builder name")
+    try:
+        inspect.signature(builder).bind(input_shape, class_count, **constants)
+    except TypeError as exc:
+        parameters = [name for name in inspect.signature(builder).parameters][2:]
+        unknown = [name for name in constants if name not in parameters]
+        key = f"{PARAMETER_KEY}.constants.{unknown[0]}" if unknown else f"{PARAMETER_KEY}.constants"
+        raise Task1aError(f"{key}: builder {path} takes (input_shape, class_count{''.join(', ' + p for p in parameters)}) ({exc}); fix the constants") from None
+    try:
+        return builder(input_shape, class_count, **constants)
+    except Task1aError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a builder's Keras errors are of many kinds
+        raise Task1aError(f"{where}: builder {path} failed: {_first_cause(exc)}; fix the constants or the builder") from exc
+
+
+def _model_from_graph(graph: dict, input_shape: tuple, constants: dict):
+    """A Keras functional model from Keras' functional config, constants substituted in every layer config."""
+    import copy
+
+    import keras
+
+    where = f"{PARAMETER_KEY}.config"
+    missing = [key for key in ("layers", "input_layers", "output_layers") if key not in graph]
+    if missing or not isinstance(graph.get("layers"), list) or not graph["layers"]:
+        raise Task1aError(f"{where}: a functional graph needs layers (a non-empty list), input_layers and output_layers "
+                          f"(Keras' functional config; missing: {', '.join(missing) or 'layers'}); fix the graph")
+    graph = copy.deepcopy(graph)
+    graph.setdefault("name", "task1a_graph")
+    for index, layer in enumerate(graph["layers"]):
+        at = f"{where}.layers[{index}]"
+        if not isinstance(layer, dict) or not isinstance(layer.get("class_name"), str) or not isinstance(layer.get("name"), str):
+            raise Task1aError(f"{at} must be a mapping with class_name, name, config and inbound_nodes; fix the layer")
+        config = layer.setdefault("config", {}) or {}
+        if not isinstance(config, dict):
+            raise Task1aError(f"{at}.config must be a mapping of {layer['class_name']} arguments; fix the layer")
+        for key, value in config.items():
+            name = _undefined_constant(value, constants)
+            if name:
+                raise Task1aError(f"{at}.config.{key}: undefined constant {name!r}; define it in {PARAMETER_KEY}.constants")
+        config = {key: _substitute(value, constants) for key, value in config.items()}
+        config.setdefault("name", layer["name"])  # the graph's layer names are the model's
+        if layer["class_name"] == "InputLayer" and "batch_shape" not in config and "shape" not in config:
+            config["batch_shape"] = [None, *input_shape]
+        layer["config"] = config
+        layer.setdefault("inbound_nodes", [])
+    try:
+        return keras.Model.from_config(graph)
+    except Exception as exc:  # noqa: BLE001 - Keras raises ValueError, TypeError, KeyError... for a bad graph
+        raise Task1aError(f"{where}: Keras cannot build the functional graph: {_first_cause(exc)}; fix the graph") from exc
+
+
+def _model_from_layer_list(layer_list: list, input_shape: tuple, constants: dict):
+    """The layer list stacked on one input, layers named as Keras names them in a fresh process."""
+    import keras
 
     inputs = keras.Input(shape=tuple(input_shape), name="input_layer")
     outputs = inputs
@@ -221,11 +334,6 @@ def build_model(model_parameters: dict, input_shape: tuple = (40, 51, 1), class_
                 f"{PARAMETER_KEY}.config[{index}] ({description['class_name']}) does not fit its input of shape "
                 f"{tuple(outputs.shape)}: {_first_cause(exc)}; fix the layer's config"
             ) from exc
-    if tuple(outputs.shape[1:]) != (class_count,):
-        raise Task1aError(
-            f"{PARAMETER_KEY}.config: the last layer outputs shape {tuple(outputs.shape[1:])}, expected ({class_count},) "
-            "class probabilities; end with Dense(units: CLASS_COUNT, activation: softmax)"
-        )
     return keras.Model(inputs=inputs, outputs=outputs, name="task1a_cnn")
 
 

@@ -72,7 +72,7 @@ UNHASHED_VALUES = {
     "dataset.train_split": 100,
     "feature_extractor.storage": "float32",
     # the training options' off values (utils.augmentation.OFF, utils.distillation.OFF)
-    "learner.parameters.augmentation": {"mixup": {"alpha": 0.0}, "time_mask": {"count": 0, "max_width": 0}, "frequency_mask": {"count": 0, "max_width": 0},
+    "learner.parameters.augmentation": {"mixup": {"alpha": 0.0}, "time_mask": {"count": 0, "max_width": 0}, "frequency_mask": {"count": 0, "max_width": 0, "fill": None},
                                         "time_roll": {"max_shift": 0}, "freq_mixstyle": {"p": 0.0, "alpha": 0.3}},
     "learner.parameters.distillation": {"teacher_outputs": None, "temperature": 2.0, "weight": 0.5},
     "learner.parameters.initial_weights": None,
@@ -199,7 +199,7 @@ METHODS = {
 }
 TRAIN_SPLITS = (5, 10, 25, 50, 100)  # DCASE2024 training subsets, percent of fold1_train (utils.dataset reads this)
 WINDOW_TYPES = ("hamming_asymmetric", "hamming_symmetric", "hamming", "hann_asymmetric", "hann_symmetric", "hann")
-MODEL_IO = ("float", "int8")  # the exported TFLite variants
+MODEL_IO = ("float", "int8", "float16")  # the exported TFLite variants: int8 weights with float32 | int8 io; float16 weights, float32 io
 
 RULES: dict[str, Rule] = {
     "flow.model_size": flag(),
@@ -286,6 +286,7 @@ RULES: dict[str, Rule] = {
     "learner_method_parameters.cnn.augmentation.time_mask.max_width": integer(0),
     "learner_method_parameters.cnn.augmentation.frequency_mask.count": integer(0),
     "learner_method_parameters.cnn.augmentation.frequency_mask.max_width": integer(0),
+    "learner_method_parameters.cnn.augmentation.frequency_mask.fill": number(-100, 100, optional=True),  # null: the example's mean; a log-domain value
     "learner_method_parameters.cnn.augmentation.time_roll.max_shift": integer(0),
     "learner_method_parameters.cnn.augmentation.freq_mixstyle.p": number(0, 1),  # 0 off
     "learner_method_parameters.cnn.augmentation.freq_mixstyle.alpha": number(0, low_open=True),
@@ -307,6 +308,7 @@ RULES: dict[str, Rule] = {
     "model_size.max_macs": POSITIVE,
     "model_size.max_memory_bytes": POSITIVE,
     "model_size.enforce": choice("eval", "always", "never"),
+    "model_size.parameter_bits": Rule("choice", choices=(8, 16, 32), optional=True),  # null: bytes as stored (utils.complexity)
     "submission.label": text(),  # its format is checked when the package is written (utils.submission)
     "submission.meta_template": text(optional=True),
     "submission.edition": choice(2023, 2024, 2025),
@@ -401,6 +403,8 @@ def check_structure(reference: Any, value: Any, key_path: str, source: str) -> N
         if not isinstance(value, type(reference)) and not (isinstance(reference, (str, dict)) and isinstance(value, (str, dict))):
             raise Task1aError(f"{source}: '{key_path}' must be {_type_name(reference)}, got {value!r}; fix the value")
         return
+    if key_path.split(".")[-2:] == ["model", "config"] and isinstance(value, (str, dict)):
+        return  # the network as a functional graph or a builder name: checked by utils.model.build_model
     if isinstance(reference, dict):
         if not isinstance(value, dict):
             raise Task1aError(f"{source}: '{key_path}' must be a mapping, got {_type_name(value)}; fix the value")
@@ -425,11 +429,16 @@ def check_structure(reference: Any, value: Any, key_path: str, source: str) -> N
 
 
 def merge(base: Any, override: Any) -> Any:
-    """Deep merge: mappings merge key by key, anything else in ``override`` replaces ``base``."""
+    """Deep merge: mappings merge key by key, anything else in ``override`` replaces ``base``.
+
+    One exception: a network (``model``) whose ``config`` is a functional graph or a builder name
+    replaces the earlier network whole, so the layer list's constants do not reach it (utils.model).
+    """
     if isinstance(base, dict) and isinstance(override, dict):
         merged = copy.deepcopy(base)
         for key, value in override.items():
-            merged[key] = merge(base.get(key), value) if key in base else copy.deepcopy(value)
+            whole_network = key == "model" and isinstance(value, dict) and isinstance(value.get("config"), (str, dict))
+            merged[key] = merge(base.get(key), value) if key in base and not whole_network else copy.deepcopy(value)
         return merged
     return copy.deepcopy(override)
 

@@ -33,7 +33,7 @@ from utils.parameters import allowed
 
 LOGGER = logging.getLogger(__name__)
 IO_TYPES = allowed("recognizer.model_io")  # the parameter registry's
-TFLITE_FILENAMES = {"float": "model_float.tflite", "int8": "model_int8.tflite"}
+TFLITE_FILENAMES = {"float": "model_float.tflite", "int8": "model_int8.tflite", "float16": "model_float16.tflite"}
 TFLITE_IDENTIFIER = b"TFL3"  # flatbuffer file identifier at bytes 4..8 of every TFLite model
 
 
@@ -98,15 +98,21 @@ def convert_to_tflite(model, representative_X: Any, io: str = "float", official_
 
     ``representative_X`` ``(n, n_mels, n_frames)`` calibrates the activation ranges, one example per
     call as the official code. ``io``: ``float`` keeps float32 input/output (quantized inside the
-    graph), ``int8`` makes them int8. ``official_form`` (the export's): the official file's graph, a
-    fixed batch of one (:func:`_batch_one_converter`) with a flattening reshape folded into the dense
-    layer after it (:func:`utils.tflite_graph.fold_reshapes_into_fully_connected`); False: the
-    converter's own form of a Keras model (dynamic batch), the same outputs, kept for comparison.
+    graph), ``int8`` makes them int8; ``float16`` is no int8 model but :func:`convert_to_float16_tflite`
+    (float16 weights, float32 io and arithmetic; ``representative_X`` only checked). ``official_form``
+    (the export's): the official file's graph, a fixed batch of one (:func:`_batch_one_converter`) with a
+    flattening reshape folded into the dense layer after it
+    (:func:`utils.tflite_graph.fold_reshapes_into_fully_connected`); False: the converter's own form of a
+    Keras model (dynamic batch), the same outputs, kept for comparison.
     """
     import tensorflow as tf
 
     from utils.tflite_graph import fold_reshapes_into_fully_connected
 
+    if io == "float16":
+        if tuple(np.shape(representative_X)[1:3]) != tuple(model.input_shape[1:3]):
+            raise Task1aError(f"representative examples must have shape (n, {model.input_shape[1]}, {model.input_shape[2]}), got {np.shape(representative_X)}")
+        return convert_to_float16_tflite(model, official_form)
     if io not in IO_TYPES:
         raise Task1aError(f"learner_method_parameters.cnn.conversion.io: unknown io type {io!r} (known: {', '.join(IO_TYPES)}); fix the value")
     representative_X = np.asarray(representative_X, dtype=np.float32)
@@ -137,13 +143,31 @@ def convert_to_tflite(model, representative_X: Any, io: str = "float", official_
     return fold_reshapes_into_fully_connected(content) if official_form else content
 
 
+def convert_to_float16_tflite(model, official_form: bool = True) -> bytes:
+    """TFLite flatbuffer of a Keras ``model`` with its weights stored as float16 (half the float32 size),
+    float32 input, output and arithmetic (the interpreter dequantizes the weights once): the
+    DCASE2024/2025 baseline's 16-bit parameters. ``official_form``: a fixed batch of one, as
+    :func:`convert_to_tflite`."""
+    import tensorflow as tf
+
+    converter = _batch_one_converter(model) if official_form else tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+    try:
+        with contextlib.redirect_stdout(_io.StringIO()):
+            return bytes(converter.convert())
+    except Exception as exc:  # noqa: BLE001 - the converter raises ConverterError, ValueError, RuntimeError...
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise Task1aError(f"float16 TFLite conversion failed: {first_line}; use layers that have TFLite kernels") from exc
+
+
 def export_tflite_models(
     model,
     X_train_like: Any,
     y: Any,
     devices: Any,
     output_dir: str | Path,
-    ios: Sequence[str] = IO_TYPES,
+    ios: Sequence[str] = ("float", "int8"),
     n_examples: int = 100,
     seed: int = 0,
 ) -> dict:
