@@ -101,3 +101,24 @@ def test_debug_shows_what_the_quiet_console_keeps_in_the_log(tmp_path):
     assert library_lines(quiet.stdout + quiet.stderr) == []
     assert "Total MACs:" in quiet.stdout
     assert library_lines(loud.stdout + loud.stderr) != []  # TensorFlow / converter output, shown as it comes
+
+
+@pytest.mark.slow
+def test_the_run_is_exported_and_its_report_shows_the_official_figures(tiny_run):
+    import json
+
+    root, _ = tiny_run
+    (results_path,) = (root / "system" / "evaluator").glob("*/seed_0/results.yaml")
+    results = yaml.safe_load(results_path.read_text())
+    exported = task1a("--show_results", "--format", "json", "-p", root / "tiny.yaml", cwd=root)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    (row,) = json.loads(exported.stdout)
+    assert row["set"] == "demo" and row["edition"] == 2023 and row["data"] == "synthetic" and row["seeds"] == "0"
+    assert row["accuracy"] == results["overall_accuracy"] and row["log_loss"] == results["overall_logloss"]
+    assert row["macs"] == results["complexity"]["total_macs"] and row["parameter_memory_bytes"] == results["complexity"]["total_weight_bytes"]
+    assert row["hash"] == f"{results_path.parent.parent.name}/seed_0"
+    report = (results_path.parent / "report.md").read_text()
+    assert report.startswith("# DCASE2023 Task 1 run report: demo [SYNTHETIC DATA]")
+    reference = report[report.index("## Official figures (reference)"):].split("\n## ")[0]
+    assert "| reference: DCASE2023 baseline (also DCASE2022) | 42.90 % | 1.575 |" in reference
+    assert f"{results['overall_accuracy'] * 100:.2f} %" in reference and "not comparable" in reference
