@@ -1,13 +1,19 @@
 #!/usr/bin/env python
-"""DCASE2022-2025 Task 1: low-complexity acoustic scene classification, the baseline systems.
+"""DCASE2022-2025 Task 1 baselines: low-complexity acoustic scene classification (TAU Urban Acoustic Scenes 2022 Mobile).
 
-    python task1a.py -s demo -o              all stages on the built-in synthetic demo data (overwrite)
-    python task1a.py                         the active set (the DCASE2023 baseline on the real data)
-    python task1a.py --mode eval --output out.csv   challenge mode: system output for the evaluation set
-    python task1a.py --predict DIR --model M.tflite --output out.csv   classify any recordings
+examples:
+  python task1a.py -s demo -o                       the whole system on the built-in synthetic demo data
+  python task1a.py                                  the active set (DCASE2023 baseline) on the real dataset
+  python task1a.py --show_sets                      the parameter sets (DCASE2023, DCASE2024 splits, DCASE2025)
+  python task1a.py -s demo --set learner_method_parameters.cnn.fit.epochs=3
+  python task1a.py --check_complexity -p my.yaml    NeSsi MACs and parameter memory of your network, in seconds
+  python task1a.py --mode eval --package LABEL      challenge mode: the submission zip
+  python task1a.py --predict DIR --model M.tflite --output out.csv
+  python task1a.py --show_results --format csv      every evaluated setup as a table for a paper or a spreadsheet
 
-This file parses the command line and calls :mod:`utils.pipeline`; parameters live in ``task1a.yaml``.
-What reaches the console is :mod:`utils.console`'s business: TensorFlow's own output goes to the log file.
+Every long flag takes either spelling (--show_sets or --show-sets). Parameters: task1a.yaml.
+
+This file parses the command line (--help: this docstring) and calls utils.pipeline; utils.console quiets TensorFlow.
 """
 
 from __future__ import annotations
@@ -21,34 +27,15 @@ from utils import __version__, cli, console
 from utils.errors import Task1aError, run_cli
 
 log = logging.getLogger("utils.task1a")
-
-TITLE = "DCASE2022-2025 Task 1 baselines: low-complexity acoustic scene classification (TAU Urban Acoustic Scenes 2022 Mobile)"
-RESULT_FORMATS = ("md", "csv", "json")
-
-
-def _examples(command: str) -> str:
-    return f"""examples:
-  {command} -s demo -o                       the whole system on the built-in synthetic demo data
-  {command}                                  the active set (DCASE2023 baseline) on the real dataset
-  {command} --show_sets                      the parameter sets (DCASE2023, DCASE2024 splits, DCASE2025)
-  {command} -s demo --set learner_method_parameters.cnn.fit.epochs=3
-  {command} --check_complexity -p my.yaml    NeSsi MACs and parameter memory of your network, in seconds
-  {command} --mode eval --package LABEL      challenge mode: the submission zip
-  {command} --predict DIR --model M.tflite --output out.csv
-  {command} --show_results --format csv      every evaluated setup as a table for a paper or a spreadsheet
-
-Every long flag takes either spelling (--show_sets or --show-sets). Parameters: task1a.yaml."""
+TITLE, EXAMPLES = __doc__.split("\n\n")[0], __doc__[__doc__.index("examples:"):__doc__.index("\n\nThis file")]
 
 
 def build_argument_parser() -> cli.ArgumentParser:
-    command = cli.typed_command()
-    parser = cli.ArgumentParser(
-        prog=command, description=TITLE, epilog=_examples(command), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(prog=cli.typed_command(), description=TITLE, epilog=cli.as_typed(EXAMPLES), formatter_class=argparse.RawDescriptionHelpFormatter)
     run = parser.add_argument_group("run")
     run.add_argument("-s", "--parameter_set", help="parameter set id(s), comma separated (see --show_sets)")
     run.add_argument("-p", "--param_file", help="YAML merged over task1a.yaml (same structure); its values win over task1a.yaml's sets")
     run.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="set one parameter, last of all (repeatable), e.g. --set learner_method_parameters.cnn.fit.epochs=3")
-    # The official baseline's `-o FILE` writes the system output; a bare `-o` (ours) recomputes everything.
     run.add_argument("-o", dest="o", nargs="?", const=True, default=None, metavar="FILE",
                      help="alone: recompute every stage (as --overwrite); with FILE: write the system output there (as --output FILE)")
     run.add_argument("--overwrite", action="store_true", help="recompute every stage (otherwise finished stages are reused)")
@@ -76,7 +63,7 @@ def build_argument_parser() -> cli.ArgumentParser:
     inspection.add_argument("--show_sets", action="store_true", help="list the parameter sets and exit")
     inspection.add_argument("--show_parameters", action="store_true", help="print the resolved parameters of the set(s) and exit")
     inspection.add_argument("--show_results", action="store_true", help="list every evaluated setup and the DCASE2023 ranking, then exit")
-    inspection.add_argument("--format", choices=RESULT_FORMATS, help="with --show_results: one row per evaluated setup as a Markdown table, CSV or JSON")
+    inspection.add_argument("--format", choices=("md", "csv", "json"), help="with --show_results: one row per evaluated setup as a Markdown table, CSV or JSON")
     inspection.add_argument("-v", "--version", action="version", version=f"task1a {__version__}")
     return parser
 
@@ -180,9 +167,8 @@ def run(args) -> int:
     all_params = pipeline.resolve_sets(container, set_ids, command_line, flags, args.workdir, fallback=not (args.predict and args.model))
     if args.predict:
         return predict(args, all_params[0])
-    options = pipeline.RunOptions(workdir=args.workdir, overwrite=args.overwrite, progress=not args.no_progress,
-                                  model=Path(args.model) if args.model else None, output=Path(args.output) if args.output else None,
-                                  package=args.package)
+    options = pipeline.RunOptions(workdir=args.workdir, overwrite=args.overwrite, progress=not args.no_progress, package=args.package,
+                                  model=Path(args.model) if args.model else None, output=Path(args.output) if args.output else None)
     pipeline.run_sets(all_params, options)
     return 0
 
@@ -190,14 +176,12 @@ def run(args) -> int:
 def what_runs(args, all_params: list[dict]) -> str:
     """The first console line's subject: what this command is about to do."""
     if args.download_dataset or args.download_baseline_model:
-        return "download " + " and ".join(filter(None, ["the TAU 2022 Mobile dataset" if args.download_dataset else "",
-                                                         "the official baseline model" if args.download_baseline_model else ""]))
+        return "download " + " and ".join(what for what, asked in (("the TAU 2022 Mobile dataset", args.download_dataset), ("the official baseline model", args.download_baseline_model)) if asked)
     if args.predict:
         return f"classify {len(args.predict)} path(s) with {args.model or 'the trained model of set ' + all_params[0]['set_id']}"
-    sets = ", ".join(params["set_id"] for params in all_params)
-    mode = all_params[0]["general"]["mode"]
     doing = "test and evaluate " + args.model if args.model else "train, test and evaluate"
-    return f"set{'s' if len(all_params) > 1 else ''} {sets}, {mode} mode ({doing}{', then package' if args.package else ''})"
+    return (f"set{'s' if len(all_params) > 1 else ''} {', '.join(p['set_id'] for p in all_params)}, {all_params[0]['general']['mode']} mode "
+            f"({doing}{', then package' if args.package else ''})")
 
 
 def main(argv=None) -> int:
