@@ -122,3 +122,31 @@ def test_the_run_is_exported_and_its_report_shows_the_official_figures(tiny_run)
     reference = report[report.index("## Official figures (reference)"):].split("\n## ")[0]
     assert "| reference: DCASE2023 baseline (also DCASE2022) | 42.90 % | 1.575 |" in reference
     assert f"{results['overall_accuracy'] * 100:.2f} %" in reference and "not comparable" in reference
+
+
+def test_library_output_goes_to_the_log_file_and_the_application_to_the_console(tmp_path):
+    """The mechanism alone (no TensorFlow): descriptor 2, another library's logger and warnings go to the
+    log file, from before it is known too; sys.stderr and the project's own logger reach the console."""
+    script = f"""
+import logging, os, sys, warnings
+from utils import console
+from utils.reporting import setup_run_logging
+console.divert_library_output()
+os.write(2, b"I0000 native line before the log\\n")
+logging.getLogger("tensorflow").warning("a library record")
+warnings.warn("a library warning")
+print("application line", file=sys.stderr)
+setup_run_logging({str(tmp_path / 'log')!r})
+os.write(2, b"E0000 native line after\\n")
+logging.getLogger("utils.x").info("project line")
+console.restore()
+os.write(2, b"restored\\n")
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == ["application line", "project line", "restored"]
+    (log,) = (tmp_path / "log").glob("task1a_*.log")
+    text = log.read_text()
+    for line in ("I0000 native line before the log", "tensorflow (library): a library record", "a library warning", "E0000 native line after", "project line"):
+        assert line in text
+    assert "application line" not in text and "restored" not in text

@@ -115,10 +115,9 @@ def restore() -> None:
             logging.getLogger().removeHandler(handler)
     if state.captured_warnings:
         logging.captureWarnings(False)
-    if sys.stderr is not state.saved_stderr:
+    if sys.stderr is not state.saved_stderr:  # left open: a logging handler may still hold it (records at exit)
         try:
             sys.stderr.flush()
-            sys.stderr.close()
         except (OSError, ValueError):
             pass
         sys.stderr = state.saved_stderr
