@@ -1,79 +1,70 @@
 #!/usr/bin/env python
-"""DCASE2022/2023 Task 1: low-complexity acoustic scene classification, the baseline system.
+"""DCASE2022-2025 Task 1 baselines: low-complexity acoustic scene classification (TAU Urban Acoustic Scenes 2022 Mobile).
 
-    python task1a.py -o                      all stages on the active set (overwrite)
-    python task1a.py -s demo                 the built-in synthetic demo data
-    python task1a.py --mode eval --output out.csv   challenge mode: system output for the evaluation set
-    python task1a.py --predict DIR --model M.tflite --output out.csv   classify any recordings
+examples:
+  python task1a.py -s demo -o                       the whole system on the built-in synthetic demo data
+  python task1a.py                                  the active set (DCASE2023 baseline) on the real dataset
+  python task1a.py --show_sets                      the parameter sets (DCASE2023, DCASE2024 splits, DCASE2025)
+  python task1a.py -s demo --set learner_method_parameters.cnn.fit.epochs=3
+  python task1a.py --check_complexity -p my.yaml    NeSsi MACs and parameter memory of your network, in seconds
+  python task1a.py --mode eval --package LABEL      challenge mode: the submission zip
+  python task1a.py --predict DIR --model M.tflite --output out.csv
+  python task1a.py --show_results --format csv      every evaluated setup as a table for a paper or a spreadsheet
 
-This file parses the command line and calls :mod:`utils.pipeline`; parameters live in ``task1a.yaml``.
+Every long flag takes either spelling (--show_sets or --show-sets). Parameters: task1a.yaml.
+
+This file parses the command line (--help: this docstring) and calls utils.pipeline; utils.console quiets TensorFlow.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
-# TensorFlow's C++ start-up chatter (CUDA probing, CPU features) is not for the console; errors stay.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
-
-from utils import __version__  # noqa: E402
-from utils.errors import Task1aError, run_cli  # noqa: E402
+from utils import __version__, cli, console
+from utils.errors import Task1aError, run_cli
 
 log = logging.getLogger("utils.task1a")
+TITLE, EXAMPLES = __doc__.split("\n\n")[0], __doc__[__doc__.index("examples:"):__doc__.index("\n\nThis file")]
 
 
-def _both_spellings(*flags: str) -> list[str]:
-    """Each long flag as written and in the other convention (``--no_progress`` and ``--no-progress``)."""
-    names = []
-    for flag in flags:
-        names.append(flag)
-        if flag.startswith("--"):
-            other = "--" + (flag[2:].replace("_", "-") if "_" in flag else flag[2:].replace("-", "_"))
-            if other != flag:
-                names.append(other)
-    return names
-
-
-def build_argument_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(  # prog: the command actually used (task1a.py from a clone, task1a installed)
-        description="DCASE2022/2023 Task 1 baseline: low-complexity acoustic scene classification (TAU Urban Acoustic Scenes 2022 Mobile).",
-    )
-
-    def add(*flags, **options):
-        parser.add_argument(*_both_spellings(*flags), **options)
-
-    add("-m", "--mode", choices=("dev", "eval"), help="dev: development set (train fold / evaluate fold); eval: challenge mode (evaluation set output)")
-    add("-s", "--parameter_set", help="parameter set id(s), comma separated (see --show_sets)")
-    add("-p", "--param_file", help="YAML merged over task1a.yaml (same structure); its values win over task1a.yaml's sets")
-    add("--set", action="append", metavar="SECTION.KEY=VALUE", help="set one parameter, last of all (repeatable), e.g. --set learner_method_parameters.cnn.fit.epochs=3")
-    # The official baseline's `-o FILE` writes the system output; a bare `-o` (ours) recomputes everything.
-    add("-o", dest="o", nargs="?", const=True, default=None, metavar="FILE",
-        help="alone: recompute every stage (as --overwrite); with FILE: write the system output there (as --output FILE)")
-    add("--overwrite", action="store_true", help="recompute every stage (otherwise finished stages are reused)")
-    add("--output", metavar="FILE", help="also write the system output CSV to this file")
-    add("--show_parameters", action="store_true", help="print the resolved parameters of the set(s) and exit")
-    add("--show_sets", action="store_true", help="list the parameter sets and exit")
-    add("--show_results", action="store_true", help="list every evaluated setup and the DCASE2023 ranking, then exit")
-    add("-v", "--version", action="version", version=f"task1a {__version__}")
-    add("-r", "--seed", "--r_seed", type=int, help="random seed (overrides general.seed; 0 is a seed)")
-    add("--trials", type=int, help="independent trainings with seeds seed, seed+1, ... (overrides learner iterations)")
-    add("--jobs", type=int, help="feature extraction processes (overrides feature_extractor.n_jobs; -1 = all cores)")
-    add("--download_dataset", metavar="PATH", help="download the TAU 2022 Mobile development set (and with --mode eval the evaluation set) into PATH")
-    add("--download_baseline_model", nargs="?", const=True, default=None, metavar="PATH",
-        help="download the official baseline model (sha256-verified) to recognizer.baseline_model (or PATH): its inference is the baseline_inference energy")
-    add("--model", metavar="PATH", help="test and evaluate this .tflite model instead of the trained one (skips learning)")
-    add("--predict", nargs="+", metavar="PATH", help="classify these recordings (files or folders) and write --output")
-    add("--package", nargs="?", const=True, default=None, metavar="LABEL",
-        help="challenge mode: write the submission zip LABEL.zip (LABEL.output.csv + LABEL.meta.yaml); LABEL defaults to submission.label")
-    add("--check_complexity", action="store_true", help="measure the set's untrained network with NeSsi (seconds), print the table and verdict, exit 1 if over a limit")
-    add("--workdir", metavar="DIR", help="folder relative run-time paths (path.system, path.log, datasets) resolve against (overrides path.root; default: the current folder)")
-    add("--no_progress", action="store_true", help="no progress bars (they are off anyway when the output is not a terminal)")
-    add("--debug", action="store_true", help="show tracebacks")
+def build_argument_parser() -> cli.ArgumentParser:
+    parser = cli.ArgumentParser(prog=cli.typed_command(), description=TITLE, epilog=cli.as_typed(EXAMPLES), formatter_class=argparse.RawDescriptionHelpFormatter)
+    run = parser.add_argument_group("run")
+    run.add_argument("-s", "--parameter_set", help="parameter set id(s), comma separated (see --show_sets)")
+    run.add_argument("-p", "--param_file", help="YAML merged over task1a.yaml (same structure); its values win over task1a.yaml's sets")
+    run.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="set one parameter, last of all (repeatable), e.g. --set learner_method_parameters.cnn.fit.epochs=3")
+    run.add_argument("-o", dest="o", nargs="?", const=True, default=None, metavar="FILE",
+                     help="alone: recompute every stage (as --overwrite); with FILE: write the system output there (as --output FILE)")
+    run.add_argument("--overwrite", action="store_true", help="recompute every stage (otherwise finished stages are reused)")
+    run.add_argument("-r", "--seed", "--r_seed", type=int, help="random seed (overrides general.seed; 0 is a seed)")
+    run.add_argument("--trials", type=int, help="independent trainings with seeds seed, seed+1, ... (overrides learner iterations)")
+    run.add_argument("--jobs", type=int, help="feature extraction processes (overrides feature_extractor.n_jobs; -1 = all cores)")
+    run.add_argument("--workdir", metavar="DIR", help="folder relative run-time paths (path.system, path.log, datasets) resolve against (overrides path.root; default: the current folder)")
+    data = parser.add_argument_group("data")
+    data.add_argument("--download_dataset", metavar="PATH", help="download the TAU 2022 Mobile development set (and with --mode eval the evaluation set) into PATH")
+    data.add_argument("--download_baseline_model", nargs="?", const=True, default=None, metavar="PATH",
+                      help="download the official baseline model (sha256-verified) to recognizer.baseline_model (or PATH): its inference is the baseline_inference energy")
+    data.add_argument("--predict", nargs="+", metavar="PATH", help="classify these recordings (files or folders) and write --output")
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", metavar="PATH", help="test and evaluate this .tflite model instead of the trained one (skips learning)")
+    model.add_argument("--check_complexity", action="store_true", help="measure the set's untrained network with NeSsi (seconds), print the table and verdict, exit 1 if over a limit")
+    challenge = parser.add_argument_group("challenge")
+    challenge.add_argument("-m", "--mode", choices=("dev", "eval"), help="dev: development set (train fold / evaluate fold); eval: challenge mode (evaluation set output)")
+    challenge.add_argument("--package", nargs="?", const=True, default=None, metavar="LABEL",
+                           help="challenge mode: write the submission zip of submission.edition (2023, 2024, 2025) as LABEL.zip; LABEL defaults to submission.label")
+    output = parser.add_argument_group("output")
+    output.add_argument("--output", metavar="FILE", help="also write the system output CSV to this file")
+    output.add_argument("--no_progress", action="store_true", help="no progress bars (they are off anyway when the output is not a terminal)")
+    output.add_argument("--debug", action="store_true", help="show tracebacks, debug lines and every library's own output (TensorFlow, absl, the converter)")
+    inspection = parser.add_argument_group("inspection")
+    inspection.add_argument("--show_sets", action="store_true", help="list the parameter sets and exit")
+    inspection.add_argument("--show_parameters", action="store_true", help="print the resolved parameters of the set(s) and exit")
+    inspection.add_argument("--show_results", action="store_true", help="list every evaluated setup and the DCASE2023 ranking, then exit")
+    inspection.add_argument("--format", choices=("md", "csv", "json"), help="with --show_results: one row per evaluated setup as a Markdown table, CSV or JSON")
+    inspection.add_argument("-v", "--version", action="version", version=f"task1a {__version__}")
     return parser
 
 
@@ -81,6 +72,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     """The command line, with ``-o`` resolved into ``overwrite`` / ``output``."""
     parser = build_argument_parser()
     args = parser.parse_args(argv)
+    if args.format and not args.show_results:
+        parser.error("--format chooses how --show_results prints; add --show_results")
     if args.o is True:
         args.overwrite = True
     elif args.o is not None:
@@ -162,29 +155,44 @@ def run(args) -> int:
     if args.show_results:
         from utils.reporting import show_results
 
-        show_results(paths.system_dir(container.defaults, args.workdir))
+        show_results(paths.system_dir(container.defaults, args.workdir), result_format=args.format)
         return 0
     if args.output:
         paths.check_output_path(Path(args.output), "--output")
-    log_path = setup_run_logging(paths.log_dir(all_params[0], args.workdir))
-    log.info("task1a %s, log file %s", __version__, log_path)
+    log_path = setup_run_logging(paths.log_dir(all_params[0], args.workdir), level=logging.DEBUG if args.debug else logging.INFO)
+    log.info("task1a %s: %s; log file %s", __version__, what_runs(args, all_params), log_path)
     if args.download_dataset or args.download_baseline_model:
         return download(args, all_params[0])
     # the real dataset missing: the demo data instead (also where --predict finds the set's trained model)
     all_params = pipeline.resolve_sets(container, set_ids, command_line, flags, args.workdir, fallback=not (args.predict and args.model))
     if args.predict:
         return predict(args, all_params[0])
-    options = pipeline.RunOptions(workdir=args.workdir, overwrite=args.overwrite, progress=not args.no_progress,
-                                  model=Path(args.model) if args.model else None, output=Path(args.output) if args.output else None,
-                                  package=args.package)
+    options = pipeline.RunOptions(workdir=args.workdir, overwrite=args.overwrite, progress=not args.no_progress, package=args.package,
+                                  model=Path(args.model) if args.model else None, output=Path(args.output) if args.output else None)
     pipeline.run_sets(all_params, options)
     return 0
 
 
+def what_runs(args, all_params: list[dict]) -> str:
+    """The first console line's subject: what this command is about to do."""
+    if args.download_dataset or args.download_baseline_model:
+        return "download " + " and ".join(what for what, asked in (("the TAU 2022 Mobile dataset", args.download_dataset), ("the official baseline model", args.download_baseline_model)) if asked)
+    if args.predict:
+        return f"classify {len(args.predict)} path(s) with {args.model or 'the trained model of set ' + all_params[0]['set_id']}"
+    doing = "test and evaluate " + args.model if args.model else "train, test and evaluate"
+    return (f"set{'s' if len(all_params) > 1 else ''} {', '.join(p['set_id'] for p in all_params)}, {all_params[0]['general']['mode']} mode "
+            f"({doing}{', then package' if args.package else ''})")
+
+
 def main(argv=None) -> int:
     args = parse_arguments(argv)
-    return run_cli(lambda: run(args), args.debug, resume_hint="rerun the same command (without -o) to resume where it stopped",
-                   write_fix="free disk space or choose writable folders (path.system, path.log, --output), then rerun to resume")
+    if not args.debug:  # before TensorFlow loads: its C++ output goes to the log file, never the console
+        console.divert_library_output()
+    try:
+        return run_cli(lambda: run(args), args.debug, resume_hint="rerun the same command (without -o) to resume where it stopped",
+                       write_fix="free disk space or choose writable folders (path.system, path.log, --output), then rerun to resume")
+    finally:
+        console.restore()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The DCASE2022/2023 Task 1 (low-complexity acoustic scene classification) baseline application.
+"""The DCASE2022-2025 Task 1 (low-complexity acoustic scene classification) baselines application.
 
 One module per concept: parameters, dataset, demo_dataset, features, model, learning, tflite,
 testing, evaluation, submission, energy, reporting, download; ``files`` holds the atomic-write

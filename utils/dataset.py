@@ -14,7 +14,6 @@ All tables are pandas DataFrames with one row per audio file and at least the co
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from utils import cli
 from utils.errors import Task1aError, run_cli
 from utils.parameters import allowed
 
@@ -494,7 +494,7 @@ def _format_report(path: Path, report: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m utils.dataset", description="Verify a TAU Urban Acoustic Scenes 2022 Mobile development-set folder and print counts.")
+    parser = cli.ArgumentParser(prog=cli.prog("utils.dataset"), description="Verify a TAU Urban Acoustic Scenes 2022 Mobile development-set folder and print counts.")
     parser.add_argument("path", help="dataset folder (meta.csv, evaluation_setup/, audio/)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--check-audio", action="store_true", help="also check that every listed audio file exists and is readable")

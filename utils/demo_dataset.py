@@ -32,7 +32,6 @@ Module CLI::
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import dataclasses
 import hashlib
@@ -51,6 +50,7 @@ import scipy.signal
 import soundfile
 
 from utils.dataset import DEVELOPMENT_DEVICES, DEVICE_GROUPS, EVALUATION_DEVICES, SCENE_LABELS, SPLIT_FOLDER, TRAIN_SPLITS, split_filename
+from utils import cli
 from utils.errors import Task1aError, run_cli
 from utils.files import usable_cores, write_json_atomic, write_text_atomic
 from utils.parameters import RULES, rule_for, value_error
@@ -890,7 +890,7 @@ def _yaml_parameters() -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m utils.demo_dataset", description="Generate the built-in SYNTHETIC demo dataset (TAU 2022 layout, not TAU audio).")
+    parser = cli.ArgumentParser(prog=cli.prog("utils.demo_dataset"), description="Generate the built-in SYNTHETIC demo dataset (TAU 2022 layout, not TAU audio).")
     parser.add_argument("path", help="folder to generate into (development/, evaluation/, evaluation_labels.csv)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: task1a.yaml)")
     parser.add_argument("--jobs", type=int, default=-1, help="worker processes (-1: all cores)")

@@ -21,7 +21,6 @@ no work is lost and nothing wrong is left looking right:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import http.client
@@ -45,6 +44,7 @@ import yaml
 from tqdm import tqdm
 
 from utils import dataset as tau_dataset
+from utils import cli
 from utils.errors import Task1aError, run_cli
 from utils.files import file_digest, lock_file, unlock_file, update_digest, write_json_atomic
 from utils.paths import packaged_file
@@ -821,8 +821,8 @@ def _main_train_splits(args) -> int:
 # --------------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m utils.download",
+    parser = cli.ArgumentParser(
+        prog=cli.prog("utils.download"),
         description="Download, verify and extract the TAU Urban Acoustic Scenes 2022 Mobile development set "
                     "(and the DCASE2023 evaluation set) into PATH. Rerun the same command to resume.")
     parser.add_argument("path", help="folder the datasets go into (path.datasets in task1a.yaml, e.g. datasets)")

@@ -3,7 +3,8 @@
 Every bad input (missing file, malformed CSV or YAML, unknown parameter, truncated model...) is
 raised as :class:`Task1aError` with a one-line message that names the culprit (file or key) and the
 fix. The command-line entry points catch it, print ``error: <message>`` to stderr and exit with
-status 1; ``--debug`` re-raises it to show the traceback.
+status 1; ``--debug`` re-raises it to show the traceback. A hint naming ``python task1a.py`` is shown
+as the user typed the command (``task1a`` when installed: :func:`utils.cli.as_typed`).
 """
 
 
@@ -29,13 +30,15 @@ def run_cli(body, debug: bool = False, *, resume_hint: str = "rerun the same com
     import logging
     import sys
 
+    from utils.cli import as_typed
+
     try:
         return body()
     except Task1aError as exc:
         if debug:
             raise
         logging.getLogger(__name__).debug("error", exc_info=True)
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {as_typed(str(exc))}", file=sys.stderr)
         return 1
     except OSError as exc:
         if debug:

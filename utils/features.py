@@ -24,7 +24,6 @@ are imported on first use (start-up to the first file is about 0.2 s).
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Iterable
 
 import numpy as np
 
+from utils import cli
 from utils.errors import Task1aError, run_cli
 from utils.feature_store import INT16_SCALE, STORAGE_TYPES
 from utils.parameters import allowed
@@ -580,7 +580,7 @@ def _extract_file(source: Path, extractor, output: Path) -> int:
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m utils.features", description=__doc__.split("\n\n")[0])
+    parser = cli.ArgumentParser(prog=cli.prog("utils.features"), description=__doc__.split("\n\n")[0])
     parser.add_argument("source", help="an audio file (-> .npy of its log-mel) or a folder (-> a feature store of every audio file under it)")
     parser.add_argument("-o", "--output", required=True, help="OUT.npy for a file, a store folder for a folder")
     parser.add_argument("--jobs", type=int, default=-1, help="worker processes for a folder (-1: all cores)")

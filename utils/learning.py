@@ -33,6 +33,7 @@ import contextlib
 import copy
 import hashlib
 import importlib
+import importlib.util
 import json
 import logging
 import math
@@ -224,6 +225,9 @@ def check_settings(parameters: dict) -> dict:
         raise Task1aError(f"{PARAMETER_KEY}.model_selection.monitor {monitor!r} is not logged (known: {', '.join(known)}); fix the value")
     if not isinstance(fit.get("tensorboard", False), bool):
         raise Task1aError(f"{PARAMETER_KEY}.fit.tensorboard must be true or false, got {fit['tensorboard']!r}")
+    if fit.get("tensorboard", False) and importlib.util.find_spec("tensorboard") is None:  # TensorFlow >= 2.21 does not bring it
+        raise Task1aError(f"{PARAMETER_KEY}.fit.tensorboard is true but TensorBoard is not installed; pip install tensorboard "
+                          "(a dependency of this project: reinstall it) or set fit.tensorboard: false")
     build_optimizer(parameters["optimizer"])
     build_loss(compile_.get("loss"))
     build_callbacks(fit.get("callbacks", []))

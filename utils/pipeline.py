@@ -324,6 +324,7 @@ def run_record(run: _Run, models: list, outputs: list[Path], complexity: dict | 
         "set_id": run.params["set_id"],
         "description": run.params["description"],
         "mode": run.params["general"]["mode"],
+        "edition": run.params["submission"]["edition"], "train_split": run.params["dataset"]["train_split"],
         "hashes": {stage: stages.folder_hash(run.params, stage, extra if stage in ("recognizer", "evaluator") else None)
                    for stage in ("features", "learner", "recognizer", "evaluator")},
         "complexity": complexity,
@@ -342,6 +343,7 @@ def _evaluate(run: _Run, models: list, outputs: list[Path], tests, record: dict,
     evaluator_dir = stages.stage_folder(params, run.root, "evaluator", run.recognizer_extra)
     seeds = [model.seed for model in models]
     info = {"set_id": params["set_id"], "mode": params["general"]["mode"], "parameter_hash": record["hashes"]["evaluator"],
+            "edition": params["submission"]["edition"],
             "synthetic": data.synthetic, "model": str(run.options.model) if run.options.model else None, "seeds": seeds,
             "n_trials": len(seeds), "energy": stages.plain_values(record["energy_summary"]), "complexity": stages.complexity_brief(complexity)}
     with run.timer("evaluation"):

@@ -26,6 +26,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from model_size_calculation.nessi import OFFICIAL_MAX_MACS, OFFICIAL_MAX_MEMORY_BYTES, nessi_macs, nessi_memory
+from utils import console
+from utils.cli import as_typed
 from utils.complexity import limit_problems
 from utils.energy import PHASE_NAMES, energy_summary, finite_float
 from utils.errors import Task1aError
@@ -57,7 +59,7 @@ class _ConsoleFormatter(logging.Formatter):
     """Concise console lines: the message alone, ``warning:``/``error:`` prefixed when not INFO."""
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
+        message = as_typed(record.getMessage())
         if record.levelno >= logging.WARNING:
             message = f"{record.levelname.lower()}: {message}"
         return message
@@ -115,6 +117,7 @@ def setup_run_logging(log_dir: str | os.PathLike, name: str = LOG_FILE_PREFIX, l
         run_logger.addHandler(handler)
     run_logger.setLevel(logging.DEBUG)
     run_logger.propagate = False  # the root logger would print every record a second time
+    console.attach_log_file(log_path)  # a command-line run: TensorFlow's own output into this file, not the console
     run_logger.debug("log file %s; python %s; argv %s", log_path, sys.version.split()[0], " ".join(sys.argv))
     return log_path
 
@@ -194,7 +197,8 @@ def _verdict(ok: Any) -> str:
 def _section_header(run: dict[str, Any]) -> list[str]:
     dataset = run["dataset"]
     synthetic = dataset["synthetic"]
-    title = f"# DCASE2023 Task 1 run report: {run['set_id']}" + (" [SYNTHETIC DATA]" if synthetic else "")
+    edition = run.get("edition")
+    title = f"# DCASE{edition if edition else '2022-2025'} Task 1 run report: {run['set_id']}" + (" [SYNTHETIC DATA]" if synthetic else "")
     lines = [title, ""]
     if synthetic:
         lines += [
@@ -252,6 +256,49 @@ def _section_evaluation(evaluation: Any) -> list[str]:
     else:
         lines += ["Per-class and per-device table: not measured (no table given).", ""]
     return lines
+
+
+# The official baselines' published development-set figures (fold1_evaluate of TAU Urban Acoustic
+# Scenes 2022 Mobile), per edition: (system, macro accuracy, log loss or None where not published).
+# DCASE2022/2023: the baseline README (10 trainings); DCASE2024: the data-efficient baseline per
+# training split; DCASE2025: the general model and the device-specific system.
+OFFICIAL_REFERENCE = {
+    2023: (("DCASE2023 baseline (also DCASE2022)", 0.429, 1.575),),
+    2024: tuple((f"DCASE2024 baseline, {split} % split", accuracy, None)
+                for split, accuracy in ((5, 0.4240), (10, 0.4529), (25, 0.5029), (50, 0.5319), (100, 0.5699))),
+    2025: (("DCASE2025 baseline, general model", 0.5072, None), ("DCASE2025 baseline, device-specific models", 0.5189, None)),
+}
+
+
+def official_reference(edition: Any, train_split: Any = None) -> list[tuple[str, float, float | None]]:
+    """The official figures of ``edition`` (empty when unknown); for 2024 the run's ``train_split`` first when known."""
+    rows = list(OFFICIAL_REFERENCE.get(edition, ()))
+    if edition == 2024 and train_split is not None:
+        mine = [row for row in rows if row[0].endswith(f" {train_split} % split")]
+        rows = mine + [row for row in rows if row not in mine]
+    return rows
+
+
+def _section_reference(run: dict[str, Any]) -> list[str]:
+    """The run's figures beside its edition's official ones, the latter labelled as reference."""
+    edition = run.get("edition")
+    reference = official_reference(edition, run.get("train_split"))
+    lines = ["## Official figures (reference)", ""]
+    if not reference:
+        return lines + [f"not shown: the record names no known edition ({edition!r}); 2023, 2024 and 2025 have official figures", ""]
+    evaluation = run.get("evaluation") if isinstance(run.get("evaluation"), dict) else {}
+    synthetic = run["dataset"]["synthetic"]
+    label = f"this run ({run['set_id']}{', SYNTHETIC data' if synthetic else ''})"
+    rows = [[label, _percent(evaluation.get("overall_accuracy")), _fixed(evaluation.get("overall_logloss"))]]
+    rows += [[f"reference: {name}", _percent(accuracy), _fixed(logloss) if logloss is not None else "not published"]
+             for name, accuracy, logloss in reference]
+    lines.append(_markdown_table(["system", "accuracy", "log loss"], rows))
+    lines.append("")
+    note = ("The reference rows are the official baseline's published development-set figures (real TAU data, "
+            f"fold1_evaluate), DCASE{edition}.")
+    if synthetic:
+        note += " This run used SYNTHETIC demo data: its figures are not comparable with them."
+    return lines + [note, ""]
 
 
 def _section_quantization(quantization: Any) -> list[str]:
@@ -402,6 +449,7 @@ def render_run_report(run: dict[str, Any], report_dir: str | os.PathLike = ".") 
     _check_run(run)
     lines = _section_header(run)
     lines += _section_evaluation(run.get("evaluation"))
+    lines += _section_reference(run)
     lines += _section_quantization(run.get("quantization"))
     lines += _section_complexity(run.get("complexity"))
     lines += _section_energy(run.get("energy"))
@@ -421,6 +469,8 @@ def write_run_report(path: str | os.PathLike, run: dict[str, Any]) -> str:
 
         dataset:      {name: str, synthetic: bool, path: str}
         set_id:       str                     parameter set
+        edition:      2023 | 2024 | 2025      submission.edition: whose official figures are shown as reference
+        train_split:  int                     dataset.train_split (DCASE2024: which split's figure is the run's)
         description:  str                     the set's description
         mode:         "dev" | "eval"
         created:      str                     ISO time (default: now)
@@ -600,18 +650,83 @@ def _result_row(setup: dict[str, Any], limits: Mapping[str, int] | None) -> tupl
 RESULT_HEADERS = ("set", "dataset", "accuracy", "log loss", "memory", "MACs", "limits", "trials", "hash")
 
 
-def show_results(system_dir: str | os.PathLike, limits: Mapping[str, int] | None = None) -> str:
+EXPORT_COLUMNS = ("set", "edition", "data", "mode", "seeds", "accuracy", "log_loss", "macs", "parameter_memory_bytes",
+                  "energy_training_kwh", "energy_inference_kwh", "hash")
+RESULT_FORMATS = ("md", "csv", "json")
+
+
+def result_rows(system_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """One row per evaluated setup (:data:`EXPORT_COLUMNS`), oldest first: accuracy as a fraction,
+    log loss, NeSsi MACs and parameter bytes, the training and inference energy (kWh), None where not measured."""
+    rows = []
+    for setup in collect_results(system_dir):
+        details = _results_file(system_dir, setup["hash"])
+        energy = ((details.get("energy") or {}).get("energy_consumption") or {}) if isinstance(details.get("energy"), dict) else {}
+        seeds = details.get("seeds") or ([details["seed"]] if details.get("seed") is not None else [])
+        rows.append({
+            "set": setup["set_id"], "edition": details.get("edition"), "data": "synthetic" if setup["synthetic"] else "real",
+            "mode": setup["mode"], "seeds": " ".join(str(seed) for seed in seeds), "accuracy": setup["accuracy"],
+            "log_loss": setup["logloss"], "macs": setup["macs"], "parameter_memory_bytes": setup["memory"],
+            "energy_training_kwh": _number(energy.get("training")), "energy_inference_kwh": _number(energy.get("inference")),
+            "hash": setup["hash"],
+        })
+    return rows
+
+
+def _results_file(system_dir: str | os.PathLike, setup_hash: str) -> dict[str, Any]:
+    """The ``results.yaml`` of a setup named by its ``<hash>/<seed folder>`` (empty when unreadable)."""
+    import yaml
+
+    try:
+        return yaml.safe_load((Path(system_dir) / "evaluator" / setup_hash / "results.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+
+
+def format_result_rows(rows: Sequence[dict[str, Any]], result_format: str) -> str:
+    """``rows`` (:func:`result_rows`) as a Markdown table (percent, NeSsi units), CSV or JSON (plain numbers)."""
+    if result_format == "json":
+        import json
+
+        return json.dumps(list(rows), indent=2)
+    if result_format == "csv":
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({key: "" if row[key] is None else row[key] for key in EXPORT_COLUMNS} for row in rows)
+        return buffer.getvalue().rstrip("\n")
+    if result_format == "md":
+        headers = ("set", "edition", "data", "mode", "seeds", "accuracy", "log loss", "MACs", "parameter memory",
+                   "energy training (kWh)", "energy inference (kWh)", "hash")
+        return _markdown_table(headers, [
+            [row["set"], row["edition"] or "n/a", row["data"], row["mode"], row["seeds"] or "n/a", _percent(row["accuracy"]),
+             _fixed(row["log_loss"]), nessi_macs(float(row["macs"])) if row["macs"] is not None else "n/a",
+             nessi_memory(float(row["parameter_memory_bytes"])) if row["parameter_memory_bytes"] is not None else "n/a",
+             _shown(row["energy_training_kwh"], lambda v: f"{v:.6f}"), _shown(row["energy_inference_kwh"], lambda v: f"{v:.6f}"),
+             row["hash"]] for row in rows])
+    raise Task1aError(f"unknown result format {result_format!r}; choose one of {', '.join(RESULT_FORMATS)}")
+
+
+def show_results(system_dir: str | os.PathLike, limits: Mapping[str, int] | None = None, result_format: str | None = None) -> str:
     """Print (and return) the evaluated setups, one table per data kind (real, synthetic) and mode, and
     the DCASE2023 ranking among the real development-mode results (the only comparable ones).
 
     Memory and MACs are in NeSsi's units; ``limits`` (``model_size``'s ``max_macs`` and
     ``max_memory_bytes``, the DCASE2023 ones by default) mark each setup ``ok`` or ``OVER``, and a
-    setup over them is listed after the ranked ones, never ranked.
+    setup over them is listed after the ranked ones, never ranked. ``result_format`` (``md``, ``csv``,
+    ``json``) prints instead one row per setup (:func:`result_rows`) for a paper's table or a spreadsheet.
     """
+    if result_format is not None:
+        text = format_result_rows(result_rows(system_dir), result_format)
+        print(text)
+        return text
     setups = collect_results(system_dir)
     if not setups:
         text = f"no evaluated setups under {Path(system_dir) / 'evaluator'} yet; run python task1a.py first"
-        print(text)
+        print(as_typed(text))
         return text
     known = {(synthetic, mode) for synthetic, mode, _ in RESULT_GROUPS}
     groups = [(title, [s for s in setups if (bool(s["synthetic"]), s["mode"]) == (synthetic, mode)])

@@ -56,7 +56,6 @@ placeholder ("FILL IN").
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 import sys
@@ -69,6 +68,7 @@ import yaml
 
 from model_size_calculation.nessi import OFFICIAL_MAX_MACS, OFFICIAL_MAX_MEMORY_BYTES
 from utils.dataset import DEVELOPMENT_DEVICES, SCENE_LABELS, TRAIN_SPLITS
+from utils import cli
 from utils.errors import Task1aError, run_cli
 from utils.files import atomic_path
 from utils.system_output import MAX_ROWS_PER_PROBLEM, check_output_text
@@ -720,8 +720,8 @@ def validate_submission(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m utils.submission",
+    parser = cli.ArgumentParser(
+        prog=cli.prog("utils.submission"),
         description="Check a DCASE Task 1 submission package as the challenge's validator does; report every problem.",
     )
     parser.add_argument("package", help="the submission zip, or a folder holding task1/LABEL/LABEL.output.csv and LABEL.meta.yaml")

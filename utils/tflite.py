@@ -214,11 +214,17 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
 
 
 def _interpreter_class():
+    """LiteRT's interpreter, or where ai-edge-litert has no wheel (pyproject.toml's marker) TensorFlow's own (one log line)."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:  # LiteRT is the maintained runtime; tf.lite.Interpreter is deprecated
+        import logging
+
         import tensorflow as tf
 
+        if not getattr(_interpreter_class, "told", False):
+            logging.getLogger(__name__).info("ai-edge-litert is not installed (no wheel for this platform): TFLite models run in TensorFlow's tf.lite.Interpreter")
+            _interpreter_class.told = True
         Interpreter = tf.lite.Interpreter
     return Interpreter
 
