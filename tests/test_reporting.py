@@ -131,7 +131,7 @@ def test_report_of_a_demo_run(demo_record, tmp_path):
     assert "this run |" in energy
 
     timings = section(text, "Stage timings")
-    assert "baseline inference" in timings and "learning" in timings
+    assert "baseline_inference" in timings and "learner" in timings  # one name per stage (utils.stages)
     figures = section(text, "Figures")
     assert f"![confusion matrix]({run['plots']['confusion matrix']})" in figures  # links checked in the report's folder
     assert run["hashes"]["learner"] in section(text, "Parameters and stage folders")

@@ -18,7 +18,7 @@ import pandas as pd
 
 from utils import dataset as tau
 from utils import stages
-from utils.stages import LEARNER, LearnerUnit, Stage, StageRunner, TrainedModel
+from utils.stages import LEARNER, LearnerUnit, RecognizerStage, Stage, StageRunner, TestUnit, TrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class DeviceModelsStage(Stage):
 DEVICE_MODELS = DeviceModelsStage()
 
 
-def device_testing_stage(model: TrainedModel, io: str, items: pd.DataFrame, store, folder: Path, recognizer: dict, overwrite: bool = False,
+def device_testing_stage(model: TrainedModel, io: str, items: pd.DataFrame, store, folder: Path, recognizer, overwrite: bool = False,
                          progress: bool = True) -> Path:
     """DCASE2025 testing: each item classified by its device's model, unknown devices by the general model.
 
@@ -112,10 +112,7 @@ def device_testing_stage(model: TrainedModel, io: str, items: pd.DataFrame, stor
     """
     from utils.system_output import read_system_output, write_system_output
 
-    output = Path(folder) / "output.csv"
-    if output.exists() and not overwrite:
-        log.info("testing: reusing %s", output)
-        return output
+    output = Path(folder) / "output.csv"  # whether it is written already, the recognizer stage decides (its one rule)
     general_dir = Path(folder) / "general"
     general_dir.mkdir(parents=True, exist_ok=True)
     names, _, probabilities = read_system_output(stages.testing_stage(model.tflite[io], model.normalization, items, store, general_dir, recognizer, overwrite, progress))
@@ -156,3 +153,19 @@ def device_specific_results(results: dict | None) -> dict | None:
     if results is None:
         return None
     return {"general_model": results.get("general_model"), "device_specific_models": results}
+
+
+class DeviceRecognizerStage(RecognizerStage):
+    """The recognizer stage of a run with device models (DCASE2025): a model with device models tests each clip
+    by its device's model (:func:`device_testing_stage`); one without (no device had enough clips) as usual."""
+
+    def compute(self, unit: TestUnit) -> Path:
+        if not unit.model.devices:
+            return super().compute(unit)
+        Path(unit.folder).mkdir(parents=True, exist_ok=True)
+        return device_testing_stage(unit.model, unit.recognizer.model_io, unit.items, unit.store, unit.folder, unit.recognizer,
+                                    unit.overwrite, unit.progress)
+
+
+DEVICE_RECOGNIZER = DeviceRecognizerStage()
+

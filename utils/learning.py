@@ -58,8 +58,6 @@ TENSORBOARD_DIRNAME = "tensorboard"
 CHECKPOINT_FORMAT = 2
 # Keras callback arguments that name a file or folder: a relative one is put in the model folder.
 PATH_ARGUMENTS = ("filename", "filepath", "log_dir", "backup_dir")
-# Settings that change how fast training runs or what it logs, never its result: out of the checkpoint fingerprint.
-_NOT_FINGERPRINTED = (("fit", "epochs"), ("fit", "steps_per_execution"), ("fit", "tensorboard"), ("model_selection", "initial_delay"), ("iterations",))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -351,19 +349,13 @@ def predict_proba(model, X: Any, batch_size: int) -> np.ndarray:
 
 
 def _fingerprint(parameters: dict, seed: int, X_train, y_train, X_val, y_val, class_count: int) -> str:
-    """What a checkpoint must share with the run resuming it: parameters (except those a resume may
-    change, :data:`_NOT_FINGERPRINTED`), seed and the data's identity."""
-    kept = copy.deepcopy(parameters)
-    for path in _NOT_FINGERPRINTED:
-        node = kept
-        for key in path[:-1]:
-            node = node.get(key, {})
-        node.pop(path[-1], None)
+    """What a checkpoint must share with the run resuming it: the parameters the learner hash covers, less
+    those a resume may change (:func:`utils.parameters.checkpoint_parameters`), the seed, the content of the
+    files it learns from and the data's identity."""
+    from utils.parameters import checkpoint_parameters
+
+    kept = checkpoint_parameters(parameters)
     files = research_fingerprints(parameters)
-    for key in ("augmentation", "distillation", "initial_weights", "trainable_layers"):
-        # Off research settings leave the fingerprint as before they existed (older checkpoints resume).
-        if key in kept and (not files.get(key) if key in ("distillation", "initial_weights") else _research_off(key, kept[key])):
-            kept.pop(key)
     digest = hashlib.sha256(json.dumps([kept, seed, class_count] + ([files] if files else []), sort_keys=True, default=str).encode())
     for X, y in ((X_train, y_train), (X_val, y_val)):
         if X is None:
@@ -374,12 +366,6 @@ def _fingerprint(parameters: dict, seed: int, X_train, y_train, X_val, y_val, cl
         digest.update(np.asarray(X[0], dtype=np.float32).tobytes())
         digest.update(np.asarray(X[X.shape[0] - 1], dtype=np.float32).tobytes())
     return digest.hexdigest()
-
-
-def _research_off(key: str, value: Any) -> bool:
-    from utils.augmentation import check_augmentation, is_off
-
-    return is_off(check_augmentation(value)) if key == "augmentation" else value is None
 
 
 def research_fingerprints(parameters: dict) -> dict:

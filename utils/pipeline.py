@@ -22,6 +22,7 @@ from typing import Callable
 from utils import device_models, paths, stages, workspace
 from utils.errors import Task1aError
 from utils.files import file_digest
+from utils.parameters import typed_settings
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,8 @@ class _Run:
     record: workspace.RunRecord | None = None
     outcome: RunOutcome | None = None
     report_dir: Path | None = None
+    recognizer: stages.Stage = stages.RECOGNIZER  # how the models are tested (a plugged-in step may change it)
+    settings: object = None  # utils.parameters.Settings: the typed sections the stages hand down
 
     @property
     def meter(self):
@@ -229,6 +232,7 @@ def _prepare_data(run: _Run) -> None:
     """The datasets (the chief first: it generates the demo data once)."""
     run.data = run.group.chief_first(run.runner.run, stages.DATA, stages.DataUnit(run.params, run.root, run.runner.progress))
     run.params = params = run.data.params
+    run.settings = typed_settings(params)
     log.info("set %s (%s), mode %s, data: %s", params["set_id"], params["description"], params["general"]["mode"], run.data.description)
     if params["general"]["mode"] == "eval" and run.data.evaluation is None:
         raise Task1aError("challenge mode needs the evaluation set; set dataset_method_parameters.tau2022_mobile.evaluation")
@@ -269,7 +273,9 @@ def _learn(run: _Run) -> None:
 
 
 def _device_models(run: _Run) -> None:
-    """DCASE2025: each trained model's device models (the general model's content names their folder)."""
+    """DCASE2025: each trained model's device models (the general model's content names their folder); the
+    recognizer then tests each clip by its device's model."""
+    run.recognizer = device_models.DEVICE_RECOGNIZER
     for model in run.models:
         folder = run.runner.folder(device_models.DEVICE_MODELS, run.params, {"general_model": file_digest(model.keras)})
         unit = device_models.DeviceModelsUnit(run.params, model, stages.training_items(run.data), run.stores[0],
@@ -300,10 +306,10 @@ def _recognizer_folder(run: _Run) -> None:
 
 def _test(run: _Run) -> None:
     """Each model's system output over the test items (with ``--output``, a copy of the first)."""
-    params, options = run.params, run.options
+    options = run.options
     space, digest = run.runner.workspace, run.recognizer_dir.name
-    run.outputs = [run.runner.run(stages.RECOGNIZER, stages.TestUnit(model, run.tests, run.stores[1], space.seed_dir(stages.RECOGNIZER.name, digest, model.seed),
-                                                                     params["recognizer"], options.overwrite, run.runner.progress))
+    run.outputs = [run.runner.run(run.recognizer, stages.TestUnit(model, run.tests, run.stores[1], space.seed_dir(stages.RECOGNIZER.name, digest, model.seed),
+                                                                     run.settings.recognizer, options.overwrite, run.runner.progress))
                    for model in run.models]
     if options.output:
         from utils.files import atomic_path
@@ -386,10 +392,10 @@ def _evaluate(run: _Run) -> None:
 
 def _evaluate_trial(run: _Run, model, output: Path, folder: Path, info: dict) -> dict:
     """One trial's results; with device models (DCASE2025) the general model's too, kept under ``general_model``."""
-    params, data = run.params, run.data
+    data = run.data
     groups = device_models.device_groups(model, stages.training_items(run.data))
     info = dict(info, seed=model.seed)
-    level = params["evaluator"]["confidence_level"]
+    level = run.settings.evaluator.confidence_level
     if groups:
         general = run.runner.run(stages.EVALUATOR, stages.EvaluationUnit(output.parent / "general" / "output.csv", run.tests, folder / "general_model",
                                                                           data.description, level, info, groups))
@@ -508,13 +514,13 @@ def predict(params: dict, recordings: list[str], output: Path, model: Path | Non
 
     trained = stages.given_model(params, model) if model else stages.trained_model(params, workdir)
     model_path = trained.tflite[params["recognizer"]["model_io"]]
-    recognizer = params["recognizer"]
-    classifier = TFLiteClassifier(model_path, batch_size=recognizer["batch_size"], num_threads=recognizer["num_threads"])
+    recognizer = typed_settings(params).recognizer
+    classifier = TFLiteClassifier(model_path, batch_size=recognizer.batch_size, num_threads=recognizer.num_threads)
     normalizer = build_normalizer(trained.normalization["method"], trained.normalization.get("statistics"))
     found = find_recordings(recordings)
     names, probabilities, failures = predict_recordings(
         found, classifier, build_extractor(params), normalizer, params["feature_extractor"]["segment_length_seconds"],
-        progress=progress, max_chunk_seconds=recognizer["max_chunk_seconds"])
+        progress=progress, max_chunk_seconds=recognizer.max_chunk_seconds)
     if names:
         write_system_output(output, names, probabilities, SCENE_LABELS)
     log.info("classified %d recording(s) with %s -> %s", len(names), model_path, output)

@@ -39,7 +39,6 @@ from utils.stages.data import (
     development_items,
     development_set_found,
     prepare_data,
-    resolve_path,
     test_items,
     training_items,
 )
@@ -51,10 +50,10 @@ from utils.stages.learning import (
     TrainedModel,
     check_learner_settings,
     given_model,
-    learner_settings,
     trained_model,
     trial_seeds,
 )
+from utils.stages.inputs import input_files, learner_settings, resolve_path
 from utils.stages.model_size import (
     MODEL_SIZE,
     OFFICIAL_MODEL_SHA256,
@@ -62,13 +61,13 @@ from utils.stages.model_size import (
     complexity_brief,
     meta_complexity,
 )
-from utils.stages.testing import RECOGNIZER, TestUnit, testing_stage
+from utils.stages.testing import RECOGNIZER, RecognizerStage, TestUnit, testing_stage
 
 __all__ = [
     "BASELINE_INFERENCE", "DATA", "EVALUATOR", "FEATURES", "LEARNER", "MODEL_SIZE", "OFFICIAL_MODEL_NORMALIZATION", "OFFICIAL_MODEL_SHA256",
-    "RECOGNIZER", "SYNTHETIC_LABEL", "DataContext", "DataUnit", "EvaluationUnit", "FeatureUnit", "LearnerUnit", "ModelSizeUnit", "Stage",
+    "RECOGNIZER", "SYNTHETIC_LABEL", "RecognizerStage", "DataContext", "DataUnit", "EvaluationUnit", "FeatureUnit", "LearnerUnit", "ModelSizeUnit", "Stage",
     "StageRunner", "StageTimer", "TestUnit", "TrainedModel", "baseline_model_path", "baseline_model_problem", "check_learner_settings",
-    "complexity_brief", "development_items", "development_set_found", "given_model", "learner_settings", "measured_stage", "meta_complexity",
+    "complexity_brief", "development_items", "development_set_found", "given_model", "input_files", "learner_settings", "measured_stage", "meta_complexity",
     "prepare_data", "resolve_path", "run_baseline_inference", "run_results", "segment_labels", "split_results", "test_items", "testing_stage",
     "trained_model", "training_items", "trial_seeds", "trials_evaluation",
 ]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from utils.parameters import STAGE_HASH_INPUTS, stage_hash, stage_parameters
+from utils.stages.inputs import input_files
 from utils.workspace import ParametersRecord, Workspace
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,6 @@ class Stage:
         chain = list(STAGE_HASH_INPUTS)
         files = {}
         if self.name in chain and chain.index(self.name) >= chain.index("learner"):
-            from utils.stages.learning import input_files
-
             files = input_files(params, root)
         return stage_hash(params, self.name, dict(extra or {}, input_files=files) if files else extra)
 

@@ -3,7 +3,6 @@ each later stage works on (training, feature extraction, testing)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from utils import dataset as tau
 from utils.errors import Task1aError
 from utils.parameters import allowed
 from utils.stages.base import Stage
+from utils.stages.inputs import resolve_path
 
 REAL_DATASET_NAME = "TAU Urban Acoustic Scenes 2022 Mobile"
 SYNTHETIC_LABEL = "SYNTHETIC demo data (not the real TAU dataset)"
@@ -35,14 +35,6 @@ class DataContext:
     @property
     def mode(self) -> str:
         return self.params["general"]["mode"]
-
-
-def resolve_path(root: Path, value: str | os.PathLike | None) -> Path | None:
-    """A run path: absolute (after ``~``) as is, relative under the run's root (``--workdir``); None stays None."""
-    if value is None:
-        return None
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else Path(root) / path
 
 
 def development_set_found(params: dict, root: Path) -> bool:

@@ -3,7 +3,6 @@ the mark of completion; the trained or given model the later stages test."""
 
 from __future__ import annotations
 
-import copy
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from utils import workspace as ws
 from utils.errors import Task1aError
 from utils.files import write_yaml_atomic
 from utils.stages.base import Stage
-from utils.stages.data import resolve_path
+from utils.stages.inputs import learner_settings
 from utils.stages.features import segment_labels
 
 log = logging.getLogger(__name__)
@@ -44,34 +43,6 @@ class TrainedModel:
 def trial_seeds(params: dict) -> list[int]:
     """The training seeds of a run: ``general.seed`` and the next ``iterations - 1``."""
     return [params["general"]["seed"] + k for k in range(params["learner"]["parameters"]["iterations"])]
-
-
-# ------------------------------------------------------------------------- the learner's settings
-RESEARCH_PATHS = (("initial_weights",), ("distillation", "teacher_outputs"))
-"""The learner's file parameters: like every run path they resolve against the run's root (``--workdir``)."""
-
-
-def learner_settings(params: dict, root: Path) -> dict:
-    """The learner method's parameters with its file paths (:data:`RESEARCH_PATHS`) resolved against ``root``."""
-    learner = copy.deepcopy(params["learner"]["parameters"])
-    for path in RESEARCH_PATHS:
-        node = learner
-        for key in path[:-1]:
-            node = node.get(key) or {}
-        if node.get(path[-1]) is not None:
-            node[path[-1]] = str(resolve_path(root, node[path[-1]]))
-    return learner
-
-
-def input_files(params: dict, root: Path) -> dict:
-    """The content (sha256) of the files a training starts or learns from, found under ``root``, named by the
-    path as written (:func:`utils.learning.research_fingerprints`); part of the learner's and later hashes."""
-    from utils.learning import research_fingerprints
-
-    written = params["learner"]["parameters"]
-    files = research_fingerprints(learner_settings(params, root))
-    as_written = {"initial_weights": written.get("initial_weights"), "distillation": (written.get("distillation") or {}).get("teacher_outputs")}
-    return {key: dict(value, path=str(as_written[key])) for key, value in files.items()}
 
 
 def check_learner_settings(params: dict, root: Path | None = None, given_model: bool = False) -> None:

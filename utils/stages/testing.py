@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from utils import dataset as tau
+from utils.parameters import RecognizerSettings
 from utils.stages.base import Stage
 
 log = logging.getLogger(__name__)
@@ -20,13 +21,13 @@ OUTPUT_FILE = "output.csv"
 @dataclass
 class TestUnit:
     """``model`` (a :class:`utils.stages.learning.TrainedModel`) over ``items`` (features in ``store``) into ``folder``;
-    ``recognizer``: the ``recognizer`` section (model_io, batch_size, num_threads)."""
+    ``recognizer``: the typed ``recognizer`` section (:class:`utils.parameters.RecognizerSettings`)."""
 
     model: object
     items: pd.DataFrame
     store: object
     folder: Path
-    recognizer: dict
+    recognizer: RecognizerSettings
     overwrite: bool = False
     progress: bool = True
 
@@ -36,7 +37,8 @@ def testing_finished(folder: Path) -> bool:
     return (Path(folder) / OUTPUT_FILE).exists()
 
 
-def classify_items(model_path: Path, normalization: dict, items: pd.DataFrame, store, folder: Path, recognizer: dict, progress: bool = True) -> Path:
+def classify_items(model_path: Path, normalization: dict, items: pd.DataFrame, store, folder: Path, recognizer: RecognizerSettings,
+                   progress: bool = True) -> Path:
     """Run the TFLite model over ``items`` and write the system output ``folder/output.csv``."""
     from utils.features import build_normalizer
     from utils.system_output import write_system_output
@@ -45,16 +47,16 @@ def classify_items(model_path: Path, normalization: dict, items: pd.DataFrame, s
 
     output = Path(folder) / OUTPUT_FILE
     Path(folder).mkdir(parents=True, exist_ok=True)
-    classifier = TFLiteClassifier(model_path, batch_size=recognizer["batch_size"], num_threads=recognizer["num_threads"])
+    classifier = TFLiteClassifier(model_path, batch_size=recognizer.batch_size, num_threads=recognizer.num_threads)
     normalizer = build_normalizer(normalization["method"], normalization.get("statistics"))
     keys = items["filename"].tolist()
-    probabilities = predict_store(classifier, store, keys, normalizer, batch_size=recognizer["batch_size"], progress=progress)
+    probabilities = predict_store(classifier, store, keys, normalizer, batch_size=recognizer.batch_size, progress=progress)
     write_system_output(output, keys, probabilities, tau.SCENE_LABELS)
     log.info("testing: %d files -> %s", len(keys), output)
     return output
 
 
-def testing_stage(model_path: Path, normalization: dict, items: pd.DataFrame, store, folder: Path, recognizer: dict, overwrite: bool = False,
+def testing_stage(model_path: Path, normalization: dict, items: pd.DataFrame, store, folder: Path, recognizer: RecognizerSettings, overwrite: bool = False,
                   progress: bool = True) -> Path:
     """One model's system output in ``folder``, reused when written (unless ``overwrite``); for the parts of a
     composite test (the DCASE2025 device models' outputs, :mod:`utils.device_models`)."""
@@ -65,6 +67,8 @@ def testing_stage(model_path: Path, normalization: dict, items: pd.DataFrame, st
 
 
 class RecognizerStage(Stage):
+    """Tests one model (a strategy such as :data:`utils.device_models.DEVICE_RECOGNIZER` overrides :meth:`compute`)."""
+
     name = "recognizer"
     energy_phase = "testing"
 
@@ -76,12 +80,7 @@ class RecognizerStage(Stage):
         return Path(unit.folder) / OUTPUT_FILE
 
     def compute(self, unit: TestUnit) -> Path:
-        model, io = unit.model, unit.recognizer["model_io"]
-        Path(unit.folder).mkdir(parents=True, exist_ok=True)
-        if model.devices:  # DCASE2025: each clip by its device's model
-            from utils.device_models import device_testing_stage
-
-            return device_testing_stage(model, io, unit.items, unit.store, unit.folder, unit.recognizer, unit.overwrite, unit.progress)
+        model, io = unit.model, unit.recognizer.model_io
         return classify_items(model.tflite[io], model.normalization, unit.items, unit.store, unit.folder, unit.recognizer, unit.progress)
 
 
