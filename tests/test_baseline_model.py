@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from utils import download, stages
+from utils.workspace import Workspace
 from utils.download import BASELINE_MODEL, download_baseline_model
 from utils.energy import EnergyMeter
 from utils.errors import Task1aError
@@ -81,7 +82,8 @@ def test_download_of_another_file_is_deleted_with_one_line(serve, tmp_path, refe
 def test_a_missing_or_wrong_baseline_model_is_not_measured_with_the_fix(tmp_path):
     params = {"recognizer": {"baseline_model": "models/model_task1.tflite"}, "data_processing": {"normalization": "max_abs_int16"}}
     meter = EnergyMeter(enabled=False)
-    assert stages.run_baseline_inference(meter, params, tmp_path, None, None, tmp_path / "recognizer") is None
+    runner = stages.StageRunner(Workspace(tmp_path / "system"), tmp_path, meter)
+    assert stages.run_baseline_inference(runner, params, None, None, tmp_path / "recognizer") is None
     record = meter.results()["baseline_inference"]
     assert record["measured"] is False
     assert f"python task1a.py --download_baseline_model {tmp_path / 'models' / 'model_task1.tflite'}" in record["reason"]

@@ -1,12 +1,17 @@
-"""The house's shape (design/layout.md, issue 13): the command line only wires, functions stay short,
-each room imports downwards only."""
+"""The house's shape (docs/architecture.md): the command line only wires, functions stay short, each room
+imports downwards only, the parameters stop at the stages, the output layout and its records live in the
+workspace, and no two modules import each other."""
 
 import ast
 import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CODE = sorted([REPO / "task1a.py", *REPO.glob("utils/*.py"), *REPO.glob("model_size_calculation/*.py"), *REPO.glob("bench/*.py")])
+CODE = sorted([REPO / "task1a.py", *REPO.glob("utils/**/*.py"), *REPO.glob("model_size_calculation/*.py"), *REPO.glob("bench/*.py")])
+# The rooms above the library: the command line's pipeline, the parameter container and registry, the stages
+# (and the DCASE2025 device models, a stage of their own). Every other module of utils/ is library code.
+ABOVE_THE_LIBRARY = {"__init__", "pipeline", "parameters", "device_models"}
+LIBRARY = sorted(p for p in REPO.glob("utils/*.py") if p.stem not in ABOVE_THE_LIBRARY)
 
 
 def test_the_command_line_only_parses_and_calls():
@@ -34,7 +39,7 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def test_rooms_import_downwards_only():
-    below_the_pipeline = [p for p in REPO.glob("utils/*.py") if p.stem not in ("pipeline", "__init__")]
+    below_the_pipeline = [p for p in REPO.glob("utils/**/*.py") if p.stem not in ("pipeline", "__init__")]
     for path in below_the_pipeline:  # nothing below the pipeline knows about it (or the command line)
         assert not {name for name in imported_modules(path) if re.match(r"(utils\.pipeline|task1a)\b", name)}, path.name
     for path in REPO.glob("model_size_calculation/*.py"):  # the complexity tool stands alone
@@ -44,3 +49,73 @@ def test_rooms_import_downwards_only():
     assert "utils.features" not in imported_modules(REPO / "utils" / "feature_store.py")  # the store runs any extractor
     for name in ("learning", "tflite"):  # metrics live in evaluation; export and learning call it, never the other way
         assert not {m for m in imported_modules(REPO / "utils" / "evaluation.py") if m.startswith(f"utils.{name}")}
+
+
+
+def string_constants(path: Path) -> list[str]:
+    """The string literals of a module's code (f-strings' literal parts included), docstrings left out."""
+    tree = ast.parse(path.read_text())
+    prose = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)}
+    return [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in prose]
+
+
+def test_no_library_module_imports_the_parameter_container_or_the_stages():
+    """The parameters dict stops at the stages: library code is handed values, never resolves sets itself."""
+    for path in LIBRARY:
+        names = imported_modules(path)
+        assert not {n for n in names if n in ("utils.parameters.ParameterContainer", "utils.parameters.apply_overrides")}, path.name
+        assert not {n for n in names if re.match(r"utils\.(stages|pipeline)\b", n)}, path.name
+    for path in REPO.glob("utils/stages/*.py"):  # the stages are handed resolved parameters; the pipeline resolves them
+        assert "utils.parameters.ParameterContainer" not in imported_modules(path), path.name
+
+
+def test_the_output_layout_and_its_records_are_spelled_in_the_workspace_only():
+    """``<system>/<stage>/<hash>/seed_N`` and the record file names: one module (utils/workspace.py) knows them."""
+    spelled = {}
+    for path in REPO.glob("utils/**/*.py"):
+        found = [text for text in string_constants(path)
+                 if re.search(r"seeds?_|(learning|results|run|parameters)\.yaml", text)]
+        if found:
+            spelled[str(path.relative_to(REPO))] = found
+    assert set(spelled) == {"utils/workspace.py"}, spelled
+
+
+def test_no_record_is_read_outside_the_workspace():
+    """yaml.safe_load reads parameter files (parameters), the dataset manifest (download), stage energy (energy),
+    meta templates and packages (submission); the run's records only through utils/workspace.py."""
+    readers = set()
+    for path in REPO.glob("utils/**/*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr == "safe_load":
+                readers.add(path.stem)
+    assert readers <= {"workspace", "parameters", "download", "energy", "submission"}, readers
+    assert "workspace" in readers
+
+
+def module_imports() -> dict[str, set[str]]:
+    """``module -> the modules of utils/ it imports`` (at the top or inside a function: a cycle either way)."""
+    def name(path: Path) -> str:
+        parts = list(path.relative_to(REPO).with_suffix("").parts)
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+    modules = {name(path): path for path in REPO.glob("utils/**/*.py")}
+    return {module: {other for other in imported_modules(path) if other in modules and other != module} for module, path in modules.items()}
+
+
+def test_no_import_cycles():
+    graph = module_imports()
+    cycles = []
+
+    def visit(module: str, trail: list[str]) -> None:
+        for other in graph[module]:
+            if other in trail:
+                cycles.append(trail[trail.index(other):] + [other])
+            elif other not in done:
+                visit(other, trail + [other])
+        done.add(module)
+
+    done: set[str] = set()
+    for module in sorted(graph):
+        if module not in done:
+            visit(module, [module])
+    assert not cycles, cycles[:3]

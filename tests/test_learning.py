@@ -358,7 +358,7 @@ def test_initial_weights_of_another_network_are_refused_naming_the_file(tmp_path
 
 
 def write_learner_record(folder, parameters):
-    """What stages.stage_folder writes beside a learner hash folder."""
+    """What the stage runner writes beside a learner hash folder (utils.workspace.ParametersRecord)."""
     import yaml
 
     folder.mkdir(parents=True, exist_ok=True)

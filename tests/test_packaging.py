@@ -69,7 +69,8 @@ def metadata(wheel):
 def test_the_wheel_carries_every_file_read_at_run_time(wheel):
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
-        assert {"task1a.py", "utils/__init__.py", "utils/paths.py", "model_size_calculation/nessi.py", "utils/tau2022_manifest.yaml",
+        assert {"task1a.py", "utils/__init__.py", "utils/paths.py", "utils/workspace.py", "utils/stages/__init__.py", "utils/stages/base.py",
+                "model_size_calculation/nessi.py", "utils/tau2022_manifest.yaml",
                 "utils/_data/task1a.yaml", "utils/_data/task1a_submission.meta.yaml"} <= names
         # the packaged copies are the repository's files, byte for byte (the top-level ones are the source)
         assert archive.read("utils/_data/task1a.yaml") == (REPO_DIR / "task1a.yaml").read_bytes()

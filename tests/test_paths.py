@@ -98,3 +98,32 @@ def test_a_missing_shipped_file_is_a_one_line_error(tmp_path, monkeypatch):
     with pytest.raises(Task1aError, match=r"task1a.yaml is missing from this installation .*; reinstall dcase-task1a-baseline"):
         paths.packaged_file("task1a.yaml")
     assert paths.default_parameter_file() == tmp_path / "task1a.yaml"  # the container's error then names it
+
+
+def test_the_learners_files_resolve_against_the_workdir_not_the_working_folder(tmp_path, monkeypatch):
+    """initial_weights and distillation.teacher_outputs are run paths like the others: a relative one inside
+    --workdir is found (checked before work, hashed by content, trained from) when the command runs elsewhere."""
+    from utils import pipeline, stages
+    from utils.files import file_digest
+
+    workdir, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    (workdir / "inputs").mkdir(parents=True)
+    elsewhere.mkdir()
+    (workdir / "inputs" / "start.weights.h5").write_bytes(b"weights")
+    (workdir / "inputs" / "teacher.csv").write_text("filename\tscene_label\n")
+    monkeypatch.chdir(elsewhere)
+    container = ParameterContainer()
+    command_line = {"learner_method_parameters": {"cnn": {"initial_weights": "inputs/start.weights.h5",
+                                                          "distillation": {"teacher_outputs": "inputs/teacher.csv"}}}}
+    (params,) = pipeline.resolve_sets(container, ["demo"], command_line, {}, str(workdir))
+    root = paths.run_root(params, str(workdir))
+    stages.check_learner_settings(params, root)  # found: no error
+    learner = stages.learner_settings(params, root)
+    assert learner["initial_weights"] == str(workdir / "inputs" / "start.weights.h5")
+    assert learner["distillation"]["teacher_outputs"] == str(workdir / "inputs" / "teacher.csv")
+    files = stages.input_files(params, root)  # the hash names the content, under the path as written
+    assert files["initial_weights"] == {"path": "inputs/start.weights.h5", "sha256": file_digest(workdir / "inputs" / "start.weights.h5")}
+    assert files["distillation"]["sha256"] == file_digest(workdir / "inputs" / "teacher.csv")
+    # the working folder is not where a run's relative paths point
+    with pytest.raises(Task1aError, match="not found"):
+        stages.check_learner_settings(params, elsewhere)

@@ -131,7 +131,7 @@ def test_report_of_a_demo_run(demo_record, tmp_path):
     assert "this run |" in energy
 
     timings = section(text, "Stage timings")
-    assert "baseline inference" in timings and "learning" in timings
+    assert "baseline_inference" in timings and "learner" in timings  # one name per stage (utils.stages)
     figures = section(text, "Figures")
     assert f"![confusion matrix]({run['plots']['confusion matrix']})" in figures  # links checked in the report's folder
     assert run["hashes"]["learner"] in section(text, "Parameters and stage folders")
@@ -206,16 +206,16 @@ def test_ranking_by_hand():
 def test_run_logging_has_one_tree_for_every_module(tmp_path, capsys, clean_task1a_logger):
     """Every utils module's logger (and the energy module's, once 'task1a.energy') reaches the run's file and console once."""
     import utils.energy
-    import utils.stages
+    import utils.stages.learning
     import utils.testing
 
     log_path = setup_run_logging(tmp_path)
-    for module in (utils.energy, utils.stages, utils.testing):
+    for module in (utils.energy, utils.stages.learning, utils.testing):  # a stage module of the package too
         logger = next(value for value in vars(module).values() if isinstance(value, logging.Logger))
         assert logger.name == module.__name__
         logger.info("hello from %s", module.__name__)
     text, console = log_path.read_text(encoding="utf-8"), capsys.readouterr().err
-    for name in ("utils.energy", "utils.stages", "utils.testing"):
+    for name in ("utils.energy", "utils.stages.learning", "utils.testing"):
         assert re.search(rf"INFO +{re.escape(name)} .*hello from {re.escape(name)}$", text, re.M)
         assert console.count(f"hello from {name}") == 1
     assert not logging.getLogger("utils").propagate  # not printed a second time by the root logger

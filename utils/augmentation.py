@@ -17,16 +17,11 @@ from typing import Any
 import numpy as np
 
 from utils.errors import Task1aError
+from utils.parameters import RESEARCH_OFF
 
 KEY = "learner_method_parameters.cnn.augmentation"
-# Off values of every setting: the schema (the YAML's defaults repeat them).
-OFF = {
-    "mixup": {"alpha": 0.0},
-    "time_mask": {"count": 0, "max_width": 0},
-    "frequency_mask": {"count": 0, "max_width": 0, "fill": None},
-    "time_roll": {"max_shift": 0},
-    "freq_mixstyle": {"p": 0.0, "alpha": 0.3},
-}
+# Off values of every setting: the schema, declared once in the registry (the YAML's defaults repeat them).
+OFF = RESEARCH_OFF["augmentation"]
 MIXSTYLE_EPS = 1e-6  # added to the per-band variance before its square root (the DCASE2024 baseline's)
 _STREAM = 0x617567  # keeps augmentation draws apart from any other (seed, epoch) stream
 

@@ -14,12 +14,28 @@ Importing this module imports Keras.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 
 import keras
 
-from utils.learning import OWN_COLUMNS, is_better, values_match
+# Columns of a history row that are ours, not Keras' logs.
+OWN_COLUMNS = ("epoch", "seconds", "best_epoch")
+
+
+def is_better(value: float, best: float | None, mode: str) -> bool:
+    """Whether ``value`` of the monitored metric beats ``best`` (``mode``: "max" or "min"); never a NaN or infinity."""
+    if value is None or not math.isfinite(value):
+        return False
+    if best is None:
+        return True
+    return value > best if mode == "max" else value < best
+
+
+def values_match(variables, values) -> bool:
+    """Whether saved ``values`` fit ``variables`` one for one, shape for shape."""
+    return len(variables) == len(values) and all(tuple(v.shape) == tuple(a.shape) for v, a in zip(variables, values))
 
 LOGGER = logging.getLogger(__name__)
 

@@ -884,9 +884,9 @@ def generate_demo_dataset(root: str | os.PathLike, parameters: dict, progress: b
 
 def _yaml_parameters() -> dict:
     """The demo block of the shipped task1a.yaml's defaults, read (and checked) by the parameter container."""
-    from utils.parameters import ParameterContainer
+    from utils.parameters import checked_defaults
 
-    return ParameterContainer().defaults["dataset_method_parameters"]["demo"]
+    return checked_defaults()["dataset_method_parameters"]["demo"]
 
 
 def main(argv=None) -> int:

@@ -1,14 +1,16 @@
 """DCASE2025 device-specific models: a copy of the general model fine-tuned per training device, testing by
 each clip's device (the general model for unknown devices), and the known / unknown device groups.
 
-Each device model is a learning stage of its own (:func:`utils.stages.learning_stage`) in
-``<system>/device_models/<hash>/seed_N/<device>/``; the pipeline calls :func:`device_models_stage` after
-learning and :func:`device_testing_stage` instead of the plain testing stage when ``device_models.enabled``.
+Each device model is a learner unit of its own (:data:`utils.stages.LEARNER`, run by the run's
+:class:`utils.stages.StageRunner`) in ``<system>/device_models/<hash>/seed_N/<device>/``; the stage
+:data:`DEVICE_MODELS` plugs into the pipeline's list after learning when ``device_models.enabled``, and the
+recognizer stage tests with :func:`device_testing_stage` a model that has device models.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ import pandas as pd
 
 from utils import dataset as tau
 from utils import stages
+from utils.stages import LEARNER, LearnerUnit, RecognizerStage, Stage, StageRunner, TestUnit, TrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +34,7 @@ def item_devices(items: pd.DataFrame) -> pd.Series:
     return from_names.fillna("unknown").astype(str)
 
 
-def fine_tuning_parameters(params: dict, general: stages.TrainedModel) -> dict:
+def fine_tuning_parameters(params: dict, general: TrainedModel) -> dict:
     """The learner parameters of a device model: the general model's, starting from its weights, with
     ``device_models``' epochs, learning rate and trainable layers."""
     import copy
@@ -48,12 +51,11 @@ def fine_tuning_parameters(params: dict, general: stages.TrainedModel) -> dict:
     return device_params
 
 
-def device_models_stage(params: dict, general: stages.TrainedModel, items: pd.DataFrame, store, folder: Path, overwrite: bool = False,
-                        progress: bool = True, meter=None) -> dict[str, stages.TrainedModel]:
+def device_models_stage(params: dict, general: TrainedModel, items: pd.DataFrame, store, folder: Path, runner: StageRunner) -> dict[str, TrainedModel]:
     """DCASE2025: fine-tune a copy of ``general`` on each training device's items, in ``folder/<device>/``.
 
     Each device model is a learning stage of its own (split, checkpoints, export, ``learning.yaml``):
-    finished ones are reused, an interrupted one resumes. With ``meter`` its energy joins the run's
+    finished ones are reused, an interrupted one resumes; ``runner`` measures its energy into the run's
     ``training`` phase.
     """
     from utils.evaluation import device_sort_key
@@ -71,14 +73,37 @@ def device_models_stage(params: dict, general: stages.TrainedModel, items: pd.Da
             continue
         log.info("device models: fine-tuning the general model on device %s (%d clips)", device, len(device_items))
         device_folder = Path(folder) / device
-        train = lambda: stages.learning_stage(device_params, device_items, store, device_folder, general.seed, overwrite, progress)  # noqa: E731
-        trained[device] = (stages.measured_stage(meter, "training", device_folder, stages.learning_reused(device_folder, overwrite), train,
-                                                 resumed_unrecorded=stages.learning_resumes_unrecorded(device_folder, overwrite))
-                           if meter is not None else train())
+        unit = LearnerUnit(device_params, runner.root, device_items, store, device_folder, general.seed, None, runner.overwrite, runner.progress)
+        trained[device] = runner.run(LEARNER, unit)
     return trained
 
 
-def device_testing_stage(model: stages.TrainedModel, io: str, items: pd.DataFrame, store, folder: Path, recognizer: dict, overwrite: bool = False,
+@dataclass
+class DeviceModelsUnit:
+    """The device models of ``general``, fine-tuned on ``items`` (features in ``store``) into ``folder``."""
+
+    params: dict
+    general: TrainedModel
+    items: pd.DataFrame
+    store: object
+    folder: Path
+    runner: StageRunner
+
+
+class DeviceModelsStage(Stage):
+    """DCASE2025: the device models of each general model, in ``<system>/device_models/<hash>/seed_N``
+    (the hash names the general model's content: a retrained one is fine-tuned anew)."""
+
+    name = "device_models"
+
+    def compute(self, unit: DeviceModelsUnit) -> dict[str, TrainedModel]:
+        return device_models_stage(unit.params, unit.general, unit.items, unit.store, unit.folder, unit.runner)
+
+
+DEVICE_MODELS = DeviceModelsStage()
+
+
+def device_testing_stage(model: TrainedModel, io: str, items: pd.DataFrame, store, folder: Path, recognizer, overwrite: bool = False,
                          progress: bool = True) -> Path:
     """DCASE2025 testing: each item classified by its device's model, unknown devices by the general model.
 
@@ -87,10 +112,7 @@ def device_testing_stage(model: stages.TrainedModel, io: str, items: pd.DataFram
     """
     from utils.system_output import read_system_output, write_system_output
 
-    output = Path(folder) / "output.csv"
-    if output.exists() and not overwrite:
-        log.info("testing: reusing %s", output)
-        return output
+    output = Path(folder) / "output.csv"  # whether it is written already, the recognizer stage decides (its one rule)
     general_dir = Path(folder) / "general"
     general_dir.mkdir(parents=True, exist_ok=True)
     names, _, probabilities = read_system_output(stages.testing_stage(model.tflite[io], model.normalization, items, store, general_dir, recognizer, overwrite, progress))
@@ -115,7 +137,7 @@ def device_testing_stage(model: stages.TrainedModel, io: str, items: pd.DataFram
     return output
 
 
-def device_groups(model: stages.TrainedModel, training: pd.DataFrame) -> dict | None:
+def device_groups(model: TrainedModel, training: pd.DataFrame) -> dict | None:
     """The evaluation's device groups of a run with device models, else None: ``known_devices`` are those of
     the ``training`` items (DCASE2025's seen devices, a device kept on the general model included)."""
     from utils.evaluation import device_sort_key
@@ -131,3 +153,19 @@ def device_specific_results(results: dict | None) -> dict | None:
     if results is None:
         return None
     return {"general_model": results.get("general_model"), "device_specific_models": results}
+
+
+class DeviceRecognizerStage(RecognizerStage):
+    """The recognizer stage of a run with device models (DCASE2025): a model with device models tests each clip
+    by its device's model (:func:`device_testing_stage`); one without (no device had enough clips) as usual."""
+
+    def compute(self, unit: TestUnit) -> Path:
+        if not unit.model.devices:
+            return super().compute(unit)
+        Path(unit.folder).mkdir(parents=True, exist_ok=True)
+        return device_testing_stage(unit.model, unit.recognizer.model_io, unit.items, unit.store, unit.folder, unit.recognizer,
+                                    unit.overwrite, unit.progress)
+
+
+DEVICE_RECOGNIZER = DeviceRecognizerStage()
+

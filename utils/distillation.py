@@ -28,9 +28,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from utils.errors import Task1aError
+from utils.parameters import RESEARCH_OFF
 
 KEY = "learner_method_parameters.cnn.distillation"
-OFF = {"teacher_outputs": None, "temperature": 2.0, "weight": 0.5}
+OFF = RESEARCH_OFF["distillation"]  # declared once, in the registry
 PROBABILITY_TOLERANCE = 0.01  # a teacher row must sum to 1 within this (printed CSVs are rounded); rows are renormalised
 LOG_EPSILON = 1e-7
 

@@ -536,10 +536,10 @@ def load_normalized(store, keys, normalizer, chunk: int = READ_CHUNK_ROWS) -> np
 # ============================================================================================= CLI
 def _method_parameters(params_file: Path | None, method: str = "mel") -> dict:
     """``defaults.feature_extractor_method_parameters.<method>`` of the parameter file (default: the shipped task1a.yaml)."""
-    from utils.parameters import DEFAULT_PARAMETER_FILE, ParameterContainer
+    from utils.parameters import DEFAULT_PARAMETER_FILE, checked_defaults
 
     path = params_file or DEFAULT_PARAMETER_FILE
-    section = ParameterContainer(path).defaults.get("feature_extractor_method_parameters")
+    section = checked_defaults(path).get("feature_extractor_method_parameters")
     if not isinstance(section, dict) or not isinstance(section.get(method), dict):
         raise Task1aError(f"{path} has no defaults.feature_extractor_method_parameters.{method}; give a task1a.yaml with --params")
     return dict(section[method])

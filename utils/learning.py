@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import importlib
 import importlib.util
 import json
 import logging
-import math
 import shutil
 import tempfile
 from pathlib import Path
@@ -57,12 +57,8 @@ TRAINING_LOG_FILENAME = "training_log.csv"
 TRAINING_CURVES_FILENAME = "training_curves.png"
 TENSORBOARD_DIRNAME = "tensorboard"
 CHECKPOINT_FORMAT = 2
-# Columns of a history row that are ours, not Keras' logs.
-OWN_COLUMNS = ("epoch", "seconds", "best_epoch")
 # Keras callback arguments that name a file or folder: a relative one is put in the model folder.
 PATH_ARGUMENTS = ("filename", "filepath", "log_dir", "backup_dir")
-# Settings that change how fast training runs or what it logs, never its result: out of the checkpoint fingerprint.
-_NOT_FINGERPRINTED = (("fit", "epochs"), ("fit", "steps_per_execution"), ("fit", "tensorboard"), ("model_selection", "initial_delay"), ("iterations",))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -105,14 +101,6 @@ def first_selectable_epoch(epochs: int, initial_delay: int) -> tuple[int, str | 
         f"model_selection.initial_delay ({initial_delay}) is at or beyond the last epoch index ({epochs - 1}): "
         "only the last epoch can be selected"
     )
-
-
-def is_better(value: float, best: float | None, mode: str) -> bool:
-    if value is None or not math.isfinite(value):
-        return False
-    if best is None:
-        return True
-    return value > best if mode == "max" else value < best
 
 
 # ----------------------------------------------------------------------------------------------
@@ -365,19 +353,13 @@ def predict_proba(model, X: Any, batch_size: int) -> np.ndarray:
 
 
 def _fingerprint(parameters: dict, seed: int, X_train, y_train, X_val, y_val, class_count: int) -> str:
-    """What a checkpoint must share with the run resuming it: parameters (except those a resume may
-    change, :data:`_NOT_FINGERPRINTED`), seed and the data's identity."""
-    kept = copy.deepcopy(parameters)
-    for path in _NOT_FINGERPRINTED:
-        node = kept
-        for key in path[:-1]:
-            node = node.get(key, {})
-        node.pop(path[-1], None)
+    """What a checkpoint must share with the run resuming it: the parameters the learner hash covers, less
+    those a resume may change (:func:`utils.parameters.checkpoint_parameters`), the seed, the content of the
+    files it learns from and the data's identity."""
+    from utils.parameters import checkpoint_parameters
+
+    kept = checkpoint_parameters(parameters)
     files = research_fingerprints(parameters)
-    for key in ("augmentation", "distillation", "initial_weights", "trainable_layers"):
-        # Off research settings leave the fingerprint as before they existed (older checkpoints resume).
-        if key in kept and (not files.get(key) if key in ("distillation", "initial_weights") else _research_off(key, kept[key])):
-            kept.pop(key)
     digest = hashlib.sha256(json.dumps([kept, seed, class_count] + ([files] if files else []), sort_keys=True, default=str).encode())
     for X, y in ((X_train, y_train), (X_val, y_val)):
         if X is None:
@@ -388,12 +370,6 @@ def _fingerprint(parameters: dict, seed: int, X_train, y_train, X_val, y_val, cl
         digest.update(np.asarray(X[0], dtype=np.float32).tobytes())
         digest.update(np.asarray(X[X.shape[0] - 1], dtype=np.float32).tobytes())
     return digest.hexdigest()
-
-
-def _research_off(key: str, value: Any) -> bool:
-    from utils.augmentation import check_augmentation, is_off
-
-    return is_off(check_augmentation(value)) if key == "augmentation" else value is None
 
 
 def research_fingerprints(parameters: dict) -> dict:
@@ -452,6 +428,8 @@ def _usable_checkpoint(path: Path, fingerprint: str, epochs: int, first_selectab
     if state["first_selectable_epoch"] != first_selectable:
         # The selection rule changed (other delay or epochs): the best epoch under the new rule must be
         # the one whose weights the checkpoint holds, or no epoch may be selectable yet.
+        from utils.callbacks import is_better
+
         best_row = None
         for row in state["history"]:
             if row["epoch"] >= first_selectable and is_better(row.get(monitor), best_row[monitor] if best_row else None, mode):
@@ -510,11 +488,6 @@ def plot_training_curves(path: Path, history: list[dict], metric: str, selected_
 def _fresh_state(fingerprint: str, first_selectable: int) -> dict:
     return {"format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, "epoch": 0, "history": [], "best_epoch": None, "best_value": None,
             "first_selectable_epoch": first_selectable, "stopped": False}
-
-
-def values_match(variables, values) -> bool:
-    """Whether saved ``values`` fit ``variables`` one for one, shape for shape."""
-    return len(variables) == len(values) and all(tuple(v.shape) == tuple(a.shape) for v, a in zip(variables, values))
 
 
 def train_model(
@@ -730,7 +703,7 @@ def _starting_state(run: dict, data: dict, network, optimizer, group) -> tuple[d
         LOGGER.warning("the workers do not all see the same %s (the output folder must be shared to resume multi-worker training); training starts over", checkpoint_path)
     else:
         found = _usable_checkpoint(checkpoint_path, fingerprint, settings["epochs"], run["first_selectable"], settings["mode"], settings["monitor"])
-    if found is not None and not (values_match(network.variables, found[1]) and values_match(optimizer.variables, found[2])):
+    if found is not None and not (cb.values_match(network.variables, found[1]) and cb.values_match(optimizer.variables, found[2])):
         LOGGER.warning("checkpoint %s does not match the model; training starts over", checkpoint_path)
         found = None
     if found is None:
@@ -815,8 +788,9 @@ def set_trainable_layers(network, patterns: Sequence[str]) -> list[str]:
     return trainable
 
 
-def _without_epochs(record: dict) -> dict:
-    record = copy.deepcopy(record)
+def _without_epochs(record) -> dict:
+    """A stage folder's record (:class:`utils.workspace.ParametersRecord`) as a mapping, less ``fit.epochs`` and the set id."""
+    record = copy.deepcopy(dataclasses.asdict(record))
     record.get("parameters", {}).get("learner", {}).get("parameters", {}).get("fit", {}).pop("epochs", None)
     record.pop("set_id", None)
     return record
@@ -831,24 +805,26 @@ def continuation_source(folder: str | Path) -> Path | None:
     more than this folder's ``fit.epochs`` (a longer training is not cut back: the shorter one
     starts over).
     """
-    import yaml
+    from utils import workspace
 
     folder = Path(folder)
-    own_record = folder.parent / "parameters.yaml"
-    if not own_record.is_file():
+    try:
+        mine = workspace.read_parameters(folder.parent)
+    except Task1aError:
         return None
-    mine = yaml.safe_load(own_record.read_text())
-    epochs = mine["parameters"]["learner"]["parameters"]["fit"]["epochs"]
+    if mine is None:
+        return None
+    epochs = mine.parameters["learner"]["parameters"]["fit"]["epochs"]
     wanted, best = _without_epochs(mine), None
-    for record_path in sorted(folder.parent.parent.glob("*/parameters.yaml")):
-        candidate = record_path.parent / folder.name / CHECKPOINT_FILENAME
-        if record_path.parent == folder.parent or not candidate.is_file():
+    for sibling in workspace.sibling_stage_dirs(folder.parent):
+        candidate = sibling / folder.name / CHECKPOINT_FILENAME
+        if not candidate.is_file():
             continue
         try:
-            if _without_epochs(yaml.safe_load(record_path.read_text())) != wanted:
+            if _without_epochs(workspace.read_parameters(sibling)) != wanted:
                 continue
             trained = load_checkpoint(candidate)[0]["epoch"]
-        except (OSError, yaml.YAMLError, Task1aError, KeyError, TypeError, AttributeError):
+        except (OSError, Task1aError, KeyError, TypeError, AttributeError):
             continue
         if trained <= epochs and (best is None or trained > best[0]):
             best = (trained, candidate)

@@ -67,17 +67,25 @@ UNHASHED = (
 )
 # Sections hashed only when their switch is on: off, they leave every folder name as it was before they existed.
 SWITCHED_SECTIONS = {"device_models": "enabled"}
+# The learner's research options when off: declared once, here. utils.augmentation and utils.distillation
+# read their defaults from it, the hashes below leave an off option out (folders and checkpoints made
+# before the option existed stay valid), and the checkpoint fingerprint derives from the same data.
+RESEARCH_OFF = {
+    "augmentation": {"mixup": {"alpha": 0.0}, "time_mask": {"count": 0, "max_width": 0}, "frequency_mask": {"count": 0, "max_width": 0, "fill": None},
+                     "time_roll": {"max_shift": 0}, "freq_mixstyle": {"p": 0.0, "alpha": 0.3}},
+    "distillation": {"teacher_outputs": None, "temperature": 2.0, "weight": 0.5},
+    "initial_weights": None,
+    "trainable_layers": None,
+}
 # Values hashed as if the key were absent, so the folders made before the key existed stay valid.
 UNHASHED_VALUES = {
     "dataset.train_split": 100,
     "feature_extractor.storage": "float32",
-    # the training options' off values (utils.augmentation.OFF, utils.distillation.OFF)
-    "learner.parameters.augmentation": {"mixup": {"alpha": 0.0}, "time_mask": {"count": 0, "max_width": 0}, "frequency_mask": {"count": 0, "max_width": 0, "fill": None},
-                                        "time_roll": {"max_shift": 0}, "freq_mixstyle": {"p": 0.0, "alpha": 0.3}},
-    "learner.parameters.distillation": {"teacher_outputs": None, "temperature": 2.0, "weight": 0.5},
-    "learner.parameters.initial_weights": None,
-    "learner.parameters.trainable_layers": None,
+    **{f"learner.parameters.{key}": value for key, value in RESEARCH_OFF.items()},
 }
+# Learner keys a training may change and still resume its checkpoint (how long and how fast it runs, what it
+# logs; the number of trainings): the checkpoint fingerprint is the learner hash's parameters less these.
+RESUME_SAFE = ("fit.epochs", "fit.steps_per_execution", "fit.tensorboard", "model_selection.initial_delay", "iterations")
 
 
 # ------------------------------------------------------------------------------ the value registry
@@ -598,6 +606,12 @@ class ParameterContainer:
         return sources
 
 
+def checked_defaults(path: str | Path = DEFAULT_PARAMETER_FILE) -> dict:
+    """The ``defaults`` of a parameter file (the shipped ``task1a.yaml`` by default), checked against the registry:
+    what a library module's own command-line tool starts from (it never handles the container or a set)."""
+    return ParameterContainer(path).defaults
+
+
 def _leaf_keys(tree: Any, prefix: str = "") -> list[str]:
     if isinstance(tree, dict) and tree and prefix.rsplit(".", 1)[-1] not in PASS_THROUGH_KEYS:
         return [key for name, value in tree.items() for key in _leaf_keys(value, f"{prefix}.{name}" if prefix else str(name))]
@@ -689,7 +703,60 @@ def stage_parameters(params: dict, stage: str) -> dict:
     return selected
 
 
+# ------------------------------------------------------------------------------ typed settings
+# A section the stages hand down to library code as typed values: one frozen dataclass, built once per
+# run from the checked parameters (:func:`typed_settings`). Its fields are the section's keys (RULES
+# checked them already); adding a parameter the library needs is one field here.
+@dataclass(frozen=True)
+class RecognizerSettings:
+    """``recognizer``: how a model is tested (its TFLite variant, batch size, interpreter threads)."""
+
+    model_io: str
+    batch_size: int
+    num_threads: int  # -1: all cores (LiteRT's own convention)
+    max_chunk_seconds: float
+    baseline_model: str
+
+
+@dataclass(frozen=True)
+class EvaluatorSettings:
+    """``evaluator``: how results are scored."""
+
+    confidence_level: float
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The typed sections of one resolved set."""
+
+    recognizer: RecognizerSettings
+    evaluator: EvaluatorSettings
+
+
+def _section(params: dict, section: str, cls):
+    from dataclasses import fields
+
+    return cls(**{field.name: params[section][field.name] for field in fields(cls)})
+
+
+def typed_settings(params: dict) -> Settings:
+    """The typed sections of a resolved (checked) set: what the stages hand down instead of the dict."""
+    return Settings(recognizer=_section(params, "recognizer", RecognizerSettings), evaluator=_section(params, "evaluator", EvaluatorSettings))
+
+
 def stage_hash(params: dict, stage: str, extra: Any = None) -> str:
     """MD5 of the canonical JSON of :func:`stage_parameters` (plus ``extra``), as dcase_util names folders."""
     payload = {"stage": stage, "parameters": stage_parameters(params, stage), "extra": extra}
     return hashlib.md5(json.dumps(payload, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+def checkpoint_parameters(learner: dict) -> dict:
+    """The learner method's parameters a checkpoint must share with the run resuming it: what the learner hash
+    covers of them (:func:`stage_parameters`: off options and unhashed keys left out) less :data:`RESUME_SAFE`."""
+    kept = stage_parameters({"learner": {"parameters": learner}}, "learner").get("learner", {}).get("parameters", {})
+    for key_path in RESUME_SAFE:
+        *parents, last = key_path.split(".")
+        node = _lookup(kept, ".".join(parents)) if parents else kept
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return kept

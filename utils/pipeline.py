@@ -1,9 +1,9 @@
 """The pipeline: one parameter set's stages run in order, and the run record.
 
 :func:`resolve_sets` turns the command line's set ids into parameters (the demo fallback included);
-:func:`run_set` runs one set's stages (dataset, features, learning or a given model, model size,
-testing, baseline inference, evaluation, report, package) and returns what it wrote as a
-:class:`RunOutcome`; :func:`run_sets` runs several and ends with the DCASE2024 per-split table when
+:data:`SET_STEPS` is the list of stages a set runs (:mod:`utils.stages`, each run by the one
+:class:`utils.stages.StageRunner`; the DCASE2025 device models plug in as a step of their own);
+:func:`run_set` runs the steps that apply and returns what they wrote as a :class:`RunOutcome`; :func:`run_sets` runs several and ends with the DCASE2024 per-split table when
 their training subsets differ; :func:`predict` classifies any recordings. Nothing here parses a command
 line: :class:`RunOptions` carries what the command line decided.
 """
@@ -17,9 +17,12 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from utils import device_models, paths, stages
+from typing import Callable
+
+from utils import device_models, paths, stages, workspace
 from utils.errors import Task1aError
 from utils.files import file_digest
+from utils.parameters import typed_settings
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +104,7 @@ def run_sets(all_params: list[dict], options: RunOptions) -> list[RunOutcome]:
     checked = len(all_params) > 1 and all(params["learner"]["distribute"] != "multi_worker" for params in all_params)
     if checked:
         for params in all_params:
-            check_before_work(_Run(params, options, paths.run_root(params, options.workdir), None, None))
+            check_before_work(_Run(params, options, paths.run_root(params, options.workdir), None))
     outcomes = [run_set(params, options, checked) for params in all_params]
     if len({params["dataset"]["train_split"] for params in all_params}) > 1 and not options.model:
         from utils.reporting import format_split_table
@@ -145,63 +148,73 @@ def check_package_request(all_params: list[dict], options: RunOptions) -> None:
 # ------------------------------------------------------------------------------------------- run
 @dataclass
 class _Run:
-    """The state one set's stages share while they run."""
+    """The state one set's stages share while they run: each step reads what the earlier ones left here."""
 
     params: dict
     options: RunOptions
     root: Path
     group: object
-    meter: object
+    runner: stages.StageRunner | None = None
     data: object = None
-    timer: stages.StageTimer = field(default_factory=stages.StageTimer)
+    stores: tuple = (None, None)           # the development store, the test store
+    models: list = field(default_factory=list)
     recognizer_extra: dict | None = None
+    recognizer_dir: Path | None = None
+    complexity: dict | None = None
     device_complexity: dict = field(default_factory=dict)  # DCASE2025: device -> (its model, NeSsi figures)
+    outputs: list = field(default_factory=list)
+    record: workspace.RunRecord | None = None
+    outcome: RunOutcome | None = None
+    report_dir: Path | None = None
+    recognizer: stages.Stage = stages.RECOGNIZER  # how the models are tested (a plugged-in step may change it)
+    settings: object = None  # utils.parameters.Settings: the typed sections the stages hand down
+
+    @property
+    def meter(self):
+        return self.runner.meter
+
+    @property
+    def tests(self):
+        return stages.test_items(self.data)[0]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One stage in a set's list: its work on the run's state, and when it applies."""
+
+    stage: stages.Stage
+    work: Callable[[_Run], None]
+    applies: Callable[[_Run], bool] = lambda run: True
+    every_worker: bool = False  # also on a multi-worker cluster's other workers (else the chief alone)
 
 
 def run_set(params: dict, options: RunOptions, checked: bool = False) -> RunOutcome:
-    """All stages of one parameter set, in order; returns what they wrote. ``checked``: the settings and the
-    complexity gate were passed already (:func:`run_sets` checks every set first)."""
+    """The steps of :data:`SET_STEPS` that apply to the set, in order; returns what they wrote. ``checked``: the
+    settings and the complexity gate were passed already (:func:`run_sets` checks every set first)."""
     from utils.distribute import WorkerGroup
     from utils.energy import EnergyMeter
 
     # On a multi-worker cluster the chief prepares the data and features while the others wait. The
     # cluster forms first: a multi-worker strategy needs TensorFlow untouched (Keras objects included).
     group = WorkerGroup(params["learner"]["distribute"])
-    root = paths.run_root(params, options.workdir)
+    space = workspace.Workspace(paths.system_dir(params, options.workdir))
     meter = EnergyMeter(enabled=params["general"]["energy"] and group.chief, country_iso_code=params["general"]["country_iso_code"],
-                        output_dir=paths.system_dir(params, options.workdir) / "energy",
+                        output_dir=space.energy_dir,
                         disabled_reason=("disabled in the parameters (general.energy: false)" if group.chief
                                          else "measured by the chief (worker 0) only"))
-    run = _Run(params, options, root, group, meter)
+    run = _Run(params, options, paths.run_root(params, options.workdir), group)
+    run.runner = stages.StageRunner(space, run.root, meter, overwrite=options.overwrite, chief=group.chief, progress=options.progress and group.chief)
     if not checked:
         check_before_work(run)
-    with run.timer("dataset"):
-        run.data = group.chief_first(stages.prepare_data, params, root, progress=options.progress and group.chief)
-    run.params = params = run.data.params
-    log.info("set %s (%s), mode %s, data: %s", params["set_id"], params["description"], params["general"]["mode"], run.data.description)
-    if params["general"]["mode"] == "eval" and run.data.evaluation is None:
-        raise Task1aError("challenge mode needs the evaluation set; set dataset_method_parameters.tau2022_mobile.evaluation")
-    tests, _, labelled = stages.test_items(run.data)
-    with run.timer("feature extraction"):
-        development_store, test_store = group.chief_first(_extract_features, run)
-    models = _models(run, development_store)
-    if not group.chief:
-        log.info("multi-worker training: this worker is done; it waits for the chief (worker 0), which exports, tests and evaluates")
-        group.finish()
-        return RunOutcome(trained=False)
-    recognizer_dir = stages.stage_folder(params, root, "recognizer", run.recognizer_extra)
-    complexity = _model_size(run, models[0], recognizer_dir)
-    outputs = _test(run, models, tests, test_store, recognizer_dir)
-    record = run_record(run, models, outputs, complexity)
-    outcome = RunOutcome(system_output=outputs[0], params=params, model=models[0], complexity=complexity, energy=record["energy_summary"],
-                         device_models=run.device_complexity, recognizer_extra=run.recognizer_extra)
-    report_dir = recognizer_dir
-    if labelled and params["flow"]["evaluation"]:
-        report_dir, outcome.results = _evaluate(run, models, outputs, tests, record, complexity)
-    if params["flow"]["report"]:
-        outcome.report = _report(run, models, record, report_dir)
+    for step in SET_STEPS:
+        if not group.chief and not step.every_worker:
+            log.info("multi-worker training: this worker is done; it waits for the chief (worker 0), which exports, tests and evaluates")
+            group.finish()
+            return RunOutcome(trained=False)
+        if step.applies(run):
+            step.work(run)
     group.finish()
-    return outcome
+    return run.outcome
 
 
 def check_before_work(run: _Run) -> None:
@@ -209,147 +222,158 @@ def check_before_work(run: _Run) -> None:
     complexity gate: the untrained network measured by NeSsi, stopped if over a limit."""
     from utils.complexity import enforce_limits, limits_enforced, network_complexity
 
-    stages.check_learner_settings(run.params, given_model=bool(run.options.model))
+    stages.check_learner_settings(run.params, run.root, given_model=bool(run.options.model))
     if run.options.model or (run.group is not None and not run.group.chief) or not limits_enforced(run.params):
         return
     enforce_limits(network_complexity(run.params), run.params["model_size"], f"the network of set {run.params['set_id']}")
 
 
-def _extract_features(run: _Run):
+def _prepare_data(run: _Run) -> None:
+    """The datasets (the chief first: it generates the demo data once)."""
+    run.data = run.group.chief_first(run.runner.run, stages.DATA, stages.DataUnit(run.params, run.root, run.runner.progress))
+    run.params = params = run.data.params
+    run.settings = typed_settings(params)
+    log.info("set %s (%s), mode %s, data: %s", params["set_id"], params["description"], params["general"]["mode"], run.data.description)
+    if params["general"]["mode"] == "eval" and run.data.evaluation is None:
+        raise Task1aError("challenge mode needs the evaluation set; set dataset_method_parameters.tau2022_mobile.evaluation")
+
+
+def _extract_features(run: _Run) -> None:
     """The feature stores of the development items and (challenge mode) the evaluation items."""
-    data, params, options, group = run.data, run.params, run.options, run.group
-    rewrite = options.overwrite and group.chief  # the others wait for the chief's finished store
-    feature_dir = stages.stage_folder(params, run.root, "features")
-    jobs = [(stages.development_items(data), data.development.path, feature_dir / "development")]
-    if params["general"]["mode"] == "eval":
-        tests, test_root, _ = stages.test_items(data)
-        jobs.append((tests, test_root, feature_dir / "evaluation"))
-    stores = [stages.measured_stage(run.meter, "feature_extraction", folder, group.chief and stages.feature_store_reused(folder, items, rewrite),
-                                    lambda: stages.feature_extraction_stage(params, items, audio_root, folder, rewrite, options.progress),
-                                    write=group.chief, overwrite=rewrite)
-              for items, audio_root, folder in jobs]
-    return stores[0], stores[-1]
+    def stores():
+        data, params = run.data, run.params
+        feature_dir = run.runner.folder(stages.FEATURES, params)
+        units = [stages.FeatureUnit(params, stages.development_items(data), data.development.path, feature_dir / "development", run.runner.progress)]
+        if params["general"]["mode"] == "eval":
+            tests, test_root, _ = stages.test_items(data)
+            units.append(stages.FeatureUnit(params, tests, test_root, feature_dir / "evaluation", run.runner.progress))
+        return [run.runner.run(stages.FEATURES, unit) for unit in units]
+
+    found = run.group.chief_first(stores)  # the others wait for the chief's finished stores
+    run.stores = (found[0], found[-1])
 
 
-def _models(run: _Run, development_store) -> list:
+def _learn(run: _Run) -> None:
     """The trained model of each trial seed, or the model given on the command line."""
     params, options = run.params, run.options
     io = params["recognizer"]["model_io"]
     if options.model:
         model = stages.given_model(params, Path(options.model))
         run.recognizer_extra = {"model_sha256": file_digest(model.tflite[io])}
-        run.meter.add_record("training", {"measured": False, "reason": f"no training in this run (--model {options.model} was given)"})
-        return [model]
-    learner_dir = stages.stage_folder(params, run.root, "learner")
-    models = []
-    with run.timer("learning"):
-        for seed in stages.trial_seeds(params):
-            folder = learner_dir / f"seed_{seed}"
-            models.append(stages.measured_stage(
-                run.meter, "training", folder, stages.learning_reused(folder, options.overwrite),
-                lambda: stages.learning_stage(params, stages.training_items(run.data), development_store, folder, seed, options.overwrite,
-                                              options.progress, run.group),
-                write=run.group.chief, resumed_unrecorded=run.group.chief and stages.learning_resumes_unrecorded(folder, options.overwrite)))
-    if run.group.chief and io not in models[0].tflite:
+        run.meter.add_record(stages.LEARNER.energy_phase, {"measured": False, "reason": f"no training in this run (--model {options.model} was given)"})
+        run.models = [model]
+        return
+    learner_dir = run.runner.folder(stages.LEARNER, params)
+    items = stages.training_items(run.data)
+    run.models = [run.runner.run(stages.LEARNER, stages.LearnerUnit(params, run.root, items, run.stores[0], run.runner.workspace.seed_dir(
+                      stages.LEARNER.name, learner_dir.name, seed), seed, run.group, options.overwrite, run.runner.progress))
+                  for seed in stages.trial_seeds(params)]
+    if run.group.chief and io not in run.models[0].tflite:
         raise Task1aError(f"recognizer.model_io '{io}' was not exported (conversion.io: {params['learner']['parameters']['conversion']['io']}); fix task1a.yaml")
-    if params["device_models"]["enabled"] and run.group.chief:
-        with run.timer("device models"):
-            for model in models:  # the general model's content names the folder: a retrained one is fine-tuned anew
-                device_dir = stages.stage_folder(params, run.root, "device_models", {"general_model": file_digest(model.keras)})
-                model.devices = device_models.device_models_stage(params, model, stages.training_items(run.data), development_store,
-                                                           device_dir / f"seed_{model.seed}", options.overwrite, options.progress, run.meter)
-    return models
 
 
-def _model_size(run: _Run, model, recognizer_dir: Path) -> dict | None:
+def _device_models(run: _Run) -> None:
+    """DCASE2025: each trained model's device models (the general model's content names their folder); the
+    recognizer then tests each clip by its device's model."""
+    run.recognizer = device_models.DEVICE_RECOGNIZER
+    for model in run.models:
+        folder = run.runner.folder(device_models.DEVICE_MODELS, run.params, {"general_model": file_digest(model.keras)})
+        unit = device_models.DeviceModelsUnit(run.params, model, stages.training_items(run.data), run.stores[0],
+                                              run.runner.workspace.seed_dir(device_models.DEVICE_MODELS.name, folder.name, model.seed), run.runner)
+        model.devices = run.runner.run(device_models.DEVICE_MODELS, unit)
+
+
+def _model_size(run: _Run) -> None:
     """NeSsi figures of the tested model: beside a trained model (our output), in the recognizer folder for a given one."""
-    if not run.params["flow"]["model_size"]:
-        return None
     from model_size_calculation.nessi import format_nessi_table
-
-    tflite_path = model.tflite[run.params["recognizer"]["model_io"]]
-    with run.timer("model size"):
-        complexity = stages.model_size_stage(tflite_path, run.params["model_size"], recognizer_dir if run.options.model else model.folder,
-                                             run.options.overwrite)
-    log.info("model size (NeSsi) of %s:\n%s", tflite_path, format_nessi_table(complexity))
     from utils.complexity import enforce_limits, limits_enforced
 
-    enforce_limits(complexity, run.params["model_size"], str(tflite_path), limits_enforced(run.params))
+    params, model = run.params, run.models[0]
+    io, limits, enforced = params["recognizer"]["model_io"], params["model_size"], limits_enforced(params)
+    folder = run.recognizer_dir if run.options.model else model.folder
+    run.complexity = run.runner.run(stages.MODEL_SIZE, stages.ModelSizeUnit(model.tflite[io], limits, folder))
+    log.info("model size (NeSsi) of %s:\n%s", model.tflite[io], format_nessi_table(run.complexity))
+    enforce_limits(run.complexity, limits, str(model.tflite[io]), enforced)
     for device, device_model in model.devices.items():  # DCASE2025: each device model within the limits too
-        figures = stages.model_size_stage(device_model.tflite[run.params["recognizer"]["model_io"]], run.params["model_size"], device_model.folder,
-                                          run.options.overwrite)
-        enforce_limits(figures, run.params["model_size"], f"the device {device} model", limits_enforced(run.params))
+        figures = run.runner.run(stages.MODEL_SIZE, stages.ModelSizeUnit(device_model.tflite[io], limits, device_model.folder))
+        enforce_limits(figures, limits, f"the device {device} model", enforced)
         run.device_complexity[device] = (device_model, figures)
-    return complexity
 
 
-def _test(run: _Run, models: list, tests, test_store, recognizer_dir: Path) -> list[Path]:
-    """Each model's system output over the test items, then the official model's (baseline inference)."""
-    params, options = run.params, run.options
-    io = params["recognizer"]["model_io"]
-    outputs = []
-    with run.timer("testing"):
-        for model in models:
-            folder = recognizer_dir / f"seed_{model.seed}"
-            folder.mkdir(parents=True, exist_ok=True)
-            outputs.append(stages.measured_stage(
-                run.meter, "testing", folder, stages.testing_reused(folder, options.overwrite),
-                lambda: (device_models.device_testing_stage(model, io, tests, test_store, folder, params["recognizer"], options.overwrite, options.progress)
-                         if model.devices else
-                         stages.testing_stage(model.tflite[io], model.normalization, tests, test_store, folder, params["recognizer"],
-                                              options.overwrite, options.progress)),
-                overwrite=options.overwrite))
-    # the official baseline model over the same test items, same batch size and threads: the
-    # `baseline_inference` figure the DCASE2023 meta normalises inference energy by
-    with run.timer("baseline inference"):
-        stages.run_baseline_inference(run.meter, params, run.root, tests, test_store, recognizer_dir, options.overwrite, options.progress)
+def _recognizer_folder(run: _Run) -> None:
+    run.recognizer_dir = run.runner.folder(stages.RECOGNIZER, run.params, run.recognizer_extra)
+
+
+def _test(run: _Run) -> None:
+    """Each model's system output over the test items (with ``--output``, a copy of the first)."""
+    options = run.options
+    space, digest = run.runner.workspace, run.recognizer_dir.name
+    run.outputs = [run.runner.run(run.recognizer, stages.TestUnit(model, run.tests, run.stores[1], space.seed_dir(stages.RECOGNIZER.name, digest, model.seed),
+                                                                     run.settings.recognizer, options.overwrite, run.runner.progress))
+                   for model in run.models]
     if options.output:
         from utils.files import atomic_path
 
         with atomic_path(options.output) as tmp:
-            shutil.copyfile(outputs[0], tmp)
+            shutil.copyfile(run.outputs[0], tmp)
         log.info("system output written to %s", options.output)
-    return outputs
 
 
-def run_record(run: _Run, models: list, outputs: list[Path], complexity: dict | None) -> dict:
-    """The run's record (``run.yaml``, the report's source): data, hashes, complexity, energy, outputs."""
+def _baseline_inference(run: _Run) -> None:
+    """The official baseline model over the same test items, same batch size and threads: the
+    ``baseline_inference`` figure the DCASE2023 meta normalises inference energy by."""
+    stages.run_baseline_inference(run.runner, run.params, run.tests, run.stores[1], run.recognizer_dir)
+
+
+def _record(run: _Run) -> None:
+    """The run's record (``run.yaml``, the report's source) and outcome, once testing is done."""
+    run.record = run_record(run)
+    run.report_dir = run.recognizer_dir
+    run.outcome = RunOutcome(system_output=run.outputs[0], params=run.params, model=run.models[0], complexity=run.complexity,
+                             energy=run.record.energy_summary, device_models=run.device_complexity, recognizer_extra=run.recognizer_extra)
+
+
+def run_record(run: _Run) -> workspace.RunRecord:
+    """The run's record: data, hashes, complexity, energy, outputs."""
     from utils.energy import energy_summary
 
     energy = run.meter.results()
     data = run.data
     extra = run.recognizer_extra
-    return {
-        "dataset": {"name": data.name, "synthetic": data.synthetic, "path": str(data.development.path)},
-        "set_id": run.params["set_id"],
-        "description": run.params["description"],
-        "mode": run.params["general"]["mode"],
-        "edition": run.params["submission"]["edition"], "train_split": run.params["dataset"]["train_split"],
-        "hashes": {stage: stages.folder_hash(run.params, stage, extra if stage in ("recognizer", "evaluator") else None)
-                   for stage in ("features", "learner", "recognizer", "evaluator")},
-        "complexity": complexity,
-        "energy": energy,
-        "energy_summary": energy_summary(energy),
-        "quantization": models[0].summary.get("quantization") if models[0].summary else None,
-        "outputs": {"system_output": str(outputs[0])},
-        "plots": {},
-        "evaluation": "no labels for the test items" if not stages.test_items(data)[2] else "flow.evaluation is off",
-    }
+    model = run.models[0]
+    return workspace.RunRecord(
+        dataset={"name": data.name, "synthetic": data.synthetic, "path": str(data.development.path)},
+        set_id=run.params["set_id"],
+        description=run.params["description"],
+        mode=run.params["general"]["mode"],
+        edition=run.params["submission"]["edition"],
+        train_split=run.params["dataset"]["train_split"],
+        hashes={stage.name: stage.digest(run.params, run.root, extra if stage in (stages.RECOGNIZER, stages.EVALUATOR) else None)
+                for stage in (stages.FEATURES, stages.LEARNER, stages.RECOGNIZER, stages.EVALUATOR)},
+        complexity=run.complexity,
+        energy=energy,
+        energy_summary=energy_summary(energy),
+        quantization=model.summary.quantization if model.summary else None,
+        outputs={"system_output": str(run.outputs[0])},
+        plots={},
+        evaluation="no labels for the test items" if not stages.test_items(data)[2] else "flow.evaluation is off",
+    )
 
 
-def _evaluate(run: _Run, models: list, outputs: list[Path], tests, record: dict, complexity: dict | None) -> tuple[Path, Path]:
+def _evaluate(run: _Run) -> None:
     """Score each trial's output (one ``results.yaml`` per seed; for trials, the mean and std in ``seeds_A-B``)."""
-    params, data = run.params, run.data
-    evaluator_dir = stages.stage_folder(params, run.root, "evaluator", run.recognizer_extra)
+    params, data, models, record = run.params, run.data, run.models, run.record
+    evaluator_dir = run.runner.folder(stages.EVALUATOR, params, run.recognizer_extra)
+    space, digest = run.runner.workspace, evaluator_dir.name
     seeds = [model.seed for model in models]
-    info = {"set_id": params["set_id"], "mode": params["general"]["mode"], "parameter_hash": record["hashes"]["evaluator"],
-            "edition": params["submission"]["edition"],
-            "synthetic": data.synthetic, "model": str(run.options.model) if run.options.model else None, "seeds": seeds,
-            "n_trials": len(seeds), "energy": stages.plain_values(record["energy_summary"]), "complexity": stages.complexity_brief(complexity)}
-    with run.timer("evaluation"):
-        trials = [_evaluate_trial(run, model, output, tests, evaluator_dir / f"seed_{model.seed}", info) for model, output in zip(models, outputs)]
-        report_dir = evaluator_dir / stages.trials_folder_name(seeds)
-        results, table = stages.trials_evaluation_stage(trials, report_dir, data.description, info) if len(trials) > 1 else (trials[0], None)
+    info = {"set_id": params["set_id"], "mode": params["general"]["mode"], "parameter_hash": record.hashes["evaluator"],
+            "edition": params["submission"]["edition"], "synthetic": data.synthetic, "model": str(run.options.model) if run.options.model else None, "seeds": seeds,
+            "n_trials": len(seeds), "energy": workspace.plain_values(record.energy_summary), "complexity": stages.complexity_brief(run.complexity)}
+    trials = [_evaluate_trial(run, model, output, space.seed_dir(stages.EVALUATOR.name, digest, model.seed), info)
+              for model, output in zip(models, run.outputs)]
+    report_dir = space.trials_dir(stages.EVALUATOR.name, digest, seeds)
+    with run.runner.timer(stages.EVALUATOR.name):
+        results, table = stages.trials_evaluation(trials, report_dir, data.description, info) if len(trials) > 1 else (trials[0], None)
     if table is None:
         from utils.evaluation import format_results_table
 
@@ -359,58 +383,84 @@ def _evaluate(run: _Run, models: list, outputs: list[Path], tests, record: dict,
         table += (f"\nGeneral model alone (every device): log loss {general['overall_logloss']:.3f}, accuracy {100 * general['overall_accuracy']:.1f}%"
                   f" (the device models: log loss {results['overall_logloss']:.3f}, accuracy {100 * results['overall_accuracy']:.1f}%)")
     print(table)
-    record["evaluation"] = {"table": table, "overall_accuracy": results.get("overall_accuracy"), "overall_logloss": results.get("overall_logloss"),
-                            "n_trials": len(trials)}
-    first = evaluator_dir / f"seed_{seeds[0]}"
-    record["plots"] = {"confusion matrix": os.path.relpath(first / "confusion_matrix.png", report_dir),
-                       "per-device accuracy": os.path.relpath(first / "device_accuracy.png", report_dir)}
-    record["outputs"]["results"] = str(report_dir / "results.yaml")
-    return report_dir, report_dir / "results.yaml"
+    record.evaluation = {"table": table, "overall_accuracy": results.get("overall_accuracy"), "overall_logloss": results.get("overall_logloss"),
+                         "n_trials": len(trials)}
+    first = space.seed_dir(stages.EVALUATOR.name, digest, seeds[0])
+    record.plots = {"confusion matrix": os.path.relpath(first / "confusion_matrix.png", report_dir),
+                    "per-device accuracy": os.path.relpath(first / "device_accuracy.png", report_dir)}
+    record.outputs["results"] = str(report_dir / workspace.RESULTS_FILE)
+    run.report_dir, run.outcome.results = report_dir, report_dir / workspace.RESULTS_FILE
 
 
-def _evaluate_trial(run: _Run, model, output: Path, tests, folder: Path, info: dict) -> dict:
+def _evaluate_trial(run: _Run, model, output: Path, folder: Path, info: dict) -> dict:
     """One trial's results; with device models (DCASE2025) the general model's too, kept under ``general_model``."""
-    params, data = run.params, run.data
+    data = run.data
     groups = device_models.device_groups(model, stages.training_items(run.data))
     info = dict(info, seed=model.seed)
+    level = run.settings.evaluator.confidence_level
     if groups:
-        general = stages.evaluation_stage(output.parent / "general" / "output.csv", tests, folder / "general_model", data.description,
-                                          params["evaluator"]["confidence_level"], info, groups)
+        general = run.runner.run(stages.EVALUATOR, stages.EvaluationUnit(output.parent / "general" / "output.csv", run.tests, folder / "general_model",
+                                                                          data.description, level, info, groups))
         info["general_model"] = {key: value for key, value in general.items() if key not in info}
-    return stages.evaluation_stage(output, tests, folder, data.description, params["evaluator"]["confidence_level"], info, groups)
+    return run.runner.run(stages.EVALUATOR, stages.EvaluationUnit(output, run.tests, folder, data.description, level, info, groups))
 
 
-def _report(run: _Run, models: list, record: dict, report_dir: Path) -> Path:
-    """``run.yaml`` (the record) and ``report.md`` rendered from it, in ``report_dir``."""
-    from utils.files import write_yaml_atomic
+def _report(run: _Run) -> None:
+    """``run.yaml`` (the record) and ``report.md`` rendered from it, in the report folder."""
     from utils.reporting import write_run_report
 
-    if models[0].summary:
-        curves = models[0].folder / "training_curves.png"
+    record, report_dir, model = run.record, run.report_dir, run.models[0]
+    if model.summary:
+        curves = model.folder / "training_curves.png"
         if curves.exists():
-            record["plots"]["training curves"] = os.path.relpath(curves, report_dir)
-    record["timings"] = dict(run.timer.seconds)
-    record["created"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
-    report_dir.mkdir(parents=True, exist_ok=True)
-    write_yaml_atomic(report_dir / "run.yaml", stages.plain_values(record))
-    report_text = write_run_report(report_dir / "report.md", record)
+            record.plots["training curves"] = os.path.relpath(curves, report_dir)
+    record.timings = dict(run.runner.timer.seconds)
+    record.created = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    workspace.write_run(report_dir, record)
+    report_text = write_run_report(report_dir / "report.md", record.as_mapping())
     log.info("report: %s", report_dir / "report.md")
     log.debug(report_text)
-    return report_dir / "report.md"
+    run.outcome.report = report_dir / "report.md"
+
+
+def _labelled(run: _Run) -> bool:
+    return stages.test_items(run.data)[2] and run.params["flow"]["evaluation"]
+
+
+class _ReportStage(stages.Stage):
+    """The run's record and ``report.md`` (in the evaluator's trials folder, else the recognizer folder)."""
+
+    name = "report"
+
+
+REPORT = _ReportStage()
+
+SET_STEPS = (
+    Step(stages.DATA, _prepare_data, every_worker=True),
+    Step(stages.FEATURES, _extract_features, every_worker=True),
+    Step(stages.LEARNER, _learn, every_worker=True),
+    Step(device_models.DEVICE_MODELS, _device_models, applies=lambda run: run.params["device_models"]["enabled"] and not run.options.model),
+    Step(stages.RECOGNIZER, _recognizer_folder),
+    Step(stages.MODEL_SIZE, _model_size, applies=lambda run: run.params["flow"]["model_size"]),
+    Step(stages.RECOGNIZER, _test),
+    Step(stages.BASELINE_INFERENCE, _baseline_inference),
+    Step(REPORT, _record),
+    Step(stages.EVALUATOR, _evaluate, applies=_labelled),
+    Step(REPORT, _report, applies=lambda run: run.params["flow"]["report"]),
+)
+"""The stages a set runs, in order (the chief alone after learning on a multi-worker cluster)."""
 
 
 def development_results(params: dict, workdir=None, extra=None) -> dict | None:
     """The results of the set's dev-mode run (what the meta reports for the development set), or None.
     ``extra``: what the run tested when it was not a trained model (as the evaluator's folder says)."""
-    import yaml
-
     from utils.parameters import apply_overrides
 
-    path = stages.run_results_path(apply_overrides(params, {"general.mode": "dev"}), workdir, extra)
-    if not path.exists():
+    results = stages.run_results(apply_overrides(params, {"general.mode": "dev"}), workdir, extra)
+    if results is None:
         log.warning("no development-set results for set %s (run it with --mode dev first): its results block in the meta stays empty", params["set_id"])
         return None
-    return yaml.safe_load(path.read_text())
+    return results.content
 
 
 def _meta_complexity(outcome: RunOutcome) -> dict:
@@ -421,7 +471,7 @@ def _meta_complexity(outcome: RunOutcome) -> dict:
     if outcome.complexity is None:
         raise Task1aError("--package needs the model's complexity figures; set flow.model_size: true")
     enforce_limits(outcome.complexity, params["model_size"], f"the model of set {params['set_id']}")
-    return stages.meta_complexity(model.keras, model.tflite[params["recognizer"]["model_io"]], model.summary, outcome.complexity)
+    return stages.meta_complexity(model.keras, model.tflite[params["recognizer"]["model_io"]], outcome.complexity)
 
 
 def write_package(outcomes: list[RunOutcome], options: RunOptions) -> Path:
@@ -446,7 +496,7 @@ def write_package(outcomes: list[RunOutcome], options: RunOptions) -> Path:
     else:
         results = development_results(params, workdir, outcomes[0].recognizer_extra)
     meta = build_submission_meta(label, paths.meta_template(params, workdir), params, complexity, energy, results, edition=edition)
-    out_zip = paths.system_dir(params, workdir) / "submission" / f"{label}.zip"
+    out_zip = workspace.Workspace(paths.system_dir(params, workdir)).package_path(label)
     build_submission_package(label, output_csv, out_zip, meta)
     log.info("submission package (DCASE%d) written to %s", edition, out_zip)
     return out_zip
@@ -466,13 +516,13 @@ def predict(params: dict, recordings: list[str], output: Path, model: Path | Non
 
     trained = stages.given_model(params, model) if model else stages.trained_model(params, workdir)
     model_path = trained.tflite[params["recognizer"]["model_io"]]
-    recognizer = params["recognizer"]
-    classifier = TFLiteClassifier(model_path, batch_size=recognizer["batch_size"], num_threads=recognizer["num_threads"])
+    recognizer = typed_settings(params).recognizer
+    classifier = TFLiteClassifier(model_path, batch_size=recognizer.batch_size, num_threads=recognizer.num_threads)
     normalizer = build_normalizer(trained.normalization["method"], trained.normalization.get("statistics"))
     found = find_recordings(recordings)
     names, probabilities, failures = predict_recordings(
         found, classifier, build_extractor(params), normalizer, params["feature_extractor"]["segment_length_seconds"],
-        progress=progress, max_chunk_seconds=recognizer["max_chunk_seconds"])
+        progress=progress, max_chunk_seconds=recognizer.max_chunk_seconds)
     if names:
         write_system_output(output, names, probabilities, SCENE_LABELS)
     log.info("classified %d recording(s) with %s -> %s", len(names), model_path, output)

@@ -601,31 +601,26 @@ def format_ranking_table(ranked: Sequence[dict[str, Any]]) -> str:
 
 # ------------------------------------------------------------------------------- evaluated setups
 def collect_results(system_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """Every evaluated setup (a run's results: ``<system>/evaluator/<hash>/<seed_N or seeds_A-B>/results.yaml``), oldest first."""
-    import yaml
+    """Every evaluated setup (a run's results, :meth:`utils.workspace.Workspace.evaluated_results`), oldest first."""
+    from utils.workspace import Workspace
 
-    folder = Path(system_dir) / "evaluator"
     setups = []
-    for path in sorted(folder.glob("*/*/results.yaml"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []:
-        try:
-            results = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError):
+    for path, results in Workspace(system_dir).evaluated_results():
+        if results.n_trials is None:  # one trial's scores inside a run of several
             continue
-        if "n_trials" not in results:  # one trial's scores inside a run of several
-            continue
-        complexity = results.get("complexity") or {}
+        complexity = results.complexity or {}
         setups.append({
-            "name": f"{results.get('set_id', '?')}/{path.parent.parent.name[:8]}/{path.parent.name}",
-            "set_id": results.get("set_id"),
-            "mode": results.get("mode"),
-            "dataset": results.get("dataset"),
-            "synthetic": results.get("synthetic"),
-            "accuracy": _number(results.get("overall_accuracy")),
-            "logloss": _number(results.get("overall_logloss")),
+            "name": f"{results.set_id or '?'}/{path.parent.parent.name[:8]}/{path.parent.name}",
+            "set_id": results.set_id,
+            "mode": results.mode,
+            "dataset": results.dataset,
+            "synthetic": results.synthetic,
+            "accuracy": _number(results.overall_accuracy),
+            "logloss": _number(results.overall_logloss),
             "memory": complexity.get("total_weight_bytes"),
             "macs": complexity.get("total_macs"),
             "hash": f"{path.parent.parent.name}/{path.parent.name}",
-            "n_trials": results.get("n_trials", 1),
+            "n_trials": results.n_trials,
         })
     return setups
 

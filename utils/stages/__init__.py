@@ -1,0 +1,73 @@
+"""The stages of a run, one object each, all run by one runner (:class:`StageRunner`).
+
+Each stage has one name, used for its folder ``<system>/<name>/<hash>``, its timer and its log lines;
+its hash inputs (:data:`utils.parameters.STAGE_HASH_INPUTS`), its mark of completion
+(:meth:`Stage.finished`) and its work (:meth:`Stage.compute`). The runner creates the folder with its
+``parameters.yaml``, reuses a finished unit or resumes an unfinished one, and measures and times it.
+
+=====================  ==========================  =====================  ===========================
+stage (name)           module                      energy phase           mark of completion
+=====================  ==========================  =====================  ===========================
+``dataset``            :mod:`.data`                --                     (the demo generator's own)
+``features``           :mod:`.features`            feature_extraction     a complete feature store
+``learner``            :mod:`.learning`            training               ``learning.yaml``
+``device_models``      :mod:`utils.device_models`  training (per device)  each device's ``learning.yaml``
+``model_size``         :mod:`.model_size`          --                     ``<model>.nessi.json``
+``recognizer``         :mod:`.testing`             testing                ``output.csv``
+``baseline_inference`` :mod:`.baseline_inference`  baseline_inference     ``output.csv``
+``evaluator``          :mod:`.evaluation`          --                     (always scored anew)
+=====================  ==========================  =====================  ===========================
+
+The energy phases keep the DCASE meta's vocabulary (its ``energy_consumption`` block names
+``training``, ``inference`` and ``baseline_inference``). Which stages a set runs, in which order, is
+:data:`utils.pipeline.SET_STEPS`.
+"""
+
+from utils.stages.base import Stage, StageRunner, StageTimer, measured_stage
+from utils.stages.baseline_inference import (
+    BASELINE_INFERENCE,
+    OFFICIAL_MODEL_NORMALIZATION,
+    baseline_model_path,
+    baseline_model_problem,
+    run_baseline_inference,
+)
+from utils.stages.data import (
+    DATA,
+    SYNTHETIC_LABEL,
+    DataContext,
+    DataUnit,
+    development_items,
+    development_set_found,
+    prepare_data,
+    test_items,
+    training_items,
+)
+from utils.stages.evaluation import EVALUATOR, EvaluationUnit, run_results, split_results, trials_evaluation
+from utils.stages.features import FEATURES, FeatureUnit, segment_labels
+from utils.stages.learning import (
+    LEARNER,
+    LearnerUnit,
+    TrainedModel,
+    check_learner_settings,
+    given_model,
+    trained_model,
+    trial_seeds,
+)
+from utils.stages.inputs import input_files, learner_settings, resolve_path
+from utils.stages.model_size import (
+    MODEL_SIZE,
+    OFFICIAL_MODEL_SHA256,
+    ModelSizeUnit,
+    complexity_brief,
+    meta_complexity,
+)
+from utils.stages.testing import RECOGNIZER, RecognizerStage, TestUnit, testing_stage
+
+__all__ = [
+    "BASELINE_INFERENCE", "DATA", "EVALUATOR", "FEATURES", "LEARNER", "MODEL_SIZE", "OFFICIAL_MODEL_NORMALIZATION", "OFFICIAL_MODEL_SHA256",
+    "RECOGNIZER", "SYNTHETIC_LABEL", "RecognizerStage", "DataContext", "DataUnit", "EvaluationUnit", "FeatureUnit", "LearnerUnit", "ModelSizeUnit", "Stage",
+    "StageRunner", "StageTimer", "TestUnit", "TrainedModel", "baseline_model_path", "baseline_model_problem", "check_learner_settings",
+    "complexity_brief", "development_items", "development_set_found", "given_model", "input_files", "learner_settings", "measured_stage", "meta_complexity",
+    "prepare_data", "resolve_path", "run_baseline_inference", "run_results", "segment_labels", "split_results", "test_items", "testing_stage",
+    "trained_model", "training_items", "trial_seeds", "trials_evaluation",
+]
