@@ -155,7 +155,7 @@ def test_method_selected_in_yaml_extracts_into_the_feature_store(tmp_path, fixtu
     user.write_text(yaml.safe_dump({"defaults": {"feature_extractor": {"method": "logmel32k", "n_jobs": 1, "storage": storage, "segment_length_seconds": 0.5}}}))
     params = ParameterContainer(DEFAULT_PARAMETER_FILE, user).resolve("dcase2023_baseline")
     items = pd.DataFrame({"filename": [f"{name}.wav" for name in names]})
-    store = stages.feature_extraction_stage(params, items, audio, tmp_path / "store", progress=False)
+    store = stages.FEATURES.compute(stages.FeatureUnit(params, items, audio, tmp_path / "store", progress=False))
 
     reopened = FeatureStore(tmp_path / "store")
     assert reopened.storage == storage and reopened.data.dtype == np.dtype(storage)
