@@ -617,10 +617,11 @@ def collect_results(system_dir: str | os.PathLike) -> list[dict[str, Any]]:
             "synthetic": results.synthetic,
             "accuracy": _number(results.overall_accuracy),
             "logloss": _number(results.overall_logloss),
-            "memory": complexity.get("total_weight_bytes"),
+            "memory": complexity.get("parameter_memory_bytes", complexity.get("total_weight_bytes")),
             "macs": complexity.get("total_macs"),
             "hash": f"{path.parent.parent.name}/{path.parent.name}",
             "n_trials": results.n_trials,
+            "content": results.content,
         })
     return setups
 
@@ -655,7 +656,7 @@ def result_rows(system_dir: str | os.PathLike) -> list[dict[str, Any]]:
     log loss, NeSsi MACs and parameter bytes, the training and inference energy (kWh), None where not measured."""
     rows = []
     for setup in collect_results(system_dir):
-        details = _results_file(system_dir, setup["hash"])
+        details = setup["content"]
         energy = ((details.get("energy") or {}).get("energy_consumption") or {}) if isinstance(details.get("energy"), dict) else {}
         seeds = details.get("seeds") or ([details["seed"]] if details.get("seed") is not None else [])
         rows.append({
@@ -666,16 +667,6 @@ def result_rows(system_dir: str | os.PathLike) -> list[dict[str, Any]]:
             "hash": setup["hash"],
         })
     return rows
-
-
-def _results_file(system_dir: str | os.PathLike, setup_hash: str) -> dict[str, Any]:
-    """The ``results.yaml`` of a setup named by its ``<hash>/<seed folder>`` (empty when unreadable)."""
-    import yaml
-
-    try:
-        return yaml.safe_load((Path(system_dir) / "evaluator" / setup_hash / "results.yaml").read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
-        return {}
 
 
 def format_result_rows(rows: Sequence[dict[str, Any]], result_format: str) -> str:
