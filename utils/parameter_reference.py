@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from utils.parameters import DEFAULT_PARAMETER_FILE, FREE_FORM, PASS_THROUGH_KEYS, RULES, UNHASHED
+from utils.parameters import DEFAULT_PARAMETER_FILE, load_yaml, FREE_FORM, PASS_THROUGH_KEYS, RULES, UNHASHED
 
 _KEY_LINE = re.compile(r"^(?P<indent>\s*)(?P<key>[A-Za-z_][\w]*):(?P<value>[^#]*?)(\s+#\s?(?P<comment>.*))?$")
 
@@ -94,7 +94,7 @@ def _cell(text: str) -> str:
 def render(parameter_file: str | Path = DEFAULT_PARAMETER_FILE) -> str:
     """docs/parameters.md's text."""
     text = Path(parameter_file).read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
+    data = load_yaml(parameter_file)
     comments = yaml_comments(text)
     lines = [
         "# Parameter reference",
