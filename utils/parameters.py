@@ -76,6 +76,7 @@ UNHASHED_VALUES = {
     "learner.parameters.distillation": {"teacher_outputs": None, "temperature": 2.0, "weight": 0.5},
     "learner.parameters.initial_weights": None,
     "learner.parameters.trainable_layers": None,
+    "learner.parameters.model_selection.rule": "best",  # the 2023 protocol's (folders made before the key existed)
 }
 
 
@@ -163,9 +164,9 @@ def number(low: float | None = None, high: float | None = None, low_open: bool =
     return Rule("number", low, high, low_open, high_open, optional=optional)
 
 
-def choice(*values) -> Rule:
-    """One of ``values`` (of the same type: ``5`` and ``"5"`` differ)."""
-    return Rule("choice", choices=tuple(values))
+def choice(*values, optional: bool = False) -> Rule:
+    """One of ``values`` (of the same type: ``5`` and ``"5"`` differ); with ``optional`` also null."""
+    return Rule("choice", choices=tuple(values), optional=optional)
 
 
 def flag() -> Rule:
@@ -217,7 +218,7 @@ RULES: dict[str, Rule] = {
     "dataset.method": choice(*METHODS["dataset"]),
     "dataset.train_split": choice(*TRAIN_SPLITS),
     "dataset_method_parameters.tau2022_mobile.development": PATH,
-    "dataset_method_parameters.tau2022_mobile.evaluation": PATH,
+    "dataset_method_parameters.tau2022_mobile.evaluation": text(optional=True),  # null: the edition's evaluation set (utils.editions)
     "dataset_method_parameters.tau2022_mobile.evaluation_labels": text(optional=True),
     # the synthetic demo generator (utils.demo_dataset.validate_parameters reads these)
     "dataset_method_parameters.demo.path": PATH,
@@ -252,7 +253,7 @@ RULES: dict[str, Rule] = {
     "learner.method": choice(*METHODS["learner"]),
     "learner.distribute": choice("none", "mirrored", "multi_worker"),
     "learner_method_parameters.cnn.iterations": POSITIVE,
-    "learner_method_parameters.cnn.validation_amount": number(0, 1, low_open=True, high_open=True),
+    "learner_method_parameters.cnn.validation_amount": number(0, 1, high_open=True, optional=True),  # 0: no hold-out; null: the edition's
     "learner_method_parameters.cnn.validation_seed": SEED,
     "learner_method_parameters.cnn.compile.metrics": items(text(), nonempty=False),
     "learner_method_parameters.cnn.fit.epochs": POSITIVE,
@@ -264,6 +265,7 @@ RULES: dict[str, Rule] = {
     "learner_method_parameters.cnn.fit.tensorboard": flag(),
     "learner_method_parameters.cnn.model_selection.monitor": text(hint="a logged metric name such as val_categorical_accuracy"),
     "learner_method_parameters.cnn.model_selection.initial_delay": integer(0),
+    "learner_method_parameters.cnn.model_selection.rule": choice("best", "last", optional=True),  # null: the edition's
     "learner_method_parameters.cnn.conversion.representative_examples": POSITIVE,
     "learner_method_parameters.cnn.conversion.io": items(choice(*MODEL_IO)),
     # learner_method_parameters.cnn: rules of new training keys (augmentation, distillation,
@@ -289,7 +291,12 @@ RULES: dict[str, Rule] = {
     "evaluator.confidence_level": number(0, 1, low_open=True, high_open=True),
     "device_models.enabled": flag(),
     "device_models.epochs": POSITIVE,
-    "device_models.learning_rate": number(0, low_open=True),
+    "device_models.batch_size": POSITIVE,
+    "device_models.label_smoothing": number(0, 1, high_open=True),
+    "device_models.augmentation": flag(),
+    "device_models.distillation": flag(),
+    "device_models.validation_amount": number(0, 1, high_open=True),
+    "device_models.model_selection_rule": choice("best", "last"),
     "device_models.trainable_layers": Rule("list", item=text(), distinct=True, optional=True),  # null: all layers; else fnmatch patterns
     "model_size.max_macs": POSITIVE,
     "model_size.max_memory_bytes": POSITIVE,
@@ -305,6 +312,7 @@ FREE_FORM = {
     "learner_method_parameters.cnn.compile.loss",
     "learner_method_parameters.cnn.optimizer",
     "learner_method_parameters.cnn.fit.callbacks",
+    "device_models.optimizer",
 }
 
 
@@ -540,6 +548,9 @@ class ParameterContainer:
                 body["parameters"] = copy.deepcopy(methods[body["method"]])
         params["set_id"] = set_id
         params["description"] = self.sets[set_id].get("description", "")
+        from utils.editions import apply_protocol
+
+        apply_protocol(params)  # the parameters left null take the values of the set's edition (utils.editions)
         check_values(params, f"set {set_id}")
         fallback = params["general"]["fallback_set"]
         if params["general"]["fallback_to_demo"] and fallback not in self.sets:

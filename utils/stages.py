@@ -85,7 +85,12 @@ def prepare_data(params: dict, root: Path, progress: bool = True) -> DataContext
         development = tau.TAUDevelopmentSet.load(development_path, train_split=params["dataset"]["train_split"])
         evaluation = None
         if mode == "eval":
-            evaluation = tau.TAUEvaluationSet.load(resolve_path(root, settings["evaluation"]), resolve_path(root, settings["evaluation_labels"]))
+            from utils import editions
+
+            evaluation_path = resolve_path(root, settings["evaluation"])
+            if not evaluation_path.is_dir():  # before any training: the edition names its evaluation set and the download command
+                raise Task1aError(editions.of(params).missing_evaluation_set(evaluation_path))
+            evaluation = tau.TAUEvaluationSet.load(evaluation_path, resolve_path(root, settings["evaluation_labels"]))
         return DataContext(development, evaluation, synthetic=False, name=f"{REAL_DATASET_NAME}, development set ({development_path})", params=params)
     if method != "demo":
         raise Task1aError(f"unknown dataset.method '{method}' (known: {', '.join(allowed('dataset'))}); fix task1a.yaml")
@@ -100,13 +105,10 @@ def prepare_data(params: dict, root: Path, progress: bool = True) -> DataContext
 
 
 def training_items(data: DataContext) -> pd.DataFrame:
-    """Items to learn from: fold1_train or its ``dataset.train_split`` % subset (dev mode); in challenge mode
-    the whole development set (train + evaluate, DCASE2023) or, for a subset, the subset alone (as the
-    official DCASE2024 baseline trains on ``splitN.csv`` only)."""
-    development = data.development
-    if data.params["general"]["mode"] == "eval" and development.train_split == 100:
-        return pd.concat([development.train, development.evaluate], ignore_index=True)
-    return development.train
+    """Items to learn from, as the set's edition says (:meth:`utils.editions.base.Edition.training_items`)."""
+    from utils import editions
+
+    return editions.of(data.params).training_items(data)
 
 
 def development_items(data: DataContext) -> pd.DataFrame:
@@ -320,8 +322,11 @@ def learning_data(params: dict, items: pd.DataFrame, store, folder: Path, write:
     from utils import features
 
     learner = params["learner"]["parameters"]
-    train_index, validation_index = tau.location_disjoint_split(items, learner["validation_amount"], learner["validation_seed"])
-    train_items, validation_items = items.iloc[train_index], items.iloc[validation_index]
+    if learner["validation_amount"]:
+        train_index, validation_index = tau.location_disjoint_split(items, learner["validation_amount"], learner["validation_seed"])
+        train_items, validation_items = items.iloc[train_index], items.iloc[validation_index]
+    else:  # validation_amount 0: the whole of ``items`` trains, no hold-out (the official DCASE2024/2025 protocol)
+        train_items, validation_items = items, items.iloc[:0]
     split = {
         "train_split": params["dataset"]["train_split"], "seed": learner["validation_seed"], "validation_amount": learner["validation_amount"],
         "train_locations": sorted(train_items["identifier"].unique().tolist()),
@@ -338,10 +343,15 @@ def learning_data(params: dict, items: pd.DataFrame, store, folder: Path, write:
     class_index = {label: i for i, label in enumerate(tau.SCENE_LABELS)}
     data = {"train_items": train_items, "normalization": normalization}
     for side, side_items in (("train", train_items), ("val", validation_items)):
-        data[f"X_{side}"] = features.load_normalized(store, side_items["filename"].tolist(), normalizer)
-        data[f"y_{side}"] = np.array([class_index[s] for s in segment_labels(store, side_items, "scene_label")])
-    log.info("learning: %d training and %d validation segments (%d / %d locations), validation split seed %d", len(data["y_train"]),
-             len(data["y_val"]), train_items["identifier"].nunique(), validation_items["identifier"].nunique(), learner["validation_seed"])
+        held_out = side == "train" or len(side_items)
+        data[f"X_{side}"] = features.load_normalized(store, side_items["filename"].tolist(), normalizer) if held_out else None
+        data[f"y_{side}"] = np.array([class_index[s] for s in segment_labels(store, side_items, "scene_label")]) if held_out else None
+    if data["y_val"] is None:
+        log.info("learning: %d training segments (%d locations), no validation hold-out (validation_amount 0)", len(data["y_train"]),
+                 train_items["identifier"].nunique())
+    else:
+        log.info("learning: %d training and %d validation segments (%d / %d locations), validation split seed %d", len(data["y_train"]),
+                 len(data["y_val"]), train_items["identifier"].nunique(), validation_items["identifier"].nunique(), learner["validation_seed"])
     return data
 
 
@@ -386,10 +396,11 @@ def learning_stage(params: dict, items: pd.DataFrame, store, folder: Path, seed:
         "epochs_trained": trained["epochs_trained"],
         "stopped_early": trained["stopped_early"],
         "validation": {k: v for k, v in trained.items() if k.startswith("val")},
-        "quantization": tflite.evaluate_quantization(model, exported, X_val, y_val),
+        "quantization": tflite.evaluate_quantization(model, exported, X_val, y_val) if X_val is not None else None,
         "keras_parameters": int(model.count_params()),
         "train_segments": int(len(y_train)),
-        "validation_segments": int(len(y_val)),
+        "validation_segments": int(len(y_val)) if y_val is not None else 0,
+        "model_selection": learner["model_selection"].get("rule") or "best",
     }
     write_yaml_atomic(folder / "learning.yaml", plain_values(summary))
     return _model_from_summary(folder, seed, plain_values(summary))
