@@ -13,7 +13,8 @@ config by the training's number of optimizer steps (epochs x steps per epoch). I
 
 The schedule is the one of ``transformers.get_cosine_schedule_with_warmup`` (``num_cycles`` 0.5), which
 the official DCASE2025 baseline uses per optimizer step: a linear warm-up from 0 to ``learning_rate``
-over ``warmup_steps``, then a half cosine down to 0 at ``total_steps``. The step is the optimizer's
+over ``warmup_steps``, then a half cosine down to 0 at ``total_steps`` (a training shorter than the
+warm-up, such as a device's few clips, stays in the warm-up, as with ``transformers``). The step is the optimizer's
 ``iterations`` (0-based), so the first batch trains at learning rate 0 when ``warmup_steps`` > 0.
 """
 
@@ -43,8 +44,6 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
         for name, value, low in (("learning_rate", learning_rate, 0), ("warmup_steps", warmup_steps, 0), ("total_steps", total_steps, 1)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low or not math.isfinite(value):
                 raise ValueError(f"WarmupCosineDecay {name} must be a number >= {low}, got {value!r}")
-        if warmup_steps > total_steps:
-            raise ValueError(f"WarmupCosineDecay warmup_steps ({warmup_steps}) exceeds total_steps ({total_steps})")
         self.learning_rate = float(learning_rate)
         self.warmup_steps = int(warmup_steps)
         self.total_steps = int(total_steps)
