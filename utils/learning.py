@@ -3,7 +3,10 @@
 What the official baseline does, kept: the YAML's optimizer and loss (Adam 0.001, categorical
 cross-entropy), label smoothing on the training targets only (one-hot * 0.9 + 0.01 for 0.1),
 shuffled mini-batches, and model selection on the best validation categorical accuracy as dcase_util's
-StasherCallback counts it (:func:`first_selectable_epoch`), restored at the end.
+StasherCallback counts it (:func:`first_selectable_epoch`), restored at the end. With
+``model_selection.rule: last`` (the DCASE2024/2025 protocol; :mod:`utils.editions` fills it) the last
+epoch is kept and a validation split, if any, is only monitored. The optimizer's config may hold a
+learning-rate schedule (:mod:`utils.schedules`; ``TRAINING_STEPS`` becomes epochs x steps per epoch).
 
 How it runs: one ``model.fit`` over all epochs. The batches of an epoch come from its own (seed,
 epoch) order (:class:`EpochFeed`, a ``tf.data`` pipeline re-read every epoch), so a killed run
