@@ -37,11 +37,11 @@ def project_output(models: dict, general, recordings: list[Path], devices: list[
         if not chosen:
             continue
         classifier = TFLiteClassifier(model.tflite[io], batch_size=256, num_threads=1)
-        names, probabilities, failures = predict_recordings(chosen, classifier, build_extractor(params),
+        names, probabilities, failures = predict_recordings([(path, path.name) for path in chosen], classifier, build_extractor(params),
                                                             build_normalizer(model.normalization["method"], model.normalization.get("statistics")),
                                                             params["feature_extractor"]["segment_length_seconds"], progress=False, n_jobs=1)
         assert not failures
-        rows.update({Path(name).name: p for name, p in zip(names, probabilities)})
+        rows.update(dict(zip(names, probabilities)))
     table = pd.DataFrame([rows[path.name] for path in recordings], columns=list(SCENE_LABELS))
     return table
 
