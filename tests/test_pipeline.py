@@ -242,7 +242,7 @@ def test_the_2024_package_holds_the_five_subsets_and_their_dev_results(workspace
     development = next((root / "datasets" / "demo").rglob("evaluation_setup/fold1_train.csv")).parent.parent
     trained = {}
     for folder in (root / "system" / "learner").glob("*/seed_0"):
-        if yaml.safe_load((folder / "parameters.yaml").read_text())["parameters"]["general"]["mode"] == "eval" and (folder / "split.yaml").is_file():
+        if yaml.safe_load((folder.parent / "parameters.yaml").read_text())["parameters"]["general"]["mode"] == "eval" and (folder / "split.yaml").is_file():
             split = yaml.safe_load((folder / "split.yaml").read_text())
             trained[split["train_split"]] = (split, yaml.safe_load((folder / "learning.yaml").read_text()))
     assert set(trained) == {5, 10, 25, 50, 100}
