@@ -49,8 +49,9 @@ def tiny_demo_parameters(root: Path, **general) -> dict:
 def filled_meta_template(root: Path, edition: int) -> str:
     """A ``--set`` pointing ``submission.meta_template`` at the edition's shipped template with its person
     fields filled in (written into ``root``), as a participant would."""
-    from utils.paths import EDITION_META_TEMPLATES, packaged_file
+    from utils import editions
+    from utils.paths import packaged_file
 
     path = root / f"filled_{edition}.meta.yaml"
-    path.write_text(packaged_file(EDITION_META_TEMPLATES[edition]).read_text().replace("FILL IN", "Test"))
+    path.write_text(packaged_file(Path(editions.get(edition).meta_template).name).read_text().replace("FILL IN", "Test"))
     return f"submission.meta_template={path}"

@@ -79,7 +79,7 @@ def test_csv_files_are_official_format(generated):
         development / "evaluation_setup" / "fold1_evaluate.csv": "filename\tscene_label",
         development / "evaluation_setup" / "fold1_test.csv": "filename",
         evaluation / "meta.csv": "filename",
-        evaluation / "evaluation_setup" / "fold1_test.csv": "filename",
+        evaluation / "evaluation_setup" / "fold1_test.csv": "filename\tdevice_id",  # the official DCASE2025 form
         paths["evaluation_labels"]: "filename\tscene_label\tidentifier\tsource_label",
     }
     for path, header in expected_headers.items():
@@ -152,12 +152,13 @@ def test_evaluation_set_layout_and_separate_labels(generated):
     fold = read_tsv(evaluation / "evaluation_setup" / "fold1_test.csv")
     meta = read_tsv(evaluation / "meta.csv")
     n = TINY["evaluation_files"]
-    assert list(fold.columns) == ["filename"] and list(meta.columns) == ["filename"]
+    assert list(fold.columns) == ["filename", "device_id"] and list(meta.columns) == ["filename"]  # DCASE2025: the list gives the device
     assert fold["filename"].tolist() == [f"audio/{i}.wav" for i in range(n)] == meta["filename"].tolist()
     assert sorted(p.name for p in (evaluation / "audio").iterdir()) == sorted(f"{i}.wav" for i in range(n))
     assert not any("label" in p.name for p in evaluation.rglob("*"))
     labels = read_tsv(paths["evaluation_labels"])
     assert labels["filename"].tolist() == fold["filename"].tolist()
+    assert fold["device_id"].tolist() == labels["source_label"].tolist()
     assert set(labels["scene_label"]) <= set(SCENES) and labels["scene_label"].nunique() == len(SCENES)
     assert set(labels["source_label"]) == EVALUATION_DEVICES  # 30 files, 15 devices in turn
     assert labels["identifier"].str.fullmatch(r"(lisbon|milan|paris)-\d+").all()

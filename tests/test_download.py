@@ -539,3 +539,23 @@ def test_a_malformed_manifest_names_the_key(tmp_path, tiny, change, key):
     manifest.write_text(yaml.safe_dump(data))
     with pytest.raises(Task1aError, match=re.escape(f"sets.development.{key}")):
         load_manifest(manifest)
+
+
+def test_each_edition_has_its_evaluation_set_in_the_shipped_manifest(tmp_path):
+    """2023, 2024 and 2025 each name their own evaluation set; one whose archives are not published here
+    is refused in one line saying where to put it, before anything is written."""
+    from utils import editions
+    from utils.download import _evaluation_set, load_manifest
+
+    releases = load_manifest()
+    sets = {year: releases[_evaluation_set(year)] for year in (2023, 2024, 2025)}
+    assert [sets[year].folder for year in (2023, 2024, 2025)] == [f"TAU-urban-acoustic-scenes-{year}-mobile-evaluation" for year in (2023, 2024, 2025)]
+    assert all(release.kind == "evaluation" for release in sets.values())
+    assert sets[2025].url == "https://zenodo.org/records/15517945/files" and len(sets[2025].parts) == 14
+    assert sets[2024].url is None and sets[2024].parts == ()
+    for year in (2024, 2025):  # the folder a challenge run of the edition reads is the one the download makes
+        assert editions.get(year).protocol["dataset.parameters.evaluation"].endswith(sets[year].folder)
+    with pytest.raises(Task1aError) as caught:
+        download_dataset(tmp_path / "datasets", which=("evaluation_2024",), progress=False)
+    assert "TAU-urban-acoustic-scenes-2024-mobile-evaluation" in str(caught.value) and "\n" not in str(caught.value)
+    assert not (tmp_path / "datasets").exists() or not any((tmp_path / "datasets").iterdir())

@@ -42,9 +42,11 @@ def test_device_specific_models_are_fine_tuned_per_training_device_and_reported_
     subset = pd.read_csv(next((root / "datasets" / "demo").rglob("split_setup/split25.csv")), sep="\t")
     training_devices = {name.rsplit("-", 1)[1][:-4] for name in subset["filename"]}
     device_dirs = {p.name for p in next((root / "system" / "device_models").glob("*/seed_0")).iterdir() if p.is_dir()}
-    assert device_dirs and device_dirs <= training_devices  # a fine-tuned model per training device (one with too few locations keeps the general model)
-    for device in training_devices - device_dirs:
-        assert f"device {device} has" in dev.stderr and "keeps the general model" in dev.stderr
+    assert device_dirs == training_devices  # a fine-tuned model per training device: no hold-out, so none keeps the general model
+    assert "keeps the general model" not in dev.stderr
+    for device in device_dirs:  # the official recipe: every clip of the device, no hold-out, the last epoch
+        summary = yaml.safe_load(next((root / "system" / "device_models").glob(f"*/seed_0/{device}/learning.yaml")).read_text())
+        assert summary["validation_segments"] == 0 and summary["model_selection"] == "last" and summary["best_epoch"] == summary["epochs_trained"]
     for device in device_dirs:
         assert next((root / "system" / "device_models").glob(f"*/seed_0/{device}/model_float.tflite")).is_file()
     groups = results["device_groups"]
@@ -61,8 +63,27 @@ def test_device_specific_models_are_fine_tuned_per_training_device_and_reported_
     pd.testing.assert_frame_equal(system[unknown], general_output[unknown])
     assert not system[~unknown].equals(general_output[~unknown])
 
+    # challenge mode: the evaluation list in the official 2025 form (filename, device_id), a scoring labels file without devices
+    labels_file = root / "datasets" / "demo" / "evaluation_labels.csv"
+    labels = pd.read_csv(labels_file, sep="\t")
+    labels[["filename", "scene_label"]].to_csv(labels_file, sep="\t", index=False)
+    listed = pd.read_csv(root / "datasets" / "demo" / "evaluation" / "evaluation_setup" / "fold1_test.csv", sep="\t")
+    assert list(listed.columns) == ["filename", "device_id"]
     package = task1a("-s", "dcase2025_device_specific", "-p", str(param_file), "--mode", "eval", "--package", LABEL, "--set", filled_meta_template(root, 2025))
     assert package.returncode == 0, package.stderr[-3000:]
+    routed = listed[listed["device_id"].isin(list(device_dirs))]
+    counts = routed["device_id"].value_counts()
+    assert len(routed) and len(routed) < len(listed)
+    line = next(line for line in package.stderr.splitlines() if "routed by device" in line)
+    assert all(f"{device} {count}" in line for device, count in counts.items()) and f"general model {len(listed) - len(routed)}" in line
+    recognizer = max((root / "system" / "recognizer").glob("*/seed_0/routing.yaml"), key=lambda p: p.stat().st_mtime).parent
+    system, general_output = (pd.read_csv(recognizer / name, sep="\t").set_index("filename") for name in ("output.csv", "general/output.csv"))
+    others = listed.loc[~listed["device_id"].isin(list(device_dirs)), "filename"]
+    pd.testing.assert_frame_equal(system.loc[others], general_output.loc[others])  # every other device: the general model
+    for device in counts.index:  # a, b, c, s1-s3: their own model's output
+        own = pd.read_csv(recognizer / device / "output.csv", sep="\t").set_index("filename")
+        pd.testing.assert_frame_equal(system.loc[own.index], own)
+        assert sorted(own.index) == sorted(routed.loc[routed["device_id"] == device, "filename"])
     archive = root / "system" / "submission" / f"{LABEL}.zip"
     assert validate_submission(archive, None, edition=2025) == []
     with zipfile.ZipFile(archive) as zipped:

@@ -82,7 +82,9 @@ def test_a_clone_reads_its_own_top_level_files():
 
 def test_a_null_meta_template_is_the_editions_own_copy_or_the_shipped_one(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # an empty folder: no meta/ here
-    for edition, name in paths.EDITION_META_TEMPLATES.items():
+    from utils import editions
+
+    for edition, name in ((year, Path(edition.meta_template).name) for year, edition in editions.REGISTRY.items()):
         params = {"path": {"root": "."}, "submission": {"meta_template": None, "edition": edition}}
         assert paths.meta_template(params) == paths.packaged_file(name)
         assert paths.meta_template(params).is_file()

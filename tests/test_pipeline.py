@@ -237,6 +237,19 @@ def test_the_2024_package_holds_the_five_subsets_and_their_dev_results(workspace
     assert "energy_consumption" not in meta["system"]
     results = meta["results"]["development_dataset"]
     assert all(results[f"split_{n}"]["overall"]["accuracy"] is not None for n in (5, 10, 25, 50, 100))  # the dev runs' figures
+    # DCASE2024's protocol in challenge mode: each set trained on exactly its split file's rows (split 100: fold1_train
+    # alone, never fold1_evaluate), no hold-out, the last epoch
+    development = next((root / "datasets" / "demo").rglob("evaluation_setup/fold1_train.csv")).parent.parent
+    trained = {}
+    for folder in (root / "system" / "learner").glob("*/seed_0"):
+        if yaml.safe_load((folder.parent / "parameters.yaml").read_text())["parameters"]["general"]["mode"] == "eval" and (folder / "split.yaml").is_file():
+            split = yaml.safe_load((folder / "split.yaml").read_text())
+            trained[split["train_split"]] = (split, yaml.safe_load((folder / "learning.yaml").read_text()))
+    assert set(trained) == {5, 10, 25, 50, 100}
+    for n, (split, summary) in trained.items():
+        listed = development / ("evaluation_setup/fold1_train.csv" if n == 100 else f"split_setup/split{n}.csv")
+        assert split["train_count"] == len(pd.read_csv(listed, sep="\t")) and split["validation_count"] == 0
+        assert summary["model_selection"] == "last" and summary["best_epoch"] == summary["epochs_trained"]
 
 
 def test_early_stopping_from_the_yaml_survives_a_kill_9(workspace, dev_run):

@@ -340,4 +340,4 @@ def test_demo_split_files_are_written_in_the_official_format(tmp_path):
         assert lines[1:] == [f"{row['filename']}\t{row['scene_label']}" for row in subset]
         loaded = TAUDevelopmentSet.load(development, train_split=percent)
         assert loaded.train["filename"].tolist() == [row["filename"] for row in subset]
-    assert demo_dataset.read_marker(tmp_path / "demo")["generator_version"] == demo_dataset.GENERATOR_VERSION == 2
+    assert demo_dataset.read_marker(tmp_path / "demo")["generator_version"] == demo_dataset.GENERATOR_VERSION == 3

@@ -275,9 +275,11 @@ def _attach_meta(fold: pd.DataFrame, meta: pd.DataFrame, fold_path: Path) -> pd.
 class TAUEvaluationSet:
     """The evaluation set (challenge mode): ``audio/0.wav ...`` listed in ``evaluation_setup/fold1_test.csv``.
 
-    ``test`` has ``filename`` and, when a labels file is given (the demo evaluation set has one), the
-    ``scene_label``, ``identifier``, ``city`` and ``source_label`` columns; otherwise those are None,
-    except ``source_label`` when the list itself has that column (DCASE2025 gives the device).
+    ``test`` has ``filename``, ``device_id`` (the list's ``device_id`` column, as the official DCASE2025
+    list gives the device at inference; None when the list has none) and, when a labels file is given
+    (the demo evaluation set has one), the ``scene_label``, ``identifier``, ``city`` and ``source_label``
+    columns; otherwise those are None, except ``source_label`` when the list gives the device. A
+    system takes a clip's device from ``device_id`` only (:mod:`utils.editions`), never from the labels.
     """
 
     path: Path
@@ -291,9 +293,11 @@ class TAUEvaluationSet:
             raise Task1aError(f"evaluation set folder {path} not found; download it (python task1a.py --download_dataset PATH) or set dataset_method_parameters in task1a.yaml")
         fold_path = path / SETUP_FOLDER / FOLD_FILES["test"]
         listed = _check_rows(read_metadata_csv(fold_path, ("filename",)), fold_path, check_scene=False, allowed_devices=None)
-        # DCASE2025 gives the recording device at inference time: a source_label column in the list is kept
-        devices = listed["source_label"] if "source_label" in listed else None
-        test = listed[["filename"]]
+        # DCASE2025 gives the recording device at inference time in the list's device_id column (older lists
+        # with a source_label column are read the same way); it is the device a system may use
+        device_column = next((column for column in ("device_id", "source_label") if column in listed), None)
+        devices = listed[device_column] if device_column else None
+        test = listed[["filename"]].copy()
         labelled = labels_path is not None
         if labelled:
             labels_path = Path(labels_path)
@@ -310,7 +314,8 @@ class TAUEvaluationSet:
         else:
             for column in ("scene_label", "identifier", "city", "source_label"):
                 test[column] = None
-        if devices is not None:
+        test["device_id"] = devices.to_numpy() if devices is not None else None
+        if devices is not None:  # scoring per device: the labels file's device, else the list's
             test["source_label"] = test["source_label"].where(test["source_label"].notna(), devices.to_numpy())
         return cls(path=path, test=test, labelled=labelled)
 

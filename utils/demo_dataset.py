@@ -58,7 +58,8 @@ from utils.parameters import RULES, rule_for, value_error
 # Bump when the acoustic model or the layout changes: it is part of the parameters' hash, so an
 # existing dataset made by an older generator is regenerated.
 # 2: development/split_setup/split{5,10,25,50}.csv added (the audio is unchanged).
-GENERATOR_VERSION = 2
+# 3: evaluation/evaluation_setup/fold1_test.csv in the official DCASE2025 form: filename, device_id (the audio is unchanged).
+GENERATOR_VERSION = 3
 
 DEVELOPMENT_FOLDER = "development"
 EVALUATION_FOLDER = "evaluation"
@@ -750,8 +751,9 @@ _README_CONTENT = {
     "evaluation_setup/fold1_{train,evaluate,test}.csv, audio/[scene]-[city]-[location]-[segment]-[sub-segment]-[device].wav,\n"
     "and split_setup/split{5,10,25,50}.csv: nested training subsets of fold1_train like the DCASE2024 ones.\n"
     "Training fold devices a, b, c, s1-s3; test fold a, b, c, s1-s6 on locations not in training.",
-    EVALUATION_FOLDER: "Layout of the TAU 2023 evaluation set: meta.csv and evaluation_setup/fold1_test.csv\n"
-    "(filename only), audio/0.wav ...; devices a, b, c, d, s1-s11 (d, s7-s11 never seen in development).\n"
+    EVALUATION_FOLDER: "Layout of the TAU evaluation sets: meta.csv and evaluation_setup/fold1_test.csv\n"
+    "(filename, device_id: the DCASE2025 form, the device given at inference), audio/0.wav ...;\n"
+    "devices a, b, c, d, s1-s11 (d, s7-s11 never seen in development).\n"
     "The labels are in ../evaluation_labels.csv.",
 }
 
@@ -769,7 +771,9 @@ def _write_tables(build: Path, parameters: dict, development_rows: list, evaluat
         write_text_atomic(development / SPLIT_FOLDER / split_filename(percent), _tsv(rows, ("filename", "scene_label"), newline="\n"))
     evaluation = build / EVALUATION_FOLDER
     write_text_atomic(evaluation / "meta.csv", _tsv(evaluation_rows, ("filename",)))
-    write_text_atomic(evaluation / "evaluation_setup" / "fold1_test.csv", _tsv(evaluation_rows, ("filename",)))
+    # the official DCASE2025 evaluation list: tab separated filename, device_id (the device is given at inference)
+    listed = [{"filename": row["filename"], "device_id": row["source_label"]} for row in evaluation_rows]
+    write_text_atomic(evaluation / "evaluation_setup" / "fold1_test.csv", _tsv(listed, ("filename", "device_id")))
     write_text_atomic(build / EVALUATION_LABELS_FILE, _tsv(evaluation_rows, meta_columns))
     shown = json.dumps({name: value for name, value in parameters.items() if name != "path"}, sort_keys=True)
     for where, folder in (("root", build), (DEVELOPMENT_FOLDER, development), (EVALUATION_FOLDER, evaluation)):

@@ -4,7 +4,10 @@ each clip's device (the general model for unknown devices), and the known / unkn
 Each device model is a learner unit of its own (:data:`utils.stages.LEARNER`, run by the run's
 :class:`utils.stages.StageRunner`) in ``<system>/device_models/<hash>/seed_N/<device>/``; the stage
 :data:`DEVICE_MODELS` plugs into the pipeline's list after learning when ``device_models.enabled``, and the
-recognizer stage tests with :func:`device_testing_stage` a model that has device models.
+recognizer stage :data:`DEVICE_RECOGNIZER` tests a model that has device models with
+:func:`device_testing_stage`, the device of each test clip as the edition gives it
+(:meth:`utils.editions.base.Edition.test_devices`). The fine-tuning recipe is ``device_models`` in
+task1a.yaml (:func:`fine_tuning_parameters`; the official DCASE2025 one by default).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import pandas as pd
 
 from utils import dataset as tau
 from utils import stages
+from utils.errors import Task1aError
 from utils.stages import LEARNER, LearnerUnit, RecognizerStage, Stage, StageRunner, TestUnit, TrainedModel
 
 log = logging.getLogger(__name__)
@@ -34,21 +38,52 @@ def item_devices(items: pd.DataFrame) -> pd.Series:
     return from_names.fillna("unknown").astype(str)
 
 
-def fine_tuning_parameters(params: dict, general: TrainedModel) -> dict:
-    """The learner parameters of a device model: the general model's, starting from its weights, with
-    ``device_models``' epochs, learning rate and trainable layers."""
+def fine_tuning_parameters(params: dict, general_keras: str | None) -> dict:
+    """The parameters of a device model's training: the general model's, starting from its weights
+    (``general_keras``), with the ``device_models`` recipe (DCASE2025 official by default: every layer,
+    50 epochs, batch 256, AdamW with warm-up + cosine decay, no augmentation, plain cross-entropy, no
+    hold-out, last epoch; the general model's distillation only with ``device_models.distillation``)."""
     import copy
+
+    from utils.augmentation import OFF as NO_AUGMENTATION
+    from utils.distillation import OFF as NO_DISTILLATION
 
     settings = params["device_models"]
     device_params = copy.deepcopy(params)
     learner = device_params["learner"]["parameters"]
-    learner["initial_weights"] = str(general.keras)
+    learner["initial_weights"] = None if general_keras is None else str(general_keras)
     learner["trainable_layers"] = settings["trainable_layers"]
-    learner["fit"]["epochs"] = settings["epochs"]
-    learner["optimizer"]["config"]["learning_rate"] = settings["learning_rate"]
-    learner["model_selection"]["initial_delay"] = 0
+    learner["fit"].update(epochs=settings["epochs"], batch_size=settings["batch_size"], label_smoothing=settings["label_smoothing"])
+    learner["optimizer"] = copy.deepcopy(settings["optimizer"])
+    if not settings["augmentation"]:
+        learner["augmentation"] = copy.deepcopy(NO_AUGMENTATION)
+    if not settings["distillation"]:
+        learner["distillation"] = copy.deepcopy(NO_DISTILLATION)
+    learner["validation_amount"] = settings["validation_amount"]
+    learner["model_selection"].update(rule=settings["model_selection_rule"], initial_delay=0)
     device_params["learner"]["distribute"] = "none"  # the chief fine-tunes alone; on a cluster the others wait for it
     return device_params
+
+
+def check_device_settings(params: dict) -> None:
+    """Before any work: the fine-tuning's learner settings (its optimizer and schedule built by Keras), and a
+    teacher the fine-tuning cannot use refused in one line (a ``.npy`` teacher has rows per segment of the
+    general model's training, which no device's clips can be matched to)."""
+    from utils.learning import check_settings
+
+    if not params["device_models"]["enabled"]:
+        return
+    learner = params["learner"]["parameters"]
+    teacher = learner["distillation"]["teacher_outputs"]
+    if params["device_models"]["distillation"] and teacher is not None and str(teacher).endswith(".npy"):
+        raise Task1aError(f"device_models.distillation: the .npy teacher {teacher} has one row per training segment of the general model, "
+                          "which cannot be matched to a device's clips; give the teacher as a system-output CSV (matched by file name) "
+                          "or set device_models.distillation: false")
+    device_learner = fine_tuning_parameters(params, None)["learner"]["parameters"]
+    try:
+        check_settings(device_learner)
+    except Task1aError as exc:
+        raise Task1aError(f"device_models (the device fine-tuning's settings): {exc}") from None
 
 
 def device_models_stage(params: dict, general: TrainedModel, items: pd.DataFrame, store, folder: Path, runner: StageRunner) -> dict[str, TrainedModel]:
@@ -56,21 +91,25 @@ def device_models_stage(params: dict, general: TrainedModel, items: pd.DataFrame
 
     Each device model is a learning stage of its own (split, checkpoints, export, ``learning.yaml``):
     finished ones are reused, an interrupted one resumes; ``runner`` measures its energy into the run's
-    ``training`` phase.
+    ``training`` phase. Without a hold-out (``device_models.validation_amount: 0``, the official recipe)
+    every training device gets its model; with one, a device whose clips cannot be split by location
+    keeps the general model (logged).
     """
     from utils.evaluation import device_sort_key
 
     devices = item_devices(items)
-    device_params = fine_tuning_parameters(params, general)
+    device_params = fine_tuning_parameters(params, general.keras)
     trained = {}
-    learner = params["learner"]["parameters"]
+    amount = params["device_models"]["validation_amount"]
     for device in sorted(devices.unique(), key=device_sort_key):
         device_items = items[devices.to_numpy() == device]
-        train_index, validation_index = tau.location_disjoint_split(device_items, learner["validation_amount"], learner["validation_seed"])
-        if len(train_index) == 0 or len(validation_index) == 0:
-            log.warning("device models: device %s has %d clips in %d locations, too few for a location-disjoint validation split: "
-                        "it keeps the general model", device, len(device_items), device_items["identifier"].nunique())
-            continue
+        if amount:
+            train_index, validation_index = tau.location_disjoint_split(device_items, amount, params["learner"]["parameters"]["validation_seed"])
+            if len(train_index) == 0 or len(validation_index) == 0:
+                log.warning("device models: device %s has %d clips in %d locations, too few for a location-disjoint validation split "
+                            "(device_models.validation_amount %s): it keeps the general model", device, len(device_items),
+                            device_items["identifier"].nunique(), amount)
+                continue
         log.info("device models: fine-tuning the general model on device %s (%d clips)", device, len(device_items))
         device_folder = Path(folder) / device
         unit = LearnerUnit(device_params, runner.root, device_items, store, device_folder, general.seed, None, runner.overwrite, runner.progress)
@@ -103,13 +142,17 @@ class DeviceModelsStage(Stage):
 DEVICE_MODELS = DeviceModelsStage()
 
 
-def device_testing_stage(model: TrainedModel, io: str, items: pd.DataFrame, store, folder: Path, recognizer, overwrite: bool = False,
-                         progress: bool = True) -> Path:
-    """DCASE2025 testing: each item classified by its device's model, unknown devices by the general model.
+def device_testing_stage(model: TrainedModel, io: str, items: pd.DataFrame, devices: pd.Series, store, folder: Path, recognizer,
+                         overwrite: bool = False, progress: bool = True) -> Path:
+    """DCASE2025 testing: each item classified by its device's model, other devices by the general model.
 
-    Writes ``folder/general/output.csv`` (the general model over every item), ``folder/<device>/output.csv``
-    per device model, and the system output ``folder/output.csv`` joining them in the items' order.
+    ``devices`` ``(len(items),)``: the device of each item as the edition gives it at inference (the
+    evaluation list's ``device_id``, meta.csv's ``source_label`` on development data;
+    :meth:`utils.editions.base.Edition.test_devices`). Writes ``folder/general/output.csv`` (the general
+    model over every item), ``folder/<device>/output.csv`` per device model, ``folder/routing.yaml`` (how
+    many clips went to which model) and the system output ``folder/output.csv`` joining them in the items' order.
     """
+    from utils.files import write_yaml_atomic
     from utils.system_output import read_system_output, write_system_output
 
     output = Path(folder) / "output.csv"  # whether it is written already, the recognizer stage decides (its one rule)
@@ -118,7 +161,8 @@ def device_testing_stage(model: TrainedModel, io: str, items: pd.DataFrame, stor
     names, _, probabilities = read_system_output(stages.testing_stage(model.tflite[io], model.normalization, items, store, general_dir, recognizer, overwrite, progress))
     row = {name: index for index, name in enumerate(names)}
     probabilities = np.array(probabilities, dtype=np.float64)
-    devices = item_devices(items)
+    devices = pd.Series(np.asarray(devices, dtype=object), index=items.index).fillna("unknown").astype(str)
+    routing = {}
     for device, device_model in model.devices.items():
         subset = items[devices.to_numpy() == device]
         if subset.empty:
@@ -128,12 +172,18 @@ def device_testing_stage(model: TrainedModel, io: str, items: pd.DataFrame, stor
         device_names, _, device_probabilities = read_system_output(stages.testing_stage(
             device_model.tflite[io], device_model.normalization, subset, store, device_dir, recognizer, overwrite, progress))
         probabilities[[row[name] for name in device_names]] = device_probabilities
-    routed = int(devices.isin(list(model.devices)).sum())
-    if routed == 0:
-        log.warning("testing: no test clip is from a device with its own model (devices from the metadata's source_label or the file "
-                    "names: %s); every clip used the general model", ", ".join(sorted(devices.unique())[:5]))
+        routing[device] = int(len(subset))
+    general = devices[~devices.isin(list(model.devices))]
+    routing["general_model"] = int(len(general))
+    if not any(count for device, count in routing.items() if device != "general_model"):
+        log.warning("testing: no test clip is from a device with its own model (devices %s); every clip used the general model",
+                    ", ".join(sorted(devices.unique())[:5]))
     write_system_output(output, names, probabilities, tau.SCENE_LABELS)
-    log.info("testing: %d files, %d by %d device models -> %s", len(names), routed, len(model.devices), output)
+    write_yaml_atomic(Path(folder) / "routing.yaml", {"clips_per_model": routing,
+                                                      "general_model_devices": {str(k): int(v) for k, v in general.value_counts().sort_index().items()}})
+    log.info("testing: %d files routed by device: %s; general model %d (devices %s) -> %s", len(names),
+             ", ".join(f"{device} {count}" for device, count in routing.items() if device != "general_model") or "none",
+             routing["general_model"], ", ".join(sorted(general.unique())) or "none", output)
     return output
 
 
@@ -163,7 +213,8 @@ class DeviceRecognizerStage(RecognizerStage):
         if not unit.model.devices:
             return super().compute(unit)
         Path(unit.folder).mkdir(parents=True, exist_ok=True)
-        return device_testing_stage(unit.model, unit.recognizer.model_io, unit.items, unit.store, unit.folder, unit.recognizer,
+        devices = unit.devices if unit.devices is not None else item_devices(unit.items)
+        return device_testing_stage(unit.model, unit.recognizer.model_io, unit.items, devices, unit.store, unit.folder, unit.recognizer,
                                     unit.overwrite, unit.progress)
 
 

@@ -84,7 +84,7 @@ class DatasetRelease:
     name: str
     kind: str  # development | evaluation: which layout (and final check) applies
     title: str
-    url: str
+    url: str | None  # None: the archive list is not known here (the set's folder and layout are)
     folder: str
     layout: tuple[str, ...]
     parts: tuple[ArchivePart, ...]
@@ -113,14 +113,14 @@ def _release_from_manifest(path: Path, name: str, entry: Any) -> DatasetRelease:
     where = f"download manifest {path}, sets.{name}"
     if not isinstance(entry, dict):
         raise Task1aError(f"{where} must be a mapping with url, folder, layout and parts; fix the file")
-    for key in ("url", "folder", "parts"):
+    for key in ("folder",) + (("url", "parts") if entry.get("url") is not None or entry.get("parts") else ()):
         if not entry.get(key):
             raise Task1aError(f"{where} lacks '{key}'; add it")
     folder = str(entry["folder"])
     if Path(folder).name != folder or folder in (".", ".."):
         raise Task1aError(f"{where}.folder must be a plain folder name, got {folder!r}; fix the file")
     parts = []
-    for index, item in enumerate(entry["parts"]):
+    for index, item in enumerate(entry.get("parts") or ()):
         at = f"{where}.parts[{index}]"
         if not isinstance(item, dict) or not item.get("file"):
             raise Task1aError(f"{at} must be a mapping with file, bytes and md5; fix the file")
@@ -143,7 +143,7 @@ def _release_from_manifest(path: Path, name: str, entry: Any) -> DatasetRelease:
         name=name,
         kind=kind,
         title=str(entry.get("title", name)),
-        url=str(entry["url"]),
+        url=None if entry.get("url") is None else str(entry["url"]),
         folder=folder,
         layout=tuple(str(item) for item in entry.get("layout", ())),
         parts=tuple(parts),
@@ -200,6 +200,10 @@ def download_dataset(
 
     archives_dir = target_dir / ARCHIVES_FOLDER
     results = {}
+    for name in names:
+        if releases[name].url is None and base_url is None:
+            raise Task1aError(f"{releases[name].title}: its archive list and checksums were not found published, so the manifest has no "
+                              f"download for it; download it from its DCASE task page and extract it to {target_dir / releases[name].folder}")
     with _exclusive_lock(target_dir):
         for name in dict.fromkeys(names):  # in the order given, each once
             release = releases[name]
@@ -717,7 +721,7 @@ class SplitFiles:
     """The published DCASE2024 split files: ``{percent: ArchivePart}``, the server folder, the dataset sub-folder."""
 
     title: str
-    url: str
+    url: str | None  # None: the archive list is not known here (the set's folder and layout are)
     folder: str
     files: dict[int, ArchivePart]
 
@@ -820,14 +824,22 @@ def _main_train_splits(args) -> int:
 # Command line
 # --------------------------------------------------------------------------------------------
 
+def _evaluation_set(edition: int) -> str:
+    """The manifest's set of ``edition``'s evaluation data (:attr:`utils.editions.base.Edition.evaluation_set`)."""
+    from utils import editions
+
+    return editions.get(edition).evaluation_set
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = cli.ArgumentParser(
         prog=cli.prog("utils.download"),
         description="Download, verify and extract the TAU Urban Acoustic Scenes 2022 Mobile development set "
                     "(and the DCASE2023 evaluation set) into PATH. Rerun the same command to resume.")
     parser.add_argument("path", help="folder the datasets go into (path.datasets in task1a.yaml, e.g. datasets)")
-    parser.add_argument("--evaluation", action="store_true",
-                        help="also the DCASE2023 evaluation set (TAU Urban Acoustic Scenes 2023 Mobile evaluation)")
+    parser.add_argument("--evaluation", nargs="?", type=int, const=2023, default=None, metavar="EDITION",
+                        help="also the evaluation set of a DCASE edition: 2023 (the default; TAU Urban Acoustic Scenes 2023 Mobile "
+                             "evaluation), 2024 or 2025 (their own evaluation sets)")
     parser.add_argument("--base-url", help="folder on another server holding the archive files (a mirror)")
     parser.add_argument("--manifest", help=f"archive list with sizes and MD5s (default: the shipped {DEFAULT_MANIFEST})")
     parser.add_argument("--keep-archives", action="store_true", help="keep the zip files after extraction")
@@ -841,7 +853,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    which = ("development", "evaluation") if args.evaluation else ("development",)
+    which = ("development", _evaluation_set(args.evaluation)) if args.evaluation is not None else ("development",)
     if args.train_splits is not None:
         return run_cli(lambda: _main_train_splits(args), args.debug)
     results = {}

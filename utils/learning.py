@@ -3,7 +3,10 @@
 What the official baseline does, kept: the YAML's optimizer and loss (Adam 0.001, categorical
 cross-entropy), label smoothing on the training targets only (one-hot * 0.9 + 0.01 for 0.1),
 shuffled mini-batches, and model selection on the best validation categorical accuracy as dcase_util's
-StasherCallback counts it (:func:`first_selectable_epoch`), restored at the end.
+StasherCallback counts it (:func:`first_selectable_epoch`), restored at the end. With
+``model_selection.rule: last`` (the DCASE2024/2025 protocol; :mod:`utils.editions` fills it) the last
+epoch is kept and a validation split, if any, is only monitored. The optimizer's config may hold a
+learning-rate schedule (:mod:`utils.schedules`; ``TRAINING_STEPS`` becomes epochs x steps per epoch).
 
 How it runs: one ``model.fit`` over all epochs. The batches of an epoch come from its own (seed,
 epoch) order (:class:`EpochFeed`, a ``tf.data`` pipeline re-read every epoch), so a killed run
@@ -117,15 +120,19 @@ def _keras_error(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def build_optimizer(config: Any):
-    """A Keras optimizer from ``{class_name, config}`` (any Keras optimizer and argument), validated by Keras."""
+def build_optimizer(config: Any, training_steps: int = 1, key: str = f"{PARAMETER_KEY}.optimizer"):
+    """A Keras optimizer from ``{class_name, config}`` (any Keras optimizer and argument, a learning-rate
+    schedule config of Keras or :mod:`utils.schedules` included), validated by Keras. The string
+    ``TRAINING_STEPS`` in it becomes ``training_steps`` (epochs x steps per epoch)."""
     import keras
 
-    key = f"{PARAMETER_KEY}.optimizer"
+    from utils.schedules import CUSTOM_OBJECTS, with_training_steps
+
     if not isinstance(config, dict) or not isinstance(config.get("class_name"), str) or not isinstance(config.get("config", {}), dict):
         raise Task1aError(f"{key} must be {{class_name: Adam, config: {{learning_rate: 0.001, ...}}}}, got {config!r}; fix the value")
     try:
-        return keras.optimizers.get({"class_name": config["class_name"], "config": dict(config.get("config") or {})})
+        with keras.saving.custom_object_scope(CUSTOM_OBJECTS):
+            return keras.optimizers.get({"class_name": config["class_name"], "config": with_training_steps(dict(config.get("config") or {}), training_steps)})
     except (ValueError, TypeError, KeyError) as exc:
         raise Task1aError(f"{key}: {_keras_error(exc)}; fix class_name or config (any keras.optimizers class and its arguments)") from None
 
@@ -216,7 +223,7 @@ def check_settings(parameters: dict) -> dict:
     if fit.get("tensorboard", False) and importlib.util.find_spec("tensorboard") is None:  # TensorFlow >= 2.21 does not bring it
         raise Task1aError(f"{PARAMETER_KEY}.fit.tensorboard is true but TensorBoard is not installed; pip install tensorboard "
                           "(a dependency of this project: reinstall it) or set fit.tensorboard: false")
-    build_optimizer(parameters["optimizer"])
+    build_optimizer(parameters["optimizer"], CHECK_TRAINING_STEPS)
     build_loss(compile_.get("loss"))
     build_callbacks(fit.get("callbacks", []))
     batch_size = _check_int(fit["batch_size"], "fit.batch_size", 1)
@@ -230,10 +237,27 @@ def check_settings(parameters: dict) -> dict:
         "label_smoothing": float(fit["label_smoothing"]),
         "tensorboard": fit.get("tensorboard", False),
         "initial_delay": _check_int(selection.get("initial_delay", 0), "model_selection.initial_delay", 0),
+        "selection_rule": _check_selection_rule(selection.get("rule")),
         "monitor": monitor,
         "mode": "min" if monitor.endswith("loss") else "max",
         "metrics": metrics,
     }
+
+
+CHECK_TRAINING_STEPS = 10**9
+"""``TRAINING_STEPS`` while the settings are checked before the data are known (the real count replaces it in training)."""
+SELECTION_RULES = ("best", "last")
+"""``model_selection.rule``: the best validation epoch (from ``initial_delay + 2``), or the last epoch (the
+validation split, if any, only monitored: the official DCASE2024/2025 baselines)."""
+
+
+def _check_selection_rule(rule) -> str:
+    """``model_selection.rule`` checked; absent (a parameter block made before the key existed): best."""
+    if rule is None:
+        return "best"
+    if rule not in SELECTION_RULES:
+        raise Task1aError(f"{PARAMETER_KEY}.model_selection.rule must be one of {', '.join(SELECTION_RULES)}, got {rule!r}; fix the value")
+    return rule
 
 
 def check_research_settings(parameters: dict) -> dict:
@@ -528,10 +552,13 @@ def train_model(
     data = _training_data(settings, X_train, y_train, X_val, y_val, class_count, training_names)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    if data["X_val"] is not None:
+    if data["X_val"] is not None and settings["selection_rule"] == "last":
+        first_selectable, note = settings["epochs"], None
+        LOGGER.info("model_selection.rule last: the last epoch is kept; the validation split is only monitored")
+    elif data["X_val"] is not None:
         first_selectable, note = first_selectable_epoch(settings["epochs"], settings["initial_delay"])
     else:
-        first_selectable, note = 1, "no validation split: the last epoch is kept"
+        first_selectable, note = 1, (None if settings["selection_rule"] == "last" else "no validation split: the last epoch is kept")
     if note:
         LOGGER.warning(note)
     chief = dist.is_chief(strategy)
@@ -613,6 +640,7 @@ def _train(run: dict, data: dict):
     settings, strategy, write_dir = run["settings"], run["strategy"], run["write_dir"]
     scope = strategy.scope if strategy is not None else contextlib.nullcontext
     set_seeds(run["seed"], run["deterministic"])
+    run["steps_per_epoch"] = len(dist.batch_bounds(len(data["train_targets"]), settings["batch_size"], dist.replica_count(strategy)))
     network, model, optimizer = _compiled_model(run, data["X_train"].shape[1:], scope)
     # Batch normalisation over the global batch, as on one device (Keras' default takes each
     # replica's own statistics, so replicas would end with different moving statistics). Switched
@@ -679,8 +707,8 @@ def _compiled_model(run: dict, feature_shape: tuple, scope):
         distillation = settings["distillation"]
         loss = distillation_loss(loss, class_count, distillation["temperature"], distillation["weight"])
         metrics = sliced_metrics(metrics, class_count)
-    with scope():
-        optimizer = build_optimizer(parameters["optimizer"])
+    with scope():  # a schedule's TRAINING_STEPS: the optimizer steps of the whole training
+        optimizer = build_optimizer(parameters["optimizer"], settings["epochs"] * run["steps_per_epoch"])
         try:
             model.compile(optimizer=optimizer, loss=loss, metrics=metrics, steps_per_execution=steps_per_execution)
         except (ValueError, TypeError) as exc:

@@ -82,10 +82,11 @@ UNHASHED_VALUES = {
     "dataset.train_split": 100,
     "feature_extractor.storage": "float32",
     **{f"learner.parameters.{key}": value for key, value in RESEARCH_OFF.items()},
+    "learner.parameters.model_selection.rule": "best",  # the 2023 protocol's (folders made before the key existed)
 }
 # Learner keys a training may change and still resume its checkpoint (how long and how fast it runs, what it
 # logs; the number of trainings): the checkpoint fingerprint is the learner hash's parameters less these.
-RESUME_SAFE = ("fit.epochs", "fit.steps_per_execution", "fit.tensorboard", "model_selection.initial_delay", "iterations")
+RESUME_SAFE = ("fit.epochs", "fit.steps_per_execution", "fit.tensorboard", "model_selection.initial_delay", "model_selection.rule", "iterations")
 
 
 # ------------------------------------------------------------------------------ the value registry
@@ -172,9 +173,9 @@ def number(low: float | None = None, high: float | None = None, low_open: bool =
     return Rule("number", low, high, low_open, high_open, optional=optional)
 
 
-def choice(*values) -> Rule:
-    """One of ``values`` (of the same type: ``5`` and ``"5"`` differ)."""
-    return Rule("choice", choices=tuple(values))
+def choice(*values, optional: bool = False) -> Rule:
+    """One of ``values`` (of the same type: ``5`` and ``"5"`` differ); with ``optional`` also null."""
+    return Rule("choice", choices=tuple(values), optional=optional)
 
 
 def flag() -> Rule:
@@ -226,7 +227,7 @@ RULES: dict[str, Rule] = {
     "dataset.method": choice(*METHODS["dataset"]),
     "dataset.train_split": choice(*TRAIN_SPLITS),
     "dataset_method_parameters.tau2022_mobile.development": PATH,
-    "dataset_method_parameters.tau2022_mobile.evaluation": PATH,
+    "dataset_method_parameters.tau2022_mobile.evaluation": text(optional=True),  # null: the edition's evaluation set (utils.editions)
     "dataset_method_parameters.tau2022_mobile.evaluation_labels": text(optional=True),
     # the synthetic demo generator (utils.demo_dataset.validate_parameters reads these)
     "dataset_method_parameters.demo.path": PATH,
@@ -273,7 +274,7 @@ RULES: dict[str, Rule] = {
     "learner.method": choice(*METHODS["learner"]),
     "learner.distribute": choice("none", "mirrored", "multi_worker"),
     "learner_method_parameters.cnn.iterations": POSITIVE,
-    "learner_method_parameters.cnn.validation_amount": number(0, 1, low_open=True, high_open=True),
+    "learner_method_parameters.cnn.validation_amount": number(0, 1, high_open=True, optional=True),  # 0: no hold-out; null: the edition's
     "learner_method_parameters.cnn.validation_seed": SEED,
     "learner_method_parameters.cnn.compile.metrics": items(text(), nonempty=False),
     "learner_method_parameters.cnn.fit.epochs": POSITIVE,
@@ -285,6 +286,7 @@ RULES: dict[str, Rule] = {
     "learner_method_parameters.cnn.fit.tensorboard": flag(),
     "learner_method_parameters.cnn.model_selection.monitor": text(hint="a logged metric name such as val_categorical_accuracy"),
     "learner_method_parameters.cnn.model_selection.initial_delay": integer(0),
+    "learner_method_parameters.cnn.model_selection.rule": choice("best", "last", optional=True),  # null: the edition's
     "learner_method_parameters.cnn.conversion.representative_examples": POSITIVE,
     "learner_method_parameters.cnn.conversion.io": items(choice(*MODEL_IO)),
     # learner_method_parameters.cnn: rules of new training keys (augmentation, distillation,
@@ -311,7 +313,12 @@ RULES: dict[str, Rule] = {
     "evaluator.confidence_level": number(0, 1, low_open=True, high_open=True),
     "device_models.enabled": flag(),
     "device_models.epochs": POSITIVE,
-    "device_models.learning_rate": number(0, low_open=True),
+    "device_models.batch_size": POSITIVE,
+    "device_models.label_smoothing": number(0, 1, high_open=True),
+    "device_models.augmentation": flag(),
+    "device_models.distillation": flag(),
+    "device_models.validation_amount": number(0, 1, high_open=True),
+    "device_models.model_selection_rule": choice("best", "last"),
     "device_models.trainable_layers": Rule("list", item=text(), distinct=True, optional=True),  # null: all layers; else fnmatch patterns
     "model_size.max_macs": POSITIVE,
     "model_size.max_memory_bytes": POSITIVE,
@@ -328,6 +335,7 @@ FREE_FORM = {
     "learner_method_parameters.cnn.compile.loss",
     "learner_method_parameters.cnn.optimizer",
     "learner_method_parameters.cnn.fit.callbacks",
+    "device_models.optimizer",
 }
 
 
@@ -570,6 +578,9 @@ class ParameterContainer:
                 body["parameters"] = copy.deepcopy(methods[body["method"]])
         params["set_id"] = set_id
         params["description"] = self.sets[set_id].get("description", "")
+        from utils.editions import apply_protocol
+
+        apply_protocol(params)  # the parameters left null take the values of the set's edition (utils.editions)
         check_values(params, f"set {set_id}")
         fallback = params["general"]["fallback_set"]
         if params["general"]["fallback_to_demo"] and fallback not in self.sets:

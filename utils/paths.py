@@ -39,9 +39,6 @@ SHIPPED_FILES = {
     "task1a_submission_2025.meta.yaml": "meta/task1a_submission_2025.meta.yaml",
     "tau2022_manifest.yaml": "utils/tau2022_manifest.yaml",
 }
-# The meta template of each edition when submission.meta_template is null: found under the run's
-# root when the user has their own filled-in copy there, else the shipped (unfilled) template.
-EDITION_META_TEMPLATES = {2023: "task1a_submission.meta.yaml", 2024: "task1a_submission_2024.meta.yaml", 2025: "task1a_submission_2025.meta.yaml"}
 
 _extracted = contextlib.ExitStack()  # shipped files extracted from a zip import, removed at exit
 atexit.register(_extracted.close)
@@ -146,9 +143,11 @@ def meta_template(params: Mapping[str, Any], workdir: str | os.PathLike | None =
     value = submission.get("meta_template")
     if value is not None:
         return resolve_run_path(params, value, workdir)
-    name = EDITION_META_TEMPLATES[submission.get("edition", 2023)]
-    path = resolve_run_path(params, SHIPPED_FILES[name], workdir)
-    return path if path.exists() else packaged_file(name)
+    from utils import editions
+
+    shipped = editions.get(submission.get("edition", 2023)).meta_template  # the edition's own template
+    path = resolve_run_path(params, shipped, workdir)
+    return path if path.exists() else packaged_file(Path(shipped).name)
 
 
 def check_output_path(path: Path, what: str) -> None:

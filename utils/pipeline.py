@@ -19,7 +19,7 @@ from pathlib import Path
 
 from typing import Callable
 
-from utils import device_models, paths, stages, workspace
+from utils import device_models, editions, paths, stages, workspace
 from utils.errors import Task1aError
 from utils.files import file_digest
 from utils.parameters import typed_settings
@@ -117,32 +117,26 @@ def run_sets(all_params: list[dict], options: RunOptions) -> list[RunOutcome]:
 
 def check_package_request(all_params: list[dict], options: RunOptions) -> None:
     """Before any work: ``--package`` needs challenge mode, one edition, the sets that edition packages
-    (DCASE2024: the five training subsets; otherwise one set), a valid label, the edition's meta template,
-    the model size stage, and (DCASE2025) the device models."""
-    from utils.submission import SPLITS_2024, check_label, load_meta_template
+    (:meth:`utils.editions.base.Edition.check_package_sets`), a valid label, the edition's meta template
+    and the model size stage."""
+    from utils.submission import check_label, load_meta_template
 
-    editions = {params["submission"]["edition"] for params in all_params}
+    years = {params["submission"]["edition"] for params in all_params}
     if any(params["general"]["mode"] != "eval" for params in all_params):
         raise Task1aError("--package needs challenge mode (--mode eval)")
-    if len(editions) > 1:
-        raise Task1aError(f"--package: the sets name different submission.edition values {sorted(editions)}; give sets of one edition")
-    edition = editions.pop()
-    splits = sorted(params["dataset"]["train_split"] for params in all_params)
-    if edition == 2024 and [f"split_{split}" for split in splits] != list(SPLITS_2024):
-        raise Task1aError(f"--package for DCASE2024 needs the five training subsets in one command (-s with dataset.train_split 5, 10, 25, 50, 100), got {splits}")
-    if edition != 2024 and len(all_params) > 1:
-        raise Task1aError(f"--package for DCASE{edition} takes one set, got {len(all_params)}; give one -s set")
+    if len(years) > 1:
+        raise Task1aError(f"--package: the sets name different submission.edition values {sorted(years)}; give sets of one edition")
+    edition = editions.of(all_params[0])
+    edition.check_package_sets(all_params)
     params = all_params[0]
     check_label(params["submission"]["label"] if options.package is True else options.package)
     template = paths.meta_template(params, options.workdir)
     recorded = (load_meta_template(template).get("submission") or {}).get("edition")
-    if recorded is not None and recorded != edition:
-        raise Task1aError(f"meta template {template} is for edition {recorded}, not {edition} (submission.edition); "
+    if recorded is not None and recorded != edition.year:
+        raise Task1aError(f"meta template {template} is for edition {recorded}, not {edition.year} (submission.edition); "
                           "set submission.meta_template to that edition's template or null")
     if not all(p["flow"]["model_size"] for p in all_params):
         raise Task1aError("--package needs the model's complexity figures; set flow.model_size: true")
-    if edition == 2025 and not params["device_models"]["enabled"]:
-        raise Task1aError("--package for DCASE2025 needs device-specific models; set device_models.enabled: true (set dcase2025_device_specific)")
 
 
 # ------------------------------------------------------------------------------------------- run
@@ -223,6 +217,7 @@ def check_before_work(run: _Run) -> None:
     from utils.complexity import enforce_limits, limits_enforced, network_complexity
 
     stages.check_learner_settings(run.params, run.root, given_model=bool(run.options.model))
+    device_models.check_device_settings(run.params)
     if run.options.model or (run.group is not None and not run.group.chief) or not limits_enforced(run.params):
         return
     enforce_limits(network_complexity(run.params), run.params["model_size"], f"the network of set {run.params['set_id']}")
@@ -236,6 +231,7 @@ def _prepare_data(run: _Run) -> None:
     log.info("set %s (%s), mode %s, data: %s", params["set_id"], params["description"], params["general"]["mode"], run.data.description)
     if params["general"]["mode"] == "eval" and run.data.evaluation is None:
         raise Task1aError("challenge mode needs the evaluation set; set dataset_method_parameters.tau2022_mobile.evaluation")
+    editions.of(params).check_data(run.data)  # the edition's demands on the data (DCASE2025: device_id in the evaluation list)
 
 
 def _extract_features(run: _Run) -> None:
@@ -308,8 +304,9 @@ def _test(run: _Run) -> None:
     """Each model's system output over the test items (with ``--output``, a copy of the first)."""
     options = run.options
     space, digest = run.runner.workspace, run.recognizer_dir.name
+    devices = editions.of(run.params).test_devices(run.data, run.tests) if run.recognizer is device_models.DEVICE_RECOGNIZER else None
     run.outputs = [run.runner.run(run.recognizer, stages.TestUnit(model, run.tests, run.stores[1], space.seed_dir(stages.RECOGNIZER.name, digest, model.seed),
-                                                                     run.settings.recognizer, options.overwrite, run.runner.progress))
+                                                                     run.settings.recognizer, options.overwrite, run.runner.progress, devices))
                    for model in run.models]
     if options.output:
         from utils.files import atomic_path
@@ -464,41 +461,40 @@ def development_results(params: dict, workdir=None, extra=None) -> dict | None:
 
 
 def _meta_complexity(outcome: RunOutcome) -> dict:
-    """The meta's complexity block of a run's tested model; an over-limit model is refused (the challenge would)."""
+    """The meta's complexity block of a run's tested model, its parameter memory counted as the edition
+    counts it (:meth:`utils.editions.base.Edition.memory_bytes`); an over-limit model is refused (the challenge would)."""
     from utils.complexity import enforce_limits
 
     params, model = outcome.params, outcome.model
     if outcome.complexity is None:
         raise Task1aError("--package needs the model's complexity figures; set flow.model_size: true")
     enforce_limits(outcome.complexity, params["model_size"], f"the model of set {params['set_id']}")
-    return stages.meta_complexity(model.keras, model.tflite[params["recognizer"]["model_io"]], outcome.complexity)
+    block = stages.meta_complexity(model.keras, model.tflite[params["recognizer"]["model_io"]], outcome.complexity)
+    edition = editions.of(params)
+    memory = edition.memory_bytes(block["total_model_size"], block["total_parameters"])
+    if memory > edition.max_memory_bytes:
+        raise Task1aError(f"the model of set {params['set_id']} has {memory:,.0f} B of parameter memory as DCASE{edition.year} counts it "
+                          f"({block['total_parameters']:,} parameters x {edition.parameter_bits} bit), over its limit of {edition.max_memory_bytes:,} B; reduce the model")
+    block["total_model_size"] = block["memory_use"] = memory if edition.parameter_bits is None else int(memory)
+    return block
 
 
 def write_package(outcomes: list[RunOutcome], options: RunOptions) -> Path:
-    """The submission zip of ``submission.edition`` from the challenge-mode runs of one command."""
+    """The submission zip of ``submission.edition`` from the challenge-mode runs of one command (what goes
+    in it: :meth:`utils.editions.base.Edition.package_inputs`), and the edition's extra files beside it."""
     from utils.submission import build_submission_meta, build_submission_package
 
     params, workdir = outcomes[0].params, options.workdir
-    edition = params["submission"]["edition"]
+    edition = editions.of(params)
     label = params["submission"]["label"] if options.package is True else options.package
-    complexity = _meta_complexity(outcomes[0])
-    output_csv = outcomes[0].system_output
-    energy = (outcomes[0].energy or {}).get("energy_consumption") if edition == 2023 else None
-    if edition == 2024:
-        for outcome in outcomes[1:]:
-            _meta_complexity(outcome)
-        results = {outcome.params["dataset"]["train_split"]: development_results(outcome.params, workdir) for outcome in outcomes}
-        output_csv = {outcome.params["dataset"]["train_split"]: outcome.system_output for outcome in outcomes}
-    elif edition == 2025:
-        complexity["device_models"] = {device: _meta_complexity(RunOutcome(params=params, model=model, complexity=figures))
-                                       for device, (model, figures) in outcomes[0].device_models.items()}
-        results = device_models.device_specific_results(development_results(params, workdir))
-    else:
-        results = development_results(params, workdir, outcomes[0].recognizer_extra)
-    meta = build_submission_meta(label, paths.meta_template(params, workdir), params, complexity, energy, results, edition=edition)
+    inputs = edition.package_inputs(outcomes, _meta_complexity, lambda p, extra: development_results(p, workdir, extra))
+    meta = build_submission_meta(label, paths.meta_template(params, workdir), params, inputs["complexity"], inputs["energy"], inputs["results"],
+                                 edition=edition.year)
     out_zip = workspace.Workspace(paths.system_dir(params, workdir)).package_path(label)
-    build_submission_package(label, output_csv, out_zip, meta)
-    log.info("submission package (DCASE%d) written to %s", edition, out_zip)
+    build_submission_package(label, inputs["outputs"], out_zip, meta)
+    log.info("submission package (DCASE%d) written to %s", edition.year, out_zip)
+    for extra in edition.write_extras(outcomes, label, out_zip.parent, workdir):
+        log.info("DCASE%d: %s written", edition.year, extra)
     return out_zip
 
 

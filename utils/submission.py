@@ -22,7 +22,7 @@ extra field the official validators ignore). The validator checks the edition gi
 ``--edition``, and reports a meta recorded for another one; without ``--edition`` it checks the
 edition the meta records, else 2023.
 
-What differs between editions (:class:`Edition`):
+What differs between editions (:class:`SubmissionRules`, held by each edition of :mod:`utils.editions`):
 
 - 2023: one output file (118,800 evaluation files); ``system`` has description (11 fields),
   complexity (5 fields), energy_consumption, external_datasets, source_code;
@@ -120,8 +120,9 @@ MODELS_2025 = ("general_model", "device_specific_models")
 
 
 @dataclass(frozen=True)
-class Edition:
-    """The rules of one challenge edition's submission (see the module docstring)."""
+class SubmissionRules:
+    """What the validator checks for one challenge edition (see the module docstring). Each edition's
+    object (:mod:`utils.editions`) holds its rules; :data:`EDITIONS` reads them from that registry."""
 
     year: int
     task: str
@@ -134,6 +135,9 @@ class Edition:
     result_groups: tuple[str, ...]  # () -> development_dataset is one figures block, else one per group
     group_figures: tuple[str, ...] = ()  # figures entries each block has beyond overall (2025)
     device_models: bool = False  # system.complexity.device_models (2025)
+    group_prefix: str = ""  # an integer results / outputs key k stands for f"{group_prefix}{k}" (2024: "split_")
+    max_macs: int = MAX_MACS
+    max_memory_bytes: int = MAX_MEMORY_BYTES
 
     @property
     def system_fields(self) -> tuple[str, ...]:
@@ -144,22 +148,35 @@ class Edition:
         return f"DCASE{self.year} Task 1 ({self.task})"
 
 
-EDITIONS = {
-    2023: Edition(2023, "low-complexity", DESCRIPTION_FIELDS, COMPLEXITY_FIELDS, "memory_use", True, ("",), 118800, ()),
-    2024: Edition(2024, "data-efficient low-complexity", DESCRIPTION_FIELDS_2024, ("total_model_size", "total_parameters", "macs"),
-                  "total_model_size", False, SPLITS_2024, 135730, SPLITS_2024),
-    2025: Edition(2025, "low-complexity with device information", _DESCRIPTION_FIELDS_2025, ("total_model_size", "total_parameters", "macs"),
-                  "total_model_size", False, ("",), None, MODELS_2025, tuple(DEVICE_GROUPS_2025), True),
-}
+class _RegisteredRules(Mapping):
+    """``{year: SubmissionRules}`` of every edition registered in :mod:`utils.editions` (read when used)."""
+
+    @staticmethod
+    def _rules() -> dict:
+        from utils import editions
+
+        return {year: edition.rules for year, edition in editions.REGISTRY.items()}
+
+    def __getitem__(self, year):
+        return self._rules()[year]
+
+    def __iter__(self):
+        return iter(self._rules())
+
+    def __len__(self) -> int:
+        return len(self._rules())
+
+
+EDITIONS = _RegisteredRules()
 DEFAULT_EDITION = 2023
 # The evaluation set of the DCASE2023 edition: files 0.wav ... 118799.wav (the official validator's figures).
-OFFICIAL_EVALUATION_FILE_COUNT = EDITIONS[2023].evaluation_file_count
+OFFICIAL_EVALUATION_FILE_COUNT = 118800
 OFFICIAL = "official"  # validate_submission's expected_file_count: the edition's own evaluation set size
 
 
-def get_edition(edition) -> Edition:
-    """The rules of ``edition`` (2023, 2024 or 2025; an Edition passes through)."""
-    if isinstance(edition, Edition):
+def get_edition(edition) -> SubmissionRules:
+    """The validator rules of ``edition`` (a registered year; SubmissionRules pass through)."""
+    if isinstance(edition, SubmissionRules):
         return edition
     if isinstance(edition, bool) or not isinstance(edition, int) or edition not in EDITIONS:
         raise Task1aError(f"submission edition {edition!r} is unknown; choose one of {', '.join(map(str, EDITIONS))} (submission.edition / --edition)")
@@ -265,15 +282,15 @@ def development_results_block(results: Mapping | None, scene_labels: Sequence[st
     return block
 
 
-def _group_key(key, rules: Edition) -> str:
+def _group_key(key, rules: SubmissionRules) -> str:
     """A results / outputs key of an edition with several (2024: 25 or "split_25" -> "split_25")."""
-    name = f"split_{key}" if rules.year == 2024 and isinstance(key, int) and not isinstance(key, bool) else key
+    name = f"{rules.group_prefix}{key}" if rules.group_prefix and isinstance(key, int) and not isinstance(key, bool) else key
     if name not in (rules.result_groups or rules.output_keys):
         raise Task1aError(f"{rules.name}: unknown key {key!r} (known: {', '.join(rules.result_groups or rules.output_keys)}); rename it")
     return name
 
 
-def _development_block(development_results: Mapping | None, rules: Edition) -> dict:
+def _development_block(development_results: Mapping | None, rules: SubmissionRules) -> dict:
     """``results.development_dataset`` of the edition: one block, or one per split (2024) / model (2025)."""
     if not rules.result_groups:
         return development_results_block(development_results, groups=rules.group_figures)
@@ -290,7 +307,7 @@ def _measured_block(values: Mapping | None, fields: Sequence[str], what: str) ->
     return {field: values.get(field) for field in fields}
 
 
-def _complexity_block(complexity: Mapping | None, rules: Edition) -> dict:
+def _complexity_block(complexity: Mapping | None, rules: SubmissionRules) -> dict:
     """``system.complexity``: COMPLEXITY_FIELDS (null where absent); 2025 adds ``device_models``."""
     complexity = dict(complexity or {})
     device_models = complexity.pop("device_models", None) if rules.device_models else None
@@ -366,7 +383,7 @@ def build_submission_meta(
     return {"submission": submission, "system": system, "results": {"development_dataset": _development_block(development_results, rules)}}
 
 
-def _outputs_by_key(label: str, outputs, rules: Edition) -> dict[str, Path]:
+def _outputs_by_key(label: str, outputs, rules: SubmissionRules) -> dict[str, Path]:
     """The system output file(s) of a package: one path, or ``{key: path}`` for 2024's splits."""
     if rules.output_keys == ("",):
         if isinstance(outputs, Mapping):
@@ -480,7 +497,7 @@ def _check_numbers(values, fields: Sequence[str], name: str, problem) -> None:
             problem(f"{name}.{field} {values[field]!r} is not a number")
 
 
-def _check_model_complexity(complexity, name: str, rules: Edition, problem) -> None:
+def _check_model_complexity(complexity, name: str, rules: SubmissionRules, problem) -> None:
     """One model's complexity figures: present, numeric, ``total_parameters`` an integer, within the limits."""
     _require(complexity, rules.complexity_required, name, problem)
     if not isinstance(complexity, Mapping):
@@ -491,13 +508,13 @@ def _check_model_complexity(complexity, name: str, rules: Edition, problem) -> N
     elif not _is_integer(parameters):
         problem(f"{name}.total_parameters {parameters!r} is not an integer")
     _check_numbers(complexity, [field for field in COMPLEXITY_FIELDS if field != "total_parameters"], name, problem)
-    for field, limit, unit in (("macs", MAX_MACS, "MACs per inference"), (rules.memory_field, MAX_MEMORY_BYTES, "B of parameter memory")):
+    for field, limit, unit in (("macs", rules.max_macs, "MACs per inference"), (rules.memory_field, rules.max_memory_bytes, "B of parameter memory")):
         value = complexity.get(field)
         if _is_number(value) and float(value) > limit:
             problem(f"{name}.{field} {float(value):,.0f} exceeds the challenge's limit of {limit:,} {unit} per model; reduce the model")
 
 
-def _check_complexity(complexity, rules: Edition, problem) -> None:
+def _check_complexity(complexity, rules: SubmissionRules, problem) -> None:
     _check_model_complexity(complexity, "system.complexity", rules, problem)
     if not rules.device_models or not isinstance(complexity, Mapping):
         return
@@ -511,7 +528,7 @@ def _check_complexity(complexity, rules: Edition, problem) -> None:
         _check_model_complexity(figures, f"system.complexity.device_models.{device}", rules, problem)
 
 
-def _check_system(system: Mapping, rules: Edition, problem) -> None:
+def _check_system(system: Mapping, rules: SubmissionRules, problem) -> None:
     _require(system, rules.system_fields, "'system'", problem)
     if "description" in system:
         _require(system["description"], rules.description_fields, "system.description", problem)
@@ -528,7 +545,7 @@ def _check_system(system: Mapping, rules: Edition, problem) -> None:
             _require(item, EXTERNAL_DATASET_FIELDS, f"system.external_datasets[{index}]", problem)
 
 
-def _check_figures_block(block, name: str, rules: Edition, scene_labels: Sequence[str], problem) -> None:
+def _check_figures_block(block, name: str, rules: SubmissionRules, scene_labels: Sequence[str], problem) -> None:
     """One figures block: overall (and the edition's group figures), class_wise, device_wise; numbers."""
     if not isinstance(block, Mapping):
         problem(f"{name} must be a mapping with {', '.join(RESULT_BLOCKS + rules.group_figures)}")
@@ -547,7 +564,7 @@ def _check_figures_block(block, name: str, rules: Edition, scene_labels: Sequenc
             _check_numbers(figures, RESULT_FIELDS, f"{name}.{entry}", problem)
 
 
-def _check_results(results: Mapping, rules: Edition, scene_labels: Sequence[str], problem) -> None:
+def _check_results(results: Mapping, rules: SubmissionRules, scene_labels: Sequence[str], problem) -> None:
     development = results.get("development_dataset")
     name = "results.development_dataset"
     if not isinstance(development, Mapping):
@@ -632,7 +649,7 @@ def _read_entries(path: Path) -> tuple[dict, list[str]]:
     return entries, problems
 
 
-def _entry_edition(meta, edition, display: str, problems: list[str]) -> Edition:
+def _entry_edition(meta, edition, display: str, problems: list[str]) -> SubmissionRules:
     """The edition a submission is checked under: ``edition`` if given, else the meta's, else 2023."""
     recorded = meta["submission"].get("edition") if isinstance(meta, Mapping) and isinstance(meta.get("submission"), Mapping) else None
     if recorded is not None and (isinstance(recorded, bool) or not isinstance(recorded, int) or recorded not in EDITIONS):
@@ -647,7 +664,7 @@ def _entry_edition(meta, edition, display: str, problems: list[str]) -> Edition:
     return rules
 
 
-def _check_outputs(label: str, outputs: dict, rules: Edition, file_count, path: Path, max_rows: int) -> list[str]:
+def _check_outputs(label: str, outputs: dict, rules: SubmissionRules, file_count, path: Path, max_rows: int) -> list[str]:
     """The edition's output files of one submission: each present, each well formed, no other."""
     problems = []
     for key in rules.output_keys:

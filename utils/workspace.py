@@ -93,6 +93,7 @@ class LearningRecord:
     keras_parameters: int | None = None
     train_segments: int | None = None
     validation_segments: int | None = None
+    model_selection: str | None = None  # best | last (model_selection.rule)
 
 
 @dataclass

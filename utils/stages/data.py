@@ -64,7 +64,12 @@ def prepare_data(params: dict, root: Path, progress: bool = True) -> DataContext
         development = tau.TAUDevelopmentSet.load(development_path, train_split=train_split)
         evaluation = None
         if mode == "eval":
-            evaluation = tau.TAUEvaluationSet.load(resolve_path(root, settings["evaluation"]), resolve_path(root, settings["evaluation_labels"]))
+            from utils import editions
+
+            evaluation_path = resolve_path(root, settings["evaluation"])
+            if not evaluation_path.is_dir():  # before any training: the edition names its evaluation set and the download command
+                raise Task1aError(editions.of(params).missing_evaluation_set(evaluation_path))
+            evaluation = tau.TAUEvaluationSet.load(evaluation_path, resolve_path(root, settings["evaluation_labels"]))
         return DataContext(development, evaluation, synthetic=False, name=f"{REAL_DATASET_NAME}, development set ({development_path})", params=params)
     if method != "demo":
         raise Task1aError(f"unknown dataset.method '{method}' (known: {', '.join(allowed('dataset'))}); fix task1a.yaml")
@@ -78,13 +83,10 @@ def prepare_data(params: dict, root: Path, progress: bool = True) -> DataContext
 
 
 def training_items(data: DataContext) -> pd.DataFrame:
-    """Items to learn from: fold1_train or its ``dataset.train_split`` % subset (dev mode); in challenge mode
-    the whole development set (train + evaluate, DCASE2023) or, for a subset, the subset alone (as the
-    official DCASE2024 baseline trains on ``splitN.csv`` only)."""
-    development = data.development
-    if data.mode == "eval" and development.train_split == 100:
-        return pd.concat([development.train, development.evaluate], ignore_index=True)
-    return development.train
+    """Items to learn from, as the set's edition says (:meth:`utils.editions.base.Edition.training_items`)."""
+    from utils import editions
+
+    return editions.of(data.params).training_items(data)
 
 
 def development_items(data: DataContext) -> pd.DataFrame:

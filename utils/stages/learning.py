@@ -156,10 +156,11 @@ class LearnerStage(Stage):
             epochs_trained=trained["epochs_trained"],
             stopped_early=trained["stopped_early"],
             validation={k: v for k, v in trained.items() if k.startswith("val")},
-            quantization=tflite.evaluate_quantization(model, exported, X_val, y_val),
+            quantization=tflite.evaluate_quantization(model, exported, X_val, y_val) if X_val is not None else None,
             keras_parameters=int(model.count_params()),
             train_segments=int(len(y_train)),
-            validation_segments=int(len(y_val)),
+            validation_segments=int(len(y_val)) if y_val is not None else 0,
+            model_selection=learner["model_selection"].get("rule") or "best",
         )
         ws.write_learning(folder, record)
         return TrainedModel.from_record(folder, ws.read_learning(folder))
@@ -176,8 +177,11 @@ def learning_data(params: dict, items: pd.DataFrame, store, folder: Path, write:
     from utils import features
 
     learner = params["learner"]["parameters"]
-    train_index, validation_index = tau.location_disjoint_split(items, learner["validation_amount"], learner["validation_seed"])
-    train_items, validation_items = items.iloc[train_index], items.iloc[validation_index]
+    if learner["validation_amount"]:
+        train_index, validation_index = tau.location_disjoint_split(items, learner["validation_amount"], learner["validation_seed"])
+        train_items, validation_items = items.iloc[train_index], items.iloc[validation_index]
+    else:  # validation_amount 0: the whole of ``items`` trains, no hold-out (the official DCASE2024/2025 protocol)
+        train_items, validation_items = items, items.iloc[:0]
     split = {
         "train_split": params["dataset"]["train_split"], "seed": learner["validation_seed"], "validation_amount": learner["validation_amount"],
         "train_locations": sorted(train_items["identifier"].unique().tolist()),
@@ -194,10 +198,15 @@ def learning_data(params: dict, items: pd.DataFrame, store, folder: Path, write:
     class_index = {label: i for i, label in enumerate(tau.SCENE_LABELS)}
     data = {"train_items": train_items, "normalization": normalization}
     for side, side_items in (("train", train_items), ("val", validation_items)):
-        data[f"X_{side}"] = features.load_normalized(store, side_items["filename"].tolist(), normalizer)
-        data[f"y_{side}"] = np.array([class_index[s] for s in segment_labels(store, side_items, "scene_label")])
-    log.info("learning: %d training and %d validation segments (%d / %d locations), validation split seed %d", len(data["y_train"]),
-             len(data["y_val"]), train_items["identifier"].nunique(), validation_items["identifier"].nunique(), learner["validation_seed"])
+        held_out = side == "train" or len(side_items)
+        data[f"X_{side}"] = features.load_normalized(store, side_items["filename"].tolist(), normalizer) if held_out else None
+        data[f"y_{side}"] = np.array([class_index[s] for s in segment_labels(store, side_items, "scene_label")]) if held_out else None
+    if data["y_val"] is None:
+        log.info("learning: %d training segments (%d locations), no validation hold-out (validation_amount 0)", len(data["y_train"]),
+                 train_items["identifier"].nunique())
+    else:
+        log.info("learning: %d training and %d validation segments (%d / %d locations), validation split seed %d", len(data["y_train"]),
+                 len(data["y_val"]), train_items["identifier"].nunique(), validation_items["identifier"].nunique(), learner["validation_seed"])
     return data
 
 

@@ -30,6 +30,7 @@ class TestUnit:
     recognizer: RecognizerSettings
     overwrite: bool = False
     progress: bool = True
+    devices: pd.Series | None = None  # each item's device as the edition gives it at inference (device models route by it)
 
 
 def testing_finished(folder: Path) -> bool:
