@@ -60,6 +60,9 @@ class Edition:
                 node, last = _parent(params, path)
                 if node is not None and node.get(last, value) is None:
                     node[last] = value
+        sizes = params.get("model_size")
+        if isinstance(sizes, dict) and sizes.get("parameter_bits") is None:  # the precision this edition counts parameter memory in
+            sizes["parameter_bits"] = self.parameter_bits
         return params
 
     # -------------------------------------------------------------------------------- the data
