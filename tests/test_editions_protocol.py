@@ -92,18 +92,17 @@ def _data(params, demo_paths):
 
 
 def test_dcase2024_in_challenge_mode_trains_on_exactly_its_split_files_rows(demo_data):
-    from utils.stages import training_items
-
     _, demo_paths = demo_data
     container = ParameterContainer()
     fold = pd.read_csv(demo_paths["development"] / "evaluation_setup" / "fold1_train.csv", sep="\t")
     evaluate = pd.read_csv(demo_paths["development"] / "evaluation_setup" / "fold1_evaluate.csv", sep="\t")
     for split in (25, 100):
         params = apply_overrides(container.resolve(f"dcase2024_split{split}"), {"general.mode": "eval"})
-        items = training_items(_data(params, demo_paths))
+        items = editions.of(params).training_items(_data(params, demo_paths))
         rows = fold if split == 100 else pd.read_csv(demo_paths["development"] / "split_setup" / f"split{split}.csv", sep="\t")
         assert sorted(items["filename"]) == sorted(rows["filename"])  # split 100: fold1_train alone, never fold1_evaluate
-    whole = training_items(_data(apply_overrides(container.resolve("dcase2023_baseline"), {"general.mode": "eval"}), demo_paths))
+    challenge_2023 = apply_overrides(container.resolve("dcase2023_baseline"), {"general.mode": "eval"})
+    whole = editions.of(challenge_2023).training_items(_data(challenge_2023, demo_paths))
     assert len(whole) == len(fold) + len(evaluate)  # DCASE2023's challenge mode: the whole development set
 
 
@@ -142,7 +141,7 @@ def test_a_challenge_run_without_its_editions_evaluation_set_names_it_and_the_do
     params = ParameterContainer().resolve("dcase2024_split100", command_line={
         "general": {"mode": "eval"}, "dataset_method_parameters": {"tau2022_mobile": {"development": str(demo_paths["development"])}}})
     with pytest.raises(Task1aError) as caught:
-        prepare_data(params, tmp_path, progress=False)
+        prepare_data(params, tmp_path, progress=False, edition=editions.of(params))
     message = str(caught.value)
     assert "TAU-urban-acoustic-scenes-2024-mobile-evaluation" in message and "python -m utils.download" in message and "--evaluation 2024" in message
 

@@ -120,7 +120,7 @@ def test_an_unpacked_wheel_reads_its_packaged_defaults_with_importlib_resources(
         "assert str(q.DEFAULT_PARAMETER_FILE).startswith(SITE)\n"
         "container = q.ParameterContainer()\n"
         "assert 'demo' in container.set_ids() and container.active_set in container.set_ids()\n"
-        "assert str(p.meta_template(container.resolve('demo'))).startswith(SITE)\n"
+        "assert str(p.meta_template(container.resolve('demo'), 'meta/task1a_submission.meta.yaml')).startswith(SITE)\n"
         "assert 'development' in d.load_manifest()\n"
         "assert p.run_root(container.defaults) == p.Path.cwd()\n"
         "assert p.system_dir(container.defaults) == p.Path.cwd() / 'system'\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from utils import paths
+from utils import editions, paths
 from utils.errors import Task1aError
 from utils.parameters import DEFAULT_PARAMETER_FILE, ParameterContainer
 
@@ -30,7 +30,7 @@ def test_a_clone_run_from_its_folder_resolves_as_before(monkeypatch):
     params = ParameterContainer().resolve("demo")
     assert paths.system_dir(params) == REPO_DIR / "system"
     assert paths.resolve_run_path(params, params["dataset"]["parameters"]["path"]) == REPO_DIR / "datasets" / "task1a-demo-synthetic"
-    assert paths.meta_template(params) == REPO_DIR / "meta" / "task1a_submission.meta.yaml"
+    assert paths.meta_template(params, editions.of(params).meta_template) == REPO_DIR / "meta" / "task1a_submission.meta.yaml"
 
 
 def test_workdir_beats_path_root_which_beats_the_working_folder(tmp_path, monkeypatch):
@@ -86,13 +86,13 @@ def test_a_null_meta_template_is_the_editions_own_copy_or_the_shipped_one(tmp_pa
 
     for edition, name in ((year, Path(edition.meta_template).name) for year, edition in editions.REGISTRY.items()):
         params = {"path": {"root": "."}, "submission": {"meta_template": None, "edition": edition}}
-        assert paths.meta_template(params) == paths.packaged_file(name)
-        assert paths.meta_template(params).is_file()
+        assert paths.meta_template(params, editions.of(params).meta_template) == paths.packaged_file(name)
+        assert paths.meta_template(params, editions.of(params).meta_template).is_file()
         (tmp_path / "meta").mkdir(exist_ok=True)
         (tmp_path / "meta" / name).write_text("submission: {}\n")
-        assert paths.meta_template(params) == tmp_path / "meta" / name  # the user's own copy wins
+        assert paths.meta_template(params, editions.of(params).meta_template) == tmp_path / "meta" / name  # the user's own copy wins
     params["submission"]["meta_template"] = "mine.yaml"
-    assert paths.meta_template(params) == tmp_path / "mine.yaml"  # not there: the submission code says so
+    assert paths.meta_template(params, editions.of(params).meta_template) == tmp_path / "mine.yaml"  # not there: the submission code says so
 
 
 def test_a_missing_shipped_file_is_a_one_line_error(tmp_path, monkeypatch):

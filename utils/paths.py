@@ -132,20 +132,16 @@ def log_dir(params: Mapping[str, Any], workdir: str | os.PathLike | None = None)
     return resolve_run_path(params, _path_section(params).get("log", "log"), workdir)
 
 
-def meta_template(params: Mapping[str, Any], workdir: str | os.PathLike | None = None) -> Path:
+def meta_template(params: Mapping[str, Any], shipped: str, workdir: str | os.PathLike | None = None) -> Path:
     """The submission meta template: ``submission.meta_template`` under the run's root, which must exist.
 
-    Null (the default): the template of ``submission.edition``, ``meta/<its name>`` under the run's root
-    when the user keeps a filled-in copy there, else the shipped (unfilled) one (an installed copy run
-    from an empty folder).
+    Null (the default): the edition's template ``shipped`` (``meta/<name>``, :attr:`utils.editions.base.Edition.meta_template`)
+    under the run's root when the user keeps a filled-in copy there, else the shipped (unfilled) one (an
+    installed copy run from an empty folder).
     """
-    submission = params.get("submission", {})
-    value = submission.get("meta_template")
+    value = params.get("submission", {}).get("meta_template")
     if value is not None:
         return resolve_run_path(params, value, workdir)
-    from utils import editions
-
-    shipped = editions.get(submission.get("edition", 2023)).meta_template  # the edition's own template
     path = resolve_run_path(params, shipped, workdir)
     return path if path.exists() else packaged_file(Path(shipped).name)
 

@@ -130,7 +130,7 @@ def check_package_request(all_params: list[dict], options: RunOptions) -> None:
     edition.check_package_sets(all_params)
     params = all_params[0]
     check_label(params["submission"]["label"] if options.package is True else options.package)
-    template = paths.meta_template(params, options.workdir)
+    template = paths.meta_template(params, edition.meta_template, options.workdir)
     recorded = (load_meta_template(template).get("submission") or {}).get("edition")
     if recorded is not None and recorded != edition.year:
         raise Task1aError(f"meta template {template} is for edition {recorded}, not {edition.year} (submission.edition); "
@@ -225,7 +225,7 @@ def check_before_work(run: _Run) -> None:
 
 def _prepare_data(run: _Run) -> None:
     """The datasets (the chief first: it generates the demo data once)."""
-    run.data = run.group.chief_first(run.runner.run, stages.DATA, stages.DataUnit(run.params, run.root, run.runner.progress))
+    run.data = run.group.chief_first(run.runner.run, stages.DATA, stages.DataUnit(run.params, run.root, run.runner.progress, edition=editions.of(run.params)))
     run.params = params = run.data.params
     run.settings = typed_settings(params)
     log.info("set %s (%s), mode %s, data: %s", params["set_id"], params["description"], params["general"]["mode"], run.data.description)
@@ -260,7 +260,7 @@ def _learn(run: _Run) -> None:
         run.models = [model]
         return
     learner_dir = run.runner.folder(stages.LEARNER, params)
-    items = stages.training_items(run.data)
+    items = editions.of(run.params).training_items(run.data)
     run.models = [run.runner.run(stages.LEARNER, stages.LearnerUnit(params, run.root, items, run.stores[0], run.runner.workspace.seed_dir(
                       stages.LEARNER.name, learner_dir.name, seed), seed, run.group, options.overwrite, run.runner.progress))
                   for seed in stages.trial_seeds(params)]
@@ -274,7 +274,7 @@ def _device_models(run: _Run) -> None:
     run.recognizer = device_models.DEVICE_RECOGNIZER
     for model in run.models:
         folder = run.runner.folder(device_models.DEVICE_MODELS, run.params, {"general_model": file_digest(model.keras)})
-        unit = device_models.DeviceModelsUnit(run.params, model, stages.training_items(run.data), run.stores[0],
+        unit = device_models.DeviceModelsUnit(run.params, model, editions.of(run.params).training_items(run.data), run.stores[0],
                                               run.runner.workspace.seed_dir(device_models.DEVICE_MODELS.name, folder.name, model.seed), run.runner)
         model.devices = run.runner.run(device_models.DEVICE_MODELS, unit)
 
@@ -392,7 +392,7 @@ def _evaluate(run: _Run) -> None:
 def _evaluate_trial(run: _Run, model, output: Path, folder: Path, info: dict) -> dict:
     """One trial's results; with device models (DCASE2025) the general model's too, kept under ``general_model``."""
     data = run.data
-    groups = device_models.device_groups(model, stages.training_items(run.data))
+    groups = device_models.device_groups(model, editions.of(run.params).training_items(run.data))
     info = dict(info, seed=model.seed)
     level = run.settings.evaluator.confidence_level
     if groups:
@@ -488,7 +488,7 @@ def write_package(outcomes: list[RunOutcome], options: RunOptions) -> Path:
     edition = editions.of(params)
     label = params["submission"]["label"] if options.package is True else options.package
     inputs = edition.package_inputs(outcomes, _meta_complexity, lambda p, extra: development_results(p, workdir, extra))
-    meta = build_submission_meta(label, paths.meta_template(params, workdir), params, inputs["complexity"], inputs["energy"], inputs["results"],
+    meta = build_submission_meta(label, paths.meta_template(params, edition.meta_template, workdir), params, inputs["complexity"], inputs["energy"], inputs["results"],
                                  edition=edition.year)
     out_zip = workspace.Workspace(paths.system_dir(params, workdir)).package_path(label)
     build_submission_package(label, inputs["outputs"], out_zip, meta)

