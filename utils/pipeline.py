@@ -345,6 +345,7 @@ def run_record(run: _Run) -> workspace.RunRecord:
         mode=run.params["general"]["mode"],
         edition=run.params["submission"]["edition"],
         train_split=run.params["dataset"]["train_split"],
+        reference=editions.of(run.params).official_reference(run.params["dataset"]["train_split"]),
         hashes={stage.name: stage.digest(run.params, run.root, extra if stage in (stages.RECOGNIZER, stages.EVALUATOR) else None)
                 for stage in (stages.FEATURES, stages.LEARNER, stages.RECOGNIZER, stages.EVALUATOR)},
         complexity=run.complexity,

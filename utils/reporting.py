@@ -258,31 +258,10 @@ def _section_evaluation(evaluation: Any) -> list[str]:
     return lines
 
 
-# The official baselines' published development-set figures (fold1_evaluate of TAU Urban Acoustic
-# Scenes 2022 Mobile), per edition: (system, macro accuracy, log loss or None where not published).
-# DCASE2022/2023: the baseline README (10 trainings); DCASE2024: the data-efficient baseline per
-# training split; DCASE2025: the general model and the device-specific system.
-OFFICIAL_REFERENCE = {
-    2023: (("DCASE2023 baseline (also DCASE2022)", 0.429, 1.575),),
-    2024: tuple((f"DCASE2024 baseline, {split} % split", accuracy, None)
-                for split, accuracy in ((5, 0.4240), (10, 0.4529), (25, 0.5029), (50, 0.5319), (100, 0.5699))),
-    2025: (("DCASE2025 baseline, general model", 0.5072, None), ("DCASE2025 baseline, device-specific models", 0.5189, None)),
-}
-
-
-def official_reference(edition: Any, train_split: Any = None) -> list[tuple[str, float, float | None]]:
-    """The official figures of ``edition`` (empty when unknown); for 2024 the run's ``train_split`` first when known."""
-    rows = list(OFFICIAL_REFERENCE.get(edition, ()))
-    if edition == 2024 and train_split is not None:
-        mine = [row for row in rows if row[0].endswith(f" {train_split} % split")]
-        rows = mine + [row for row in rows if row not in mine]
-    return rows
-
-
 def _section_reference(run: dict[str, Any]) -> list[str]:
     """The run's figures beside its edition's official ones, the latter labelled as reference."""
     edition = run.get("edition")
-    reference = official_reference(edition, run.get("train_split"))
+    reference = run.get("reference") or []  # the edition's official figures (utils.editions), put in the record by the pipeline
     lines = ["## Official figures (reference)", ""]
     if not reference:
         return lines + [f"not shown: the record names no known edition ({edition!r}); 2023, 2024 and 2025 have official figures", ""]

@@ -130,6 +130,7 @@ class RunRecord:
     hashes: dict
     edition: int | None = None        # submission.edition: the report's official reference figures
     train_split: int | None = None    # dataset.train_split (DCASE2024's per-split reference)
+    reference: list | None = None     # the edition's official figures [system, accuracy, log loss] (report.md)
     complexity: dict | None = None
     energy: dict | None = None
     energy_summary: dict | None = None

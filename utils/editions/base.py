@@ -51,6 +51,16 @@ class Edition:
     evaluation_set: str = "evaluation"            # the download manifest's set of this edition's evaluation data
     readme_row: str = ""
     device_models: bool = False    # the submission needs device-specific models (device_models.enabled)
+    # The official baseline's published development-set figures (real TAU data, fold1_evaluate): rows of
+    # (system, macro accuracy, log loss or None where not published, the training split it is for or None).
+    reference: tuple = ()
+
+    def official_reference(self, train_split=None) -> list[list]:
+        """The official figures ``[system, accuracy, log loss]`` beside which report.md puts a run's own; the
+        run's ``train_split`` first when a row is for it."""
+        rows = [[name, accuracy, logloss] for name, accuracy, logloss, _ in self.reference]
+        mine = [row for row, (*_, split) in zip(rows, self.reference) if split is not None and split == train_split]
+        return mine + [row for row in rows if row not in mine]
 
     # ------------------------------------------------------------------------------ parameters
     def apply_protocol(self, params: dict) -> dict:

@@ -34,6 +34,7 @@ EDITION = DCASE2023(
     title="DCASE2023 Task 1 (low-complexity acoustic scene classification; also DCASE2022)",
     rules=RULES,
     meta_template="meta/task1a_submission.meta.yaml",
+    reference=(("DCASE2023 baseline (also DCASE2022)", 0.429, 1.575, None),),
     parameter_bits=None,
     protocol={"learner.parameters.validation_amount": 0.3, "learner.parameters.model_selection.rule": "best",
               EVALUATION_FOLDER_KEY: "datasets/TAU-urban-acoustic-scenes-2023-mobile-evaluation"},

@@ -44,6 +44,8 @@ EDITION = DCASE2024(
     title="DCASE2024 Task 1 (data-efficient low-complexity acoustic scene classification)",
     rules=RULES,
     meta_template="meta/task1a_submission_2024.meta.yaml",
+    reference=tuple((f"DCASE2024 baseline, {split} % split", accuracy, None, split)
+                    for split, accuracy in ((5, 0.4240), (10, 0.4529), (25, 0.5029), (50, 0.5319), (100, 0.5699))),
     parameter_bits=16,
     protocol={"learner.parameters.validation_amount": 0, "learner.parameters.model_selection.rule": "last",
               EVALUATION_FOLDER_KEY: "datasets/TAU-urban-acoustic-scenes-2024-mobile-evaluation"},

@@ -75,6 +75,7 @@ EDITION = DCASE2025(
     title="DCASE2025 Task 1 (low-complexity acoustic scene classification with device information)",
     rules=RULES,
     meta_template="meta/task1a_submission_2025.meta.yaml",
+    reference=(("DCASE2025 baseline, general model", 0.5072, None, None), ("DCASE2025 baseline, device-specific models", 0.5189, None, None)),
     parameter_bits=16,
     protocol={"learner.parameters.validation_amount": 0, "learner.parameters.model_selection.rule": "last",
               EVALUATION_FOLDER_KEY: "datasets/TAU-urban-acoustic-scenes-2025-mobile-evaluation"},
