@@ -125,14 +125,15 @@ class Clock(keras.callbacks.Callback):
     ``test_end``, ``end`` (its ``on_epoch_end``), ``next`` (the next epoch's begin or train end).
     """
 
-    def __init__(self, batches: int, before_epoch=None, stop_after: int | None = None):
+    def __init__(self, batches: int, before_epoch=None, stop_after: int | None = None, between_steps=None, before_validation=None):
         super().__init__()
         self.batches, self.before_epoch, self.stop_after = batches, before_epoch, stop_after
+        self.between_steps, self.before_validation = between_steps, before_validation
         self.epochs: list[dict] = []
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.epochs:
-            self.epochs[-1]["next"] = clocks()
+            self.epochs[-1].setdefault("next", clocks())  # a fit of one epoch per call ends at on_train_end
         if self.before_epoch is not None:
             self.before_epoch(epoch)
         self.epochs.append({"begin": clocks(), "steps": [], "test_steps": []})
@@ -146,8 +147,13 @@ class Clock(keras.callbacks.Callback):
         self.epochs[-1]["steps"].append((done, clocks()))
         if self.stop_after is not None and done >= self.stop_after:
             self.model.stop_training = True
+        elif self.between_steps is not None:
+            self.between_steps()
+            self.epochs[-1].setdefault("resumed", []).append(clocks())
 
     def on_test_begin(self, logs=None):
+        if self.before_validation is not None:
+            self.before_validation()
         self.epochs[-1]["test_begin"] = clocks()
 
     def on_test_batch_end(self, batch, logs=None):
@@ -172,6 +178,7 @@ def epoch_parts(record: dict) -> dict:
         "training": last_step - record["first_batch"],
         "validation": validation_end - last_step,
         "epoch end": record["next"] - validation_end,
+        "fixed": record["first_batch"] - record["begin"] + record["next"] - validation_end,
         "epoch": record["next"] - record["begin"],
     }
 
@@ -185,13 +192,17 @@ def steady_seconds(marks: list, count: int) -> np.ndarray:
 
 
 def plain_epoch_runner(parameters, X, targets, validation, clock):
-    """A function running one plain ``model.fit`` epoch (training + the same validation) under ``clock``."""
+    """A function running one plain ``model.fit`` epoch (training + the same validation) under ``clock``; ``.calls``: each call's (wall, CPU) seconds."""
     bare = compiled_bare_model(parameters)
 
     def run(epoch=None):
+        begun = clocks()
         bare.fit(X, targets, batch_size=BATCH_SIZE, epochs=1, shuffle=True, validation_data=validation,
                  validation_batch_size=parameters["fit"]["validation_batch_size"], verbose=0, callbacks=[clock])
+        calls.append(clocks() - begun)
 
+    calls = []
+    run.calls = calls
     return run
 
 
@@ -258,7 +269,7 @@ def demo_size(args) -> dict:
         begun = clocks()
         result = train_model(parameters, X, y, X_val, y_val, work / "stage", seed=0, progress=False, callbacks=[stage_clock])
         stage_total = clocks() - begun
-        plain_total = sum((record["next"] - record["begin"] for record in plain_clock.epochs), np.zeros(2))
+        plain_total = sum(plain_epoch.calls, np.zeros(2))
         costs = direct_costs(result, work, parameters)
     stage = [epoch_parts(record) for record in stage_clock.epochs[1:]]
     plain = [epoch_parts(record) for record in plain_clock.epochs[1:]]
@@ -274,7 +285,7 @@ def demo_size(args) -> dict:
     stage_epoch, plain_epoch_seconds = median(stage, "epoch"), median(plain, "epoch")
     ratios = np.array([p["epoch"] / s["epoch"] for p, s in zip(plain, stage)])
     per_epoch = {name: costs[name] for name in ("checkpoint", "CSV log")}
-    fixed = stage_epoch - median(stage, "training") - median(stage, "validation")
+    fixed = median(stage, "fixed")
     print(" the stage's fixed cost per epoch (beyond its training steps and validation pass):")
     show("input pipeline set-up", median(stage, "set-up"))
     for name, seconds in per_epoch.items():
@@ -286,7 +297,7 @@ def demo_size(args) -> dict:
     print(" once per run:")
     for name in ("model save (once)", "plot (once)"):
         show(name, costs[name])
-    show("whole stage run (wall, CPU)", stage_total - plain_total, "   (plain epochs taken out)")
+    show("whole stage run", stage_total - plain_total, "   (the plain fit calls taken out)")
     figures = {
         "plain_fit_samples_per_s": args.train / plain_epoch_seconds[0],
         "plain_fit_training_only_samples_per_s": args.train / median(plain, "training")[0],
@@ -300,7 +311,9 @@ def demo_size(args) -> dict:
 
 
 def real_size(args) -> dict:
-    """One epoch of each at the real fold's size, cut after ``--real-steps`` steps; the whole epoch extrapolated."""
+    """One stage epoch at the real fold's size, cut after ``--real-steps`` steps, with a plain fit interleaved
+    execution by execution (32 plain steps after each stage execution, a plain validation pass before the
+    stage's); the whole epoch of each extrapolated."""
     from utils.learning import train_model
 
     parameters = baseline_parameters(1)
@@ -309,37 +322,63 @@ def real_size(args) -> dict:
     X_val, y_val = toy_data(args.real_validation, seed=1)
     print(f"real size: {args.real_train} training + {args.real_validation} validation clips made in {time.perf_counter() - began:.0f} s", flush=True)
     batches = -(-args.real_train // BATCH_SIZE)
-    validation_batches = -(-args.real_validation // parameters["fit"]["validation_batch_size"])
-    plain_clock = Clock(batches, stop_after=args.real_steps)
+    validation_batch_size = parameters["fit"]["validation_batch_size"]
+    validation_batches = -(-args.real_validation // validation_batch_size)
+    chunk = parameters["fit"]["steps_per_execution"]
     X_t, targets = tensors(X, y, parameters["fit"]["label_smoothing"])
-    validation = tensors(X_val, y_val, 0.0)
-    plain_epoch = plain_epoch_runner(parameters, X_t, targets, validation, plain_clock)
-    stage_clock = Clock(batches, before_epoch=plain_epoch, stop_after=args.real_steps)
+    X_val_t, val_targets = tensors(X_val, y_val, 0.0)
+    bare, plain_clock, plain_validation = compiled_bare_model(parameters), Clock(chunk), []
+    bare.evaluate(X_val_t[:validation_batch_size], val_targets[:validation_batch_size], batch_size=validation_batch_size, verbose=0)  # traced before it is timed
+
+    def plain_steps():
+        bare.fit(X_t, targets, batch_size=BATCH_SIZE, epochs=1, steps_per_epoch=chunk, shuffle=True, verbose=0, callbacks=[plain_clock])
+
+    def plain_validation_pass():
+        begun = clocks()
+        bare.evaluate(X_val_t, val_targets, batch_size=validation_batch_size, verbose=0)
+        plain_validation.append(clocks() - begun)
+
+    stage_clock = Clock(batches, stop_after=args.real_steps, between_steps=plain_steps, before_validation=plain_validation_pass)
     with tempfile.TemporaryDirectory() as work:
         train_model(parameters, X, y, X_val, y_val, Path(work) / "stage", seed=0, progress=False, callbacks=[stage_clock])
-    print(f" one epoch each, cut after {args.real_steps} of {batches} training steps; the full validation pass ({validation_batches} batches of 256)")
-    print(" extrapolated epoch = set-up + all steps x time per step + validation (first execution, which traces, left out) + epoch end:")
-    figures = {}
-    for who, record in (("plain fit", plain_clock.epochs[0]), ("stage", stage_clock.epochs[0])):
-        parts = epoch_parts(record)
-        training = steady_seconds(record["steps"], batches)
-        validation_steady = steady_seconds(record["test_steps"], validation_batches)
-        validation_start = record["test_begin"] - record["steps"][-1][1]
-        epoch = parts["set-up"] + training + validation_start + validation_steady + parts["epoch end"]
+    record = stage_clock.epochs[0]
+    # Stage execution k runs from the end of the plain steps after execution k-1 to its own end; the
+    # first of each (tracing) is left out.
+    ends, resumed = record["steps"], record["resumed"]
+    stage_steps = [(ends[k][0] - ends[k - 1][0], ends[k][1] - resumed[k - 1]) for k in range(1, len(ends))]
+    plain_runs = [(chunk, c["steps"][-1][1] - c["first_batch"]) for c in plain_clock.epochs[1:]]
+    pairs = min(len(stage_steps), len(plain_runs))
+    if pairs < 2:
+        raise SystemExit("too few executions to time; raise --real-steps")
+    stage_step = sum(seconds for _, seconds in stage_steps[:pairs]) / sum(steps for steps, _ in stage_steps[:pairs])
+    plain_step = sum(seconds for _, seconds in plain_runs[:pairs]) / sum(steps for steps, _ in plain_runs[:pairs])
+    step_ratios = [(p / ps) / (s / ss) for (ps, p), (ss, s) in zip(plain_runs[:pairs], stage_steps[:pairs])]
+    plain_set_up = np.median(np.array([c["first_batch"] - c["begin"] for c in plain_clock.epochs[1:]]), axis=0)
+    plain_end = np.median(np.array([c["next"] - c["steps"][-1][1] for c in plain_clock.epochs[1:]]), axis=0)
+    parts = {
+        "plain fit": {"set-up": plain_set_up, f"training ({batches} steps)": plain_step * batches, "validation": plain_validation[0], "epoch end": plain_end},
+        "stage": {"set-up": record["first_batch"] - record["begin"], f"training ({batches} steps)": stage_step * batches,
+                  "validation": steady_seconds(record["test_steps"], validation_batches), "epoch end": record["next"] - record["test_end"]},
+    }
+    print(f" one stage epoch cut after {args.real_steps} of {batches} training steps, {chunk} plain steps after each of its executions ({pairs} pairs after the first);")
+    print(f" the full validation pass of each ({validation_batches} batches of {validation_batch_size}; the stage's first execution, which traces, left out)")
+    print(" extrapolated epoch = set-up + all steps x time per step + validation + epoch end:")
+    epochs = {}
+    for who, figures in parts.items():
         print(f" {who}:")
-        show("set-up", parts["set-up"])
-        show(f"training ({batches} steps)", training)
-        show("validation", validation_start + validation_steady)
-        show("epoch end", parts["epoch end"])
-        show("epoch", epoch)
-        figures[who] = {"epoch": epoch, "training": training}
-    plain, stage = figures["plain fit"], figures["stage"]
+        for name, seconds in figures.items():
+            show(name, seconds)
+        epochs[who] = sum(figures.values(), np.zeros(2))
+        show("epoch", epochs[who])
+    stage_training = parts["stage"][f"training ({batches} steps)"]
     return {
-        "plain_fit_samples_per_s": args.real_train / plain["epoch"][0],
-        "stage_samples_per_s": args.real_train / stage["epoch"][0],
-        "stage_training_samples_per_s": args.real_train / stage["training"][0],
-        "ratio": float(plain["epoch"][0] / stage["epoch"][0]),
-        "cpu_ratio": float(plain["epoch"][1] / stage["epoch"][1]),
+        "plain_fit_samples_per_s": args.real_train / epochs["plain fit"][0],
+        "stage_samples_per_s": args.real_train / epochs["stage"][0],
+        "stage_training_samples_per_s": args.real_train / stage_training[0],
+        "stage_fixed_cost_per_epoch_s": float(parts["stage"]["set-up"][0] + parts["stage"]["epoch end"][0]),
+        "step_ratio_median_of_pairs": float(np.median(step_ratios)),
+        "ratio": float(epochs["plain fit"][0] / epochs["stage"][0]),
+        "cpu_ratio": float(epochs["plain fit"][1] / epochs["stage"][1]),
     }
 
 
