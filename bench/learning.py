@@ -292,6 +292,9 @@ def demo_size(args) -> dict:
         show(f"{name} (timed directly)", seconds)
     show("other callbacks and Keras", median(stage, "epoch end") - sum(per_epoch.values()))
     show("total", fixed)
+    for who, parts in (("stage", stage), ("plain fit", plain)):
+        each = ", ".join(f"{part['fixed'][0]:.2f}" for part in parts)
+        print(f"  {who}, set-up + epoch end of each epoch (wall s): {each}")
     show("validation pass (stage)", median(stage, "validation"), f"   (plain fit's: {median(plain, 'validation')[0]:.3f} s wall)")
     show("input pipeline per step (stage - plain)", median(stage, "training") - median(plain, "training"), "   (training steps, feed included)")
     print(" once per run:")
