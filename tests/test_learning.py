@@ -117,6 +117,22 @@ def test_epoch_order_depends_on_seed_and_epoch_only():
     np.testing.assert_array_equal(epoch_order(5, 0, 0, shuffle=False), np.arange(5))
 
 
+def test_the_feed_reads_each_epochs_order_batch_by_batch_without_autotuning():
+    X, y = toy_problem(50, seed=3)
+    targets = smooth_labels(y, CLASS_COUNT, 0.1)
+    feed = learning.EpochFeed(X, targets, 16, seed=4, shuffle=True)
+    dataset = feed.dataset()  # built once, re-read every epoch as fit does
+    for epoch in (3, 0, 3):
+        feed.epoch = epoch
+        read = list(dataset.as_numpy_iterator())
+        assert [len(batch_targets) for _, batch_targets in read] == [16, 16, 16, 2]
+        order = epoch_order(50, seed=4, epoch=epoch)
+        np.testing.assert_array_equal(np.concatenate([features for features, _ in read])[..., 0], X[order])
+        np.testing.assert_array_equal(np.concatenate([batch_targets for _, batch_targets in read]), targets[order])
+    # No autotuning: its model thread made every epoch start wait (bench/learning.py).
+    assert dataset.options().autotune.enabled is False
+
+
 def test_first_selectable_epoch_counts_as_the_official_stasher():
     # StasherCallback compares the 0-based epoch index with initial_delay: index 51 (epoch 52) is the first candidate.
     assert first_selectable_epoch(200, 50) == (52, None)

@@ -60,6 +60,7 @@ TRAINING_LOG_FILENAME = "training_log.csv"
 TRAINING_CURVES_FILENAME = "training_curves.png"
 TENSORBOARD_DIRNAME = "tensorboard"
 CHECKPOINT_FORMAT = 2
+PREFETCH_BATCHES = 4  # batches the feed reads ahead of training
 # Keras callback arguments that name a file or folder: a relative one is put in the model folder.
 PATH_ARGUMENTS = ("filename", "filepath", "log_dir", "backup_dir")
 
@@ -306,49 +307,72 @@ def _check_arrays(X: Any, y: Any, name: str, class_count: int) -> np.ndarray:
 class EpochFeed:
     """The batches of one epoch, ``(features (b, n_mels, n_frames, 1) float32, targets (b, n_classes))``, in its (seed, epoch) order.
 
-    :meth:`dataset` is a ``tf.data.Dataset`` that ``fit`` re-reads every epoch; each reading takes
-    the order of :attr:`epoch` (set by :meth:`callback` at the start of every epoch). ``X[indices]``
-    is read one batch at a time (a memmap stays on disk) and the next batch is prefetched while the
-    current one trains. ``replicas``: see :func:`utils.distribute.batch_bounds`.
+    :meth:`dataset` is a ``tf.data.Dataset`` of batch numbers mapped to batches (:meth:`batch`),
+    built once and re-read every epoch; each reading takes the order of :attr:`epoch` (set by
+    :meth:`callback` at the start of every epoch, before the epoch's first batch is read), drawn once
+    per epoch. ``X[indices]`` is read one batch at a time (a memmap stays on disk) and the next
+    batches are prefetched while the current one trains. ``replicas``: see
+    :func:`utils.distribute.batch_bounds`.
     """
 
     def __init__(self, X: Any, targets: np.ndarray, batch_size: int, seed: int = 0, shuffle: bool = False, replicas: int = 1,
                  augmentation: dict | None = None):
+        from utils import augmentation as augmentations
+
         self.X, self.targets, self.seed, self.shuffle = X, targets, seed, shuffle
         self.bounds = dist.batch_bounds(len(targets), batch_size, replicas)
         self.epoch = 0
         self.augmentation = augmentation  # utils.augmentation settings (training feed only), None: none
+        self._augment = augmentation is not None and not augmentations.is_off(augmentation)
+        self._order = (None, None)  # (epoch, its order): drawn once per epoch
 
     def __len__(self) -> int:
         return len(self.bounds)
 
-    def batches(self, epoch: int | None = None):
-        """The batches of ``epoch`` (default :attr:`epoch`) as numpy arrays."""
+    def order(self, epoch: int) -> np.ndarray:
+        """:func:`epoch_order` of ``epoch``, kept until another epoch is asked for."""
+        cached_epoch, order = self._order
+        if cached_epoch != epoch:
+            order = epoch_order(len(self.targets), self.seed, epoch, self.shuffle)
+            self._order = (epoch, order)
+        return order
+
+    def batch(self, epoch: int, number: int) -> tuple[np.ndarray, np.ndarray]:
+        """Batch ``number`` (0-based) of ``epoch`` as numpy arrays."""
         from utils import augmentation
 
+        start, stop = self.bounds[number]
+        indices = self.order(epoch)[start:stop]
+        X, targets = np.asarray(self.X[indices], dtype=np.float32)[..., np.newaxis], self.targets[indices]
+        if self._augment:  # drawn from (seed, epoch, batch): a resumed epoch sees the same batches
+            X, targets = augmentation.augment_batch(X, targets, self.augmentation, augmentation.batch_rng(self.seed, epoch, number))
+        return np.asarray(X, dtype=np.float32), np.asarray(targets, dtype=np.float32)
+
+    def batches(self, epoch: int | None = None):
+        """The batches of ``epoch`` (default :attr:`epoch`) as numpy arrays."""
         epoch = self.epoch if epoch is None else epoch
-        order = epoch_order(len(self.targets), self.seed, epoch, self.shuffle)
-        augment = self.augmentation is not None and not augmentation.is_off(self.augmentation)
-        for batch, (start, stop) in enumerate(self.bounds):
-            indices = order[start:stop]
-            X, targets = np.asarray(self.X[indices], dtype=np.float32)[..., np.newaxis], self.targets[indices]
-            if augment:  # drawn from (seed, epoch, batch): a resumed epoch sees the same batches
-                X, targets = augmentation.augment_batch(X, targets, self.augmentation, augmentation.batch_rng(self.seed, epoch, batch))
-            yield X, targets
+        for number in range(len(self)):
+            yield self.batch(epoch, number)
 
     def dataset(self):
         import tensorflow as tf
 
         _, n_mels, n_frames = self.X.shape
-        dataset = tf.data.Dataset.from_generator(
-            self.batches,
-            output_signature=(tf.TensorSpec((None, n_mels, n_frames, 1), tf.float32), tf.TensorSpec((None, self.targets.shape[1]), tf.float32)),
-        )
+        shapes = ((None, n_mels, n_frames, 1), (None, self.targets.shape[1]))
+
+        def read(number):
+            features, targets = tf.numpy_function(lambda n: self.batch(self.epoch, int(n)), [number], (tf.float32, tf.float32), stateful=True)
+            return tf.ensure_shape(features, shapes[0]), tf.ensure_shape(targets, shapes[1])
+
         # Under a tf.distribute strategy each global batch is split into per-replica batches and each
-        # worker keeps its own (DATA): every worker runs this same generator in the same order.
+        # worker keeps its own (DATA): every worker reads the same batches in the same order.
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        return dataset.with_options(options).apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(tf.data.AUTOTUNE)
+        # No autotuning: its model thread is started with every iterator and an iterator's end waits
+        # for it, which took from a second up to minutes at each epoch start on a busy machine. A fixed
+        # prefetch of a few batches keeps the next batches ready (reading is a copy: it needs no tuning).
+        options.autotune.enabled = False
+        return tf.data.Dataset.range(len(self)).map(read).prefetch(PREFETCH_BATCHES).with_options(options)
 
     def callback(self):
         """A Keras callback that points the feed at each epoch as it begins."""
