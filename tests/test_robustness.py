@@ -7,6 +7,9 @@ the fix with exit status 1 and no traceback (``--debug`` shows it), or in a corr
 silent wrong result. The ``kill -9`` cases kill the whole process group at a moment read from the
 workspace (the first store journal line, the first checkpoint, the testing progress bar), rerun the
 same command without ``-o`` and compare everything with an uninterrupted run.
+
+Cross-cutting on purpose (no single module): each case goes through the command line and every stage
+it reaches. The cases that need the trained reference run or the kill -9 chain are marked ``slow``.
 """
 
 from __future__ import annotations
