@@ -304,6 +304,7 @@ def test_a_worker_whose_peer_is_killed_exits_within_a_minute_naming_it(tmp_path,
     assert [line for line in text.splitlines() if "lost worker 1 (127.0.0.1:" in line], text[-3000:]
 
 
+@pytest.mark.slow
 def test_a_worker_whose_peer_never_starts_names_it(tmp_path, demo_data):
     param_file = multi_worker_parameters(tmp_path, epochs=1, demo_data=demo_data)
     environment = cluster_environments(TASK1A_JOIN_TIMEOUT_S="5")[0]

@@ -222,6 +222,7 @@ BAD_AUDIO = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", BAD_AUDIO)
 def test_bad_audio_file_stops_the_run_with_one_line_naming_it(workspace, tmp_path, case):
     make, fragment = BAD_AUDIO[case]
@@ -382,6 +383,7 @@ BAD_METADATA = [_unknown_scene, _unknown_device, _duplicated_meta_row, _duplicat
                 _semicolon_separated_fold, _wrong_header, _fold_label_disagrees_with_meta, _test_file_in_training_fold]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", BAD_METADATA, ids=lambda f: f.__name__.strip("_"))
 def test_bad_metadata_is_one_line_naming_file_and_row(workspace, damage):
     filename, fragments = damage(workspace.development)
