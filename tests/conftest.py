@@ -1,8 +1,26 @@
-"""Shared fixtures: where the real data lives (../shared beside the repository); the tiny demo run's parameters."""
+"""Shared fixtures: where the real data lives (../shared beside the repository); the tiny demo run's
+parameters; one generated tiny demo dataset and one trained tiny demo run for the whole session.
 
+The end-to-end tests (``task1a.py`` in a subprocess) share what they only read:
+
+- :func:`demo_data`: the tiny demo dataset (the parameters of :func:`tiny_demo_parameters`), generated
+  once; :func:`link_demo_data` gives a test its own hard-linked copy at ``<root>/datasets/demo`` (the
+  folder :func:`tiny_demo_parameters` names), which the run finds complete and does not generate again;
+- :func:`demo_workspace` / :func:`demo_run`: one dev-mode run of the ``demo`` set on that copy (2 epochs,
+  energy off), the run every test of the trained application starts from.
+
+A test that needs another variant (energy on, another set, deterministic, killed) keeps its own run but
+links the shared demo data. See docs/testing.md for the markers (``slow``, ``e2e``) and the layout.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_DIR.parent / "shared"
@@ -55,3 +73,56 @@ def filled_meta_template(root: Path, edition: int) -> str:
     path = root / f"filled_{edition}.meta.yaml"
     path.write_text(packaged_file(Path(editions.get(edition).meta_template).name).read_text().replace("FILL IN", "Test"))
     return f"submission.meta_template={path}"
+
+
+def task1a_run(*args, timeout=900) -> subprocess.CompletedProcess:
+    """``python task1a.py --no_progress ARGS`` in the repository, output captured."""
+    return subprocess.run([sys.executable, "task1a.py", "--no_progress", *map(str, args)], cwd=REPO_DIR, capture_output=True, text=True, timeout=timeout)
+
+
+# ------------------------------------------------------------------------------ the shared demo data
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory) -> Path:
+    """The tiny demo dataset of :func:`tiny_demo_parameters`, generated once per session (read only:
+    tests use :func:`link_demo_data`). The settings are resolved as a run resolves them, so its marker
+    hash is the one every run with these parameters expects."""
+    from utils.demo_dataset import generate_demo_dataset
+    from utils.parameters import ParameterContainer
+
+    root = tmp_path_factory.mktemp("demo_data")
+    param_file = root / "tiny.yaml"
+    param_file.write_text(yaml.safe_dump(tiny_demo_parameters(root)))
+    settings = ParameterContainer(override_path=param_file).resolve("demo")["dataset"]["parameters"]
+    generate_demo_dataset(root / "datasets" / "demo", settings, progress=False)
+    return root / "datasets" / "demo"
+
+
+def link_demo_data(demo_data: Path, root: Path) -> Path:
+    """A copy of the shared demo dataset at ``root/datasets/demo`` (where :func:`tiny_demo_parameters`
+    points) whose files are hard links: free, and a run finds it complete. Nothing writes into a
+    dataset; a test that damages files must replace them (unlink first), not edit them in place."""
+    target = root / "datasets" / "demo"
+    if not target.exists():
+        shutil.copytree(demo_data, target, copy_function=os.link)
+    return target
+
+
+# ------------------------------------------------------------------------------ the shared trained run
+@pytest.fixture(scope="session")
+def demo_workspace(tmp_path_factory, demo_data) -> tuple:
+    """``(root, parameter file)`` of the shared tiny demo run (energy off); tests may add runs beside it."""
+    root = tmp_path_factory.mktemp("pipeline")
+    link_demo_data(demo_data, root)
+    param_file = root / "tiny.yaml"
+    param_file.write_text(yaml.safe_dump(tiny_demo_parameters(root, energy=False)))
+    return root, param_file
+
+
+@pytest.fixture(scope="session")
+def demo_run(demo_workspace) -> subprocess.CompletedProcess:
+    """The shared trained run: ``-s demo`` in dev mode with ``-o --output dev_output.csv`` (every stage:
+    data, features, learning, conversion, model size, testing, evaluation, report)."""
+    root, param_file = demo_workspace
+    result = task1a_run("-s", "demo", "-p", param_file, "-o", "--output", root / "dev_output.csv")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result

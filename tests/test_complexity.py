@@ -193,6 +193,7 @@ def test_a_widened_network_is_over_both_limits(shipped, params):
     assert "[Warning] Multiply accumulate count" in text  # NeSsi's own warning, too
 
 
+@pytest.mark.slow
 def test_an_over_limit_network_is_refused_by_the_command_line_before_any_work(tmp_path):
     """--check_complexity says OVER and exits 1; a challenge-mode run stops in one line before the data or features."""
     import subprocess

@@ -1,4 +1,5 @@
-"""Distributed learning (learner.distribute): batches, lost workers, and real clusters on 127.0.0.1.
+"""Distributed learning (learner.distribute): batches, lost workers, the start-up line naming the devices
+(``describe_devices``, formerly test_reporting_devices.py), and real clusters on 127.0.0.1.
 
 Multi-worker runs start worker processes (MultiWorkerMirroredStrategy must be created before
 TensorFlow runs anything, so never inside pytest's process). Every wait is for an event (a file, a
@@ -22,9 +23,10 @@ REPO_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_DIR))
 sys.path.insert(0, str(REPO_DIR / "tests"))
 
+from conftest import link_demo_data, tiny_demo_parameters  # noqa: E402
 from test_learning import CLASS_COUNT, small_cnn_parameters, toy_problem  # noqa: E402
 
-from utils.distribute import batch_bounds, lost_worker_message  # noqa: E402
+from utils.distribute import batch_bounds, describe_devices, device_line, lost_worker_message  # noqa: E402
 from utils.errors import Task1aError  # noqa: E402
 
 WORKERS = 2
@@ -122,6 +124,34 @@ def test_no_module_patches_keras_internals():
         assert "keras.src" not in path.read_text(encoding="utf-8"), path
 
 
+# ------------------------------------------------------------------ the devices training uses
+def test_device_lines():
+    assert device_line([], 2) == "training on CPU (2 cores)"
+    assert device_line([], 1) == "training on CPU (1 core)"
+    assert device_line(["NVIDIA H200"], 16) == "training on 1 GPU: NVIDIA H200"
+    assert device_line(["NVIDIA H200", "NVIDIA H200"], 16) == \
+        "training on 1 GPU: NVIDIA H200 (of 2 visible; learner.distribute: mirrored uses all)"
+    assert device_line(["NVIDIA H200", "NVIDIA A100"], 16, "mirrored", 2) == \
+        "training mirrored over 2 GPUs: NVIDIA H200, NVIDIA A100"
+    assert device_line([], 2, "mirrored", 1) == "training mirrored on CPU (2 cores): no GPU visible"
+    assert device_line(["NVIDIA H200"], 16, "multi_worker", 4) == \
+        "training multi-worker, 4 replicas in sync; this worker on 1 GPU: NVIDIA H200"
+
+
+def test_describe_devices_of_this_machine():
+    tf = pytest.importorskip("tensorflow")
+    gpus = tf.config.list_physical_devices("GPU")
+    line = describe_devices(None)
+    if gpus:
+        assert line.startswith("training on 1 GPU: ")
+    else:
+        assert line.startswith("training on CPU (") and line.endswith((" cores)", " core)"))
+    from utils.distribute import distribution_strategy
+
+    mirrored = describe_devices(distribution_strategy("mirrored"))
+    assert mirrored.startswith("training mirrored over ") if gpus else mirrored.endswith("): no GPU visible")
+
+
 # ----------------------------------------------------------------------- train_model on a cluster
 def run_worker(index: int, model_dir: Path, report_dir: Path) -> None:
     """One worker: record the example ids its replica gets per step of an epoch, then train two epochs."""
@@ -164,6 +194,7 @@ def cluster_run(tmp_path_factory):
     return root, reports, weights
 
 
+@pytest.mark.slow
 def test_multi_worker_shards_every_global_batch_across_the_workers(cluster_run):
     _, reports, _ = cluster_run
     order = np.random.default_rng([SEED, 0]).permutation(TRAIN)  # the single-device epoch order, computed here
@@ -177,6 +208,7 @@ def test_multi_worker_shards_every_global_batch_across_the_workers(cluster_run):
         assert all(shares), f"step {step}: a worker got no example"
 
 
+@pytest.mark.slow
 def test_multi_worker_ends_with_identical_weights_and_finite_loss(cluster_run):
     _, reports, weights = cluster_run
     assert len(weights[0]) == len(weights[1]) > 0
@@ -188,6 +220,7 @@ def test_multi_worker_ends_with_identical_weights_and_finite_loss(cluster_run):
     assert reports[0]["val_accuracy"] == reports[1]["val_accuracy"]
 
 
+@pytest.mark.slow
 def test_only_the_chief_writes_the_output_folder(cluster_run):
     import keras
 
@@ -201,16 +234,14 @@ def test_only_the_chief_writes_the_output_folder(cluster_run):
 
 
 # --------------------------------------------------------------------------- task1a.py on a cluster
-def multi_worker_parameters(root: Path, epochs: int) -> Path:
+def multi_worker_parameters(root: Path, epochs: int, demo_data: Path) -> Path:
+    link_demo_data(demo_data, root)  # the shared tiny demo dataset (conftest), not generated again
     overrides = {
         "defaults": {
             "path": {"system": str(root / "system"), "log": str(root / "log")},
             "general": {"energy": False},
             "learner": {"distribute": "multi_worker"},
-            "dataset_method_parameters": {"demo": {
-                "path": str(root / "datasets" / "demo"), "locations_per_city": 1, "segments_per_location": 1, "test_locations_per_scene": 1,
-                "subsegments_per_segment": 2, "evaluation_locations_per_scene": 1, "evaluation_files": 20,
-            }},
+            "dataset_method_parameters": tiny_demo_parameters(root)["defaults"]["dataset_method_parameters"],  # the shared demo data's
             "learner_method_parameters": {"cnn": {"conversion": {"representative_examples": 10}}},
         },
         "sets": [{"set_id": "demo", "learner_method_parameters": {"cnn": {"fit": {"epochs": epochs}, "model_selection": {"initial_delay": 0}}}}],
@@ -230,8 +261,10 @@ def start_workers(root: Path, param_file: Path, environments, *extra):
     return processes
 
 
-def test_two_workers_of_the_same_command_share_a_fresh_system_folder(tmp_path):
-    param_file = multi_worker_parameters(tmp_path, epochs=2)
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_two_workers_of_the_same_command_share_a_fresh_system_folder(tmp_path, demo_data):
+    param_file = multi_worker_parameters(tmp_path, epochs=2, demo_data=demo_data)
     codes = wait_all(start_workers(tmp_path, param_file, cluster_environments(), "-o"))
     outputs = [(tmp_path / f"worker_{i}.out").read_text() for i in range(WORKERS)]
     assert codes == [0, 0], "\n\n".join(o[-3000:] for o in outputs)
@@ -246,8 +279,9 @@ def test_two_workers_of_the_same_command_share_a_fresh_system_folder(tmp_path):
     assert len(results) == 1 and yaml.safe_load(results[0].read_text())["synthetic"] is True
 
 
-def test_a_worker_whose_peer_is_killed_exits_within_a_minute_naming_it(tmp_path):
-    param_file = multi_worker_parameters(tmp_path, epochs=500)  # far longer than the test waits
+@pytest.mark.slow
+def test_a_worker_whose_peer_is_killed_exits_within_a_minute_naming_it(tmp_path, demo_data):
+    param_file = multi_worker_parameters(tmp_path, epochs=500, demo_data=demo_data)  # far longer than the test waits
     processes = start_workers(tmp_path, param_file, cluster_environments())
     chief_out = tmp_path / "worker_0.out"
     try:
@@ -270,8 +304,9 @@ def test_a_worker_whose_peer_is_killed_exits_within_a_minute_naming_it(tmp_path)
     assert [line for line in text.splitlines() if "lost worker 1 (127.0.0.1:" in line], text[-3000:]
 
 
-def test_a_worker_whose_peer_never_starts_names_it(tmp_path):
-    param_file = multi_worker_parameters(tmp_path, epochs=1)
+@pytest.mark.slow
+def test_a_worker_whose_peer_never_starts_names_it(tmp_path, demo_data):
+    param_file = multi_worker_parameters(tmp_path, epochs=1, demo_data=demo_data)
     environment = cluster_environments(TASK1A_JOIN_TIMEOUT_S="5")[0]
     code = wait_all(start_workers(tmp_path, param_file, [environment]), timeout=120)[0]
     text = (tmp_path / "worker_0.out").read_text()

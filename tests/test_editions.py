@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import filled_meta_template, tiny_demo_parameters
+from conftest import filled_meta_template, link_demo_data, tiny_demo_parameters
 from utils.submission import validate_submission
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,8 +22,9 @@ def task1a(*args):
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tmp_path_factory, demo_data):
     root = tmp_path_factory.mktemp("editions")
+    link_demo_data(demo_data, root)  # the shared tiny demo dataset (conftest)
     overrides = tiny_demo_parameters(root, energy=False)
     overrides["defaults"]["learner_method_parameters"]["cnn"]["conversion"]["representative_examples"] = 8  # the tiny 5 % subset has 16 clips
     overrides["defaults"]["learner_method_parameters"]["cnn"].update(fit={"epochs": 2}, model_selection={"initial_delay": 0})
@@ -33,6 +34,8 @@ def tiny(tmp_path_factory):
     return root, param_file
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_device_specific_models_are_fine_tuned_per_training_device_and_reported_known_vs_unknown(tiny):
     root, param_file = tiny
     dev = task1a("-s", "dcase2025_device_specific", "-p", str(param_file))  # falls back to the demo data, keeping the 2025 values

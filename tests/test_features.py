@@ -24,6 +24,7 @@ from utils.errors import Task1aError
 from utils.audio import load_audio, segment_audio
 from utils.feature_store import FeatureStore, extract_to_store
 from utils.features import LogMelExtractor, MeanStdNormalizer, normalize_max_abs_int16
+from test_feature_store import clips
 
 REPO = Path(__file__).resolve().parents[1]
 FS = 44100
@@ -508,6 +509,19 @@ def test_cli_single_file_and_folder(tmp_path, audio_set):
     run = cli(tmp_path / "missing.wav", "-o", tmp_path / "x.npy")
     assert run.returncode == 1 and run.stderr.startswith("error: ") and "missing.wav" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
+
+
+def test_cli_reads_the_mel_parameters_through_the_container(tmp_path):
+    path = clips(tmp_path, [FS])[0]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("defaults: [1, 2\n")
+    run = subprocess.run([sys.executable, "-m", "utils.features", str(path), "-o", str(tmp_path / "o.npy"), "--params", str(bad)],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and run.stderr.startswith("error: ") and "bad.yaml" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+    run = subprocess.run([sys.executable, "-m", "utils.features", str(path), "-o", str(tmp_path / "o.txt")],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "must end in .npy" in run.stderr
 
 
 @pytest.mark.parametrize("module", ["utils.audio", "utils.feature_store", "utils.features"])

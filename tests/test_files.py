@@ -1,8 +1,10 @@
-"""The portable file lock (utils.files.lock_file): flock on POSIX, msvcrt on Windows, a logged no-op elsewhere."""
+"""utils.files: the portable file lock (``lock_file``: flock on POSIX, msvcrt on Windows, a logged no-op elsewhere),
+``file_digest`` and ``usable_cores`` (the last two moved from test_features_split.py)."""
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import os
 import subprocess
@@ -13,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from utils import files
+from utils import feature_store, files
+from utils.errors import Task1aError
 from utils.files import lock_file, unlock_file
 
 REPO_DIR = Path(__file__).resolve().parents[1]
@@ -153,3 +156,21 @@ def test_no_module_imports_fcntl_directly():
     ]
     assert (REPO_DIR / "task1a.py").read_text(encoding="utf-8").count("import fcntl") == 0
     assert offenders == []
+
+
+def test_file_digest_is_hashlib_over_the_whole_file(tmp_path):
+    data = os.urandom(3 * (1 << 20) + 5)  # several blocks and a remainder
+    (tmp_path / "f").write_bytes(data)
+    assert files.file_digest(tmp_path / "f") == hashlib.sha256(data).hexdigest()
+    assert files.file_digest(tmp_path / "f", "md5") == hashlib.md5(data).hexdigest()
+    seen = []
+    hasher = files.update_digest(hashlib.md5(b"prefix"), tmp_path / "f", on_block=seen.append)
+    assert hasher.hexdigest() == hashlib.md5(b"prefix" + data).hexdigest() and sum(seen) == len(data) and len(seen) == 4
+
+
+def test_usable_cores_honours_the_affinity_mask():
+    expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert files.usable_cores() == expected >= 1
+    assert feature_store.resolve_jobs(-1) == expected and feature_store.resolve_jobs(3) == 3
+    with pytest.raises(Task1aError, match="n_jobs"):
+        feature_store.resolve_jobs(0)

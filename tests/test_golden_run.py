@@ -16,14 +16,17 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import link_demo_data
+
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden_demo_run"
 STEP = 1 / 256
 
 
 @pytest.fixture(scope="module")
-def golden_run(tmp_path_factory):
+def golden_run(tmp_path_factory, demo_data):
     root = tmp_path_factory.mktemp("golden")
+    link_demo_data(demo_data, root)  # tiny.yaml's demo parameters are conftest.tiny_demo_parameters': the shared dataset, not generated again
     text = (GOLDEN / "tiny.yaml").read_text()
     for name, value in (("SYSTEM", root / "system"), ("LOG", root / "log"), ("DEMO", root / "datasets" / "demo")):
         text = text.replace(name, str(value))
@@ -35,6 +38,7 @@ def golden_run(tmp_path_factory):
     return root / "output.csv", yaml.safe_load(results_path.read_text())
 
 
+@pytest.mark.e2e
 def test_the_system_output_is_the_recorded_one(golden_run):
     output, _ = golden_run
     now, then = pd.read_csv(output, sep="\t"), pd.read_csv(GOLDEN / "output.csv", sep="\t")
@@ -44,6 +48,7 @@ def test_the_system_output_is_the_recorded_one(golden_run):
     assert (now["scene_label"] == then["scene_label"]).mean() >= 0.99
 
 
+@pytest.mark.e2e
 def test_the_results_are_the_recorded_ones(golden_run):
     _, results = golden_run
     recorded = yaml.safe_load((GOLDEN / "results.yaml").read_text())

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from utils.dataset import SCENE_LABELS
-from conftest import tiny_demo_parameters
+from conftest import link_demo_data, tiny_demo_parameters
 from utils.submission import validate_submission
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,12 +19,9 @@ HEADER = ["filename", "scene_label", *SCENE_LABELS]
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipeline")
-    overrides = tiny_demo_parameters(root, energy=False)
-    param_file = root / "tiny.yaml"
-    param_file.write_text(yaml.safe_dump(overrides))
-    return root, param_file
+def workspace(demo_workspace):
+    """The shared tiny demo run's (root, parameter file) (conftest.demo_workspace)."""
+    return demo_workspace
 
 
 def task1a(*args, timeout=900):
@@ -41,13 +38,12 @@ def read_output(path):
 
 
 @pytest.fixture(scope="module")
-def dev_run(workspace):
-    root, param_file = workspace
-    result = task1a("-s", "demo", "-p", str(param_file), "-o", "--output", str(root / "dev_output.csv"))
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
+def dev_run(demo_run):
+    """The shared trained run: -s demo -o --output dev_output.csv in the workspace (conftest.demo_run)."""
+    return demo_run
 
 
+@pytest.mark.e2e
 def test_dev_mode_runs_every_stage_on_demo_data(workspace, dev_run):
     root, _ = workspace
     assert "SYNTHETIC" in dev_run.stdout  # the evaluation table says where its figures come from
@@ -73,6 +69,8 @@ def test_dev_mode_runs_every_stage_on_demo_data(workspace, dev_run):
     assert "epoch 1/2: " in text and "epoch 2/2: " in text and "model summary:" in text  # every epoch in the log file
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_rerun_reuses_finished_stages_and_show_results(workspace, dev_run):
     root, param_file = workspace
     learner = list((root / "system" / "learner").glob("*/seed_0"))[0]
@@ -85,6 +83,8 @@ def test_rerun_reuses_finished_stages_and_show_results(workspace, dev_run):
     assert shown.returncode == 0 and "demo" in shown.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_eval_mode_writes_output_for_every_evaluation_file(workspace, dev_run):
     root, param_file = workspace
     out = root / "eval_output.csv"
@@ -108,6 +108,7 @@ def test_eval_mode_writes_output_for_every_evaluation_file(workspace, dev_run):
     assert meta["results"]["development_dataset"]["overall"]["accuracy"] is not None
 
 
+@pytest.mark.slow
 def test_predict_real_recordings_with_the_official_model(workspace, real_audio_dir, reference_dir):
     root, param_file = workspace
     out = root / "predict.csv"
@@ -122,6 +123,8 @@ def test_predict_real_recordings_with_the_official_model(workspace, real_audio_d
     assert correct > 0.2  # a weak baseline, but far above chance (0.1) on real TAU recordings
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_given_model_in_a_read_only_folder_gets_nothing_written_beside_it(workspace, dev_run, reference_dir):
     import shutil
     import stat
@@ -142,7 +145,10 @@ def test_a_given_model_in_a_read_only_folder_gets_nothing_written_beside_it(work
         folder.chmod(stat.S_IRWXU)
 
 
-def test_eval_package_gives_all_three_energy_figures_and_a_rerun_reports_the_stored_training(tmp_path, reference_dir):
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_eval_package_gives_all_three_energy_figures_and_a_rerun_reports_the_stored_training(tmp_path, reference_dir, demo_data):
+    link_demo_data(demo_data, tmp_path)
     overrides = tiny_demo_parameters(tmp_path, energy=True)
     overrides["defaults"]["recognizer"] = {"baseline_model": str(reference_dir / "model_task1.tflite")}
     param_file = tmp_path / "energy.yaml"
@@ -178,6 +184,8 @@ def test_eval_package_gives_all_three_energy_figures_and_a_rerun_reports_the_sto
     assert meta["system"]["energy_consumption"] == energy  # the stored figures, not the seconds of the reuse
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_dcase2024_training_subset_reuses_the_features_and_learns_from_the_subset(workspace, dev_run):
     root, param_file = workspace
     overrides = yaml.safe_load(param_file.read_text())
@@ -194,6 +202,8 @@ def test_a_dcase2024_training_subset_reuses_the_features_and_learns_from_the_sub
     assert not set(splits[25]["train_locations"]) & set(splits[25]["validation_locations"])
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_five_dcase2024_subsets_end_with_one_table_and_the_mean(workspace, dev_run):
     root, param_file = workspace
     overrides = yaml.safe_load(param_file.read_text())
@@ -213,6 +223,8 @@ def test_the_five_dcase2024_subsets_end_with_one_table_and_the_mean(workspace, d
     assert "class-wise accuracy (%)" in text and "device-wise accuracy (%)" in text and "DCASE2024 ranking figure" in text
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_2024_package_holds_the_five_subsets_and_their_dev_results(workspace, dev_run):
     """After the five subsets' dev runs (the test above), their challenge-mode runs make one DCASE2024 package."""
     from conftest import filled_meta_template
@@ -252,6 +264,8 @@ def test_the_2024_package_holds_the_five_subsets_and_their_dev_results(workspace
         assert summary["model_selection"] == "last" and summary["best_epoch"] == summary["epochs_trained"]
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_early_stopping_from_the_yaml_survives_a_kill_9(workspace, dev_run):
     """kill -9 after epoch 2's checkpoint, rerun: the YAML's EarlyStopping (it must stop after epoch 3) keeps its
     patience across the kill, and the final model is bit-identical to an uninterrupted run's."""

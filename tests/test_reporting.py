@@ -12,6 +12,7 @@ import yaml
 
 import pytest
 
+from conftest import link_demo_data
 from utils.errors import Task1aError
 from utils.reporting import format_ranking_table, rank_systems, render_run_report, setup_run_logging, write_run_report
 
@@ -70,9 +71,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def demo_record(tmp_path_factory, reference_dir):
+def demo_record(tmp_path_factory, reference_dir, demo_data):
     """The record (run.yaml) of a real tiny demo run in dev mode, energy measured, baseline model from ../shared."""
     root = tmp_path_factory.mktemp("report_run")
+    link_demo_data(demo_data, root)  # the shared tiny demo dataset (conftest.tiny_demo_parameters' demo block)
     overrides = {
         "defaults": {
             "path": {"system": str(root / "system"), "log": str(root / "log")},
@@ -80,7 +82,7 @@ def demo_record(tmp_path_factory, reference_dir):
             "recognizer": {"baseline_model": str(reference_dir / "model_task1.tflite")},
             "dataset_method_parameters": {"demo": {
                 "path": str(root / "datasets" / "demo"), "locations_per_city": 1, "segments_per_location": 1,
-                "test_locations_per_scene": 2, "subsegments_per_segment": 2}},
+                "test_locations_per_scene": 2, "subsegments_per_segment": 2, "evaluation_locations_per_scene": 2, "evaluation_files": 40}},
             "learner_method_parameters": {"cnn": {"conversion": {"representative_examples": 20}}},
         },
         "sets": [{"set_id": "demo", "learner_method_parameters": {"cnn": {"fit": {"epochs": 2}, "model_selection": {"initial_delay": 0}}}}],
@@ -101,6 +103,8 @@ def section(text, title):
     return match.group(1)
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_report_of_a_demo_run(demo_record, tmp_path):
     run_dir, run = demo_record
     text = render_run_report(run, run_dir)
@@ -138,6 +142,8 @@ def test_report_of_a_demo_run(demo_record, tmp_path):
     assert run["outputs"]["system_output"] in section(text, "Output files")
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_report_of_a_run_without_the_baseline_model(demo_record, tmp_path):
     _, run = demo_record
     run["energy"]["baseline_inference"] = {"measured": False, "duration_seconds": 0.0,

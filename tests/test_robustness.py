@@ -7,6 +7,9 @@ the fix with exit status 1 and no traceback (``--debug`` shows it), or in a corr
 silent wrong result. The ``kill -9`` cases kill the whole process group at a moment read from the
 workspace (the first store journal line, the first checkpoint, the testing progress bar), rerun the
 same command without ``-o`` and compare everything with an uninterrupted run.
+
+Cross-cutting on purpose (no single module): each case goes through the command line and every stage
+it reaches. The cases that need the trained reference run or the kill -9 chain are marked ``slow``.
 """
 
 from __future__ import annotations
@@ -219,6 +222,7 @@ BAD_AUDIO = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", BAD_AUDIO)
 def test_bad_audio_file_stops_the_run_with_one_line_naming_it(workspace, tmp_path, case):
     make, fragment = BAD_AUDIO[case]
@@ -240,6 +244,8 @@ def test_debug_shows_the_traceback(workspace):
     assert "Traceback" in result.stderr and "Task1aError" in result.stderr and name in result.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_restored_file_is_picked_up_by_the_rerun(workspace, tmp_path, reference):
     """A truncated file (which libsndfile would read in part, silently) stops the run; once restored,
     a rerun extracts just that file and tests to the very numbers of an undamaged dataset."""
@@ -280,6 +286,8 @@ def test_audio_file_missing_from_audio_folder(workspace):
     assert workspace.outputs("learner/*/*/learning.yaml") == []
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_stereo_and_48khz_clips_are_downmixed_and_resampled(reference, resume_dataset):
     """Through the whole run: the stereo clip gives exactly its mono source's features and scores;
     the 48 kHz clip gives the features of its samples resampled to 44.1 kHz (computed here with
@@ -375,6 +383,7 @@ BAD_METADATA = [_unknown_scene, _unknown_device, _duplicated_meta_row, _duplicat
                 _semicolon_separated_fold, _wrong_header, _fold_label_disagrees_with_meta, _test_file_in_training_fold]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", BAD_METADATA, ids=lambda f: f.__name__.strip("_"))
 def test_bad_metadata_is_one_line_naming_file_and_row(workspace, damage):
     filename, fragments = damage(workspace.development)
@@ -412,6 +421,8 @@ def bad_models(reference, folder: Path) -> dict:
     return {name: folder / f"{name.replace(' ', '_')}.tflite" for name in models}
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_bad_model_file_for_testing_and_predict(workspace, reference, tmp_path):
     for kind, path in bad_models(reference, tmp_path).items():
         fragment = "truncated" if kind == "truncated" else "not a TFLite model"
@@ -538,6 +549,8 @@ def kill_chain(resume_dataset, reference, tmp_path_factory):
     return steps
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_kill_during_feature_extraction_then_rerun_resumes(kill_chain, reference):
     killed = kill_chain["features"]
     assert killed["killed"] and killed["status"] == -signal.SIGKILL, killed["stderr"][-3000:]
@@ -552,6 +565,8 @@ def test_kill_during_feature_extraction_then_rerun_resumes(kill_chain, reference
     assert np.array_equal(store.read(store.rows_of(keys)), expected.read(expected.rows_of(keys)))
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_kill_during_training_then_rerun_resumes_from_the_checkpoint(kill_chain, reference):
     killed = kill_chain["training"]
     assert killed["killed"] and killed["status"] == -signal.SIGKILL and not killed["finished"], killed["stderr"][-3000:]
@@ -569,6 +584,8 @@ def test_kill_during_training_then_rerun_resumes_from_the_checkpoint(kill_chain,
         assert only(space.outputs(f"learner/*/seed_0/{name}")).read_bytes() == only(reference.outputs(f"learner/*/seed_0/{name}")).read_bytes()
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_kill_during_testing_then_rerun_gives_the_same_results(kill_chain, reference):
     killed = kill_chain["testing"]
     assert killed["killed"] and killed["status"] == -signal.SIGKILL, killed["stderr"][-3000:]

@@ -61,6 +61,7 @@ def official_model(reference_dir):
     return reference_dir / "model_task1.tflite"
 
 
+@pytest.mark.slow
 def test_predict_streams_a_long_recording_in_bounded_memory(tmp_path, official_model):
     # 10 minutes of 48 kHz stereo: loaded whole it is 461 MB of float64 (plus its 230 MB mono mix and
     # 212 MB resampled), so a peak under 150 MB of traced allocations shows it was read in chunks

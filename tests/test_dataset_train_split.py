@@ -43,6 +43,7 @@ def real_splits(tau2022_meta_dir):
     return {percent: TAUDevelopmentSet.load(tau2022_meta_dir, train_split=percent) for percent in OFFICIAL_COUNTS}
 
 
+@pytest.mark.slow
 def test_real_split_counts_and_nesting(real_splits):
     fold = real_splits[100].train
     assert real_splits[100].split_file is None and real_splits[100].train.equals(real_splits[100].train_fold)
@@ -66,6 +67,7 @@ def test_real_split_counts_and_nesting(real_splits):
     assert real_splits[5].split_file.name == "split5.csv"
 
 
+@pytest.mark.slow
 def test_real_validation_split_is_inside_the_subset_and_location_disjoint(real_splits):
     items = real_splits[25].train
     train_index, validation_index = location_disjoint_split(items, 0.3, seed=0)

@@ -1,17 +1,17 @@
-"""The boundaries of the audio / feature store / features split, and the ground-floor helpers they share.
+"""utils.feature_store: the generic store (any extractor with ``fs``, ``params``, ``row_shape``,
+``extract_into``; it never imports ``utils.features``), its public writer, and the boundaries of the
+audio / feature store / features split (none of the three imports TensorFlow; the normaliser statistics
+read from a store).
 
-- the store is generic: it runs any extractor with ``fs``, ``params``, ``row_shape``, ``extract_into``
-  and never imports ``utils.features``; none of the three imports TensorFlow;
-- one list of audio extensions (``utils.audio``), used by ``--predict`` too;
-- one RIFF chunk walker serving the fast WAV reader and the truncation check;
-- ``utils.files.file_digest`` / ``usable_cores``; the features CLI reads parameters through the container.
+The store with the real log-mel extractor (resume, kill -9, workers) is tested in test_features.py;
+the shared ground floor moved out of this file (formerly test_features_split.py): the audio extensions
+and the RIFF chunk walker to test_audio.py, ``file_digest`` / ``usable_cores`` to test_files.py, the
+features command line to test_features.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from utils import audio, feature_store, features, files, testing
+from utils import audio, feature_store, features
 from utils.errors import Task1aError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,49 +93,6 @@ def test_modules_stay_below_tensorflow_and_the_store_below_the_extractor(module)
     assert run.stdout.split() == ["False", str(module == "utils.features")]
 
 
-def test_one_list_of_audio_extensions_that_soundfile_reads(tmp_path):
-    assert testing.AUDIO_EXTENSIONS is audio.AUDIO_EXTENSIONS
-    assert ".m4a" not in audio.AUDIO_EXTENSIONS  # neither libsndfile nor audioread (no ffmpeg) reads it
-    y = np.random.default_rng(0).uniform(-0.3, 0.3, 4800)
-    written = {".opus": dict(format="OGG", subtype="OPUS"), ".aif": dict(format="AIFF"), ".au": dict(format="AU"), ".flac": {}}
-    for extension, kwargs in written.items():
-        soundfile.write(str(tmp_path / f"x{extension}"), y, 48000, **kwargs)
-        assert audio.load_audio(tmp_path / f"x{extension}", 48000).shape == (4800,)
-    (tmp_path / "notes.txt").write_text("not audio")
-    assert [p.name for p in audio.audio_files_under(tmp_path)] == sorted(f"x{e}" for e in written)
-
-
-def test_one_chunk_walker_serves_the_reader_and_the_truncation_check(tmp_path):
-    path = tmp_path / "a.wav"
-    soundfile.write(str(path), np.zeros(100), FS, subtype="PCM_16")
-    raw = path.read_bytes()
-    chunks = list(audio._wave_chunks(lambda at, n: raw[at : at + n], len(raw)))
-    assert [c[0] for c in chunks] == [b"fmt ", b"data"] and chunks[-1][2] == 200
-    assert list(audio._wave_chunks(lambda at, n: b"RIFX" + raw[4:][at : at + n], len(raw))) == []
-    cut = tmp_path / "cut.wav"
-    cut.write_bytes(raw[:-50])
-    assert audio.wav_truncation(path) is None and "declares 200 bytes but the file holds 150" in audio.wav_truncation(cut)
-    assert audio.read_plain_wav(cut) is None and audio.read_plain_wav(path)[1] == FS
-
-
-def test_file_digest_is_hashlib_over_the_whole_file(tmp_path):
-    data = os.urandom(3 * (1 << 20) + 5)  # several blocks and a remainder
-    (tmp_path / "f").write_bytes(data)
-    assert files.file_digest(tmp_path / "f") == hashlib.sha256(data).hexdigest()
-    assert files.file_digest(tmp_path / "f", "md5") == hashlib.md5(data).hexdigest()
-    seen = []
-    hasher = files.update_digest(hashlib.md5(b"prefix"), tmp_path / "f", on_block=seen.append)
-    assert hasher.hexdigest() == hashlib.md5(b"prefix" + data).hexdigest() and sum(seen) == len(data) and len(seen) == 4
-
-
-def test_usable_cores_honours_the_affinity_mask():
-    expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    assert files.usable_cores() == expected >= 1
-    assert feature_store.resolve_jobs(-1) == expected and feature_store.resolve_jobs(3) == 3
-    with pytest.raises(Task1aError, match="n_jobs"):
-        feature_store.resolve_jobs(0)
-
-
 def test_fit_mean_std_and_normalizers_from_the_store(tmp_path):
     paths = clips(tmp_path, [FS, 3 * FS])
     keys = [p.name for p in paths]
@@ -149,16 +106,3 @@ def test_fit_mean_std_and_normalizers_from_the_store(tmp_path):
     assert np.array_equal(features.load_normalized(store, keys, features.build_normalizer("none")), rows)
     with pytest.raises(Task1aError, match="known: max_abs_int16, none, mean_std"):
         features.build_normalizer("zscore")
-
-
-def test_cli_reads_the_mel_parameters_through_the_container(tmp_path):
-    path = clips(tmp_path, [FS])[0]
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("defaults: [1, 2\n")
-    run = subprocess.run([sys.executable, "-m", "utils.features", str(path), "-o", str(tmp_path / "o.npy"), "--params", str(bad)],
-                         cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 1 and run.stderr.startswith("error: ") and "bad.yaml" in run.stderr
-    assert len(run.stderr.strip().splitlines()) == 1
-    run = subprocess.run([sys.executable, "-m", "utils.features", str(path), "-o", str(tmp_path / "o.txt")],
-                         cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 1 and "must end in .npy" in run.stderr
