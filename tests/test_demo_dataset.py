@@ -316,8 +316,11 @@ def test_scenes_differ_measurably(generated):
 def test_the_cli_reads_task1a_yaml_through_the_parameter_container(monkeypatch):
     import utils.parameters
 
-    class Container:  # stands for ParameterContainer(): the one reader of task1a.yaml
+    class Container:  # stands for ParameterContainer(path): the one reader of task1a.yaml (utils.parameters.checked_defaults)
         defaults = {"dataset_method_parameters": {"demo": {"marker": True}}}
+
+        def __init__(self, *args):
+            pass
 
     monkeypatch.setattr(utils.parameters, "ParameterContainer", Container)
     assert demo_dataset._yaml_parameters() == {"marker": True}
