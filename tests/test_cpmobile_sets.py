@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import tiny_demo_parameters
+from conftest import filled_meta_template, tiny_demo_parameters
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = [
@@ -50,3 +50,35 @@ def test_a_cpmobile_set_runs_end_to_end_on_the_demo_data(tmp_path, set_id):
         assert len(models) > 1, "no device model was fine-tuned"
     reports = [path.read_text() for path in (tmp_path / "system").rglob("report.md")]
     assert reports and any("SYNTHETIC" in text for text in reports)
+
+
+def test_the_dcase2025_cpmobile_package_is_produced_as_for_the_2025_edition(tmp_path):
+    """Dev run (the meta's development results), then challenge mode with --package: the zip passes the 2025
+    validator and the inference package computes the logmel32k features the project computed."""
+    import importlib.util as loader
+
+    import numpy as np
+
+    from utils.frontend_32k import LogMel32kExtractor
+    from utils.submission import validate_submission
+
+    label = "Tester_Org_task1_1"
+    assert run(tmp_path, "dcase2025_cpmobile_device_specific", "--set", "device_models.epochs=2").returncode == 0
+    packaged = run(tmp_path, "dcase2025_cpmobile_device_specific", "--set", "device_models.epochs=2", "--mode", "eval", "--package", label,
+                   "--set", filled_meta_template(tmp_path, 2025))
+    assert packaged.returncode == 0, packaged.stderr[-3000:]
+    archive = tmp_path / "system" / "submission" / f"{label}.zip"
+    assert validate_submission(archive, None, edition=2025) == []
+    ckpts = next((tmp_path / "system" / "submission").glob("*/*/ckpts"))
+    config = json.loads((ckpts / "config.json").read_text())
+    assert config["feature_method"] == "logmel32k" and config["model_io"] == "float16" and config["device_models"]
+    spec = loader.spec_from_file_location("packaged_runtime", ckpts.parent / "_runtime.py")
+    runtime = loader.module_from_spec(spec)
+    spec.loader.exec_module(runtime)
+    models = runtime.DeviceModels(ckpts)
+    clip = next((tmp_path / "datasets" / "demo").rglob("*.wav"))
+    import soundfile
+
+    audio, _ = soundfile.read(str(clip), dtype="float64")
+    expected = LogMel32kExtractor(**config["feature_extractor"]).extract(audio[: 44100])
+    assert np.array_equal(models.features(clip)[0], expected.astype(np.float32))

@@ -41,13 +41,16 @@ def package_names(label: str) -> tuple[str, str]:
 def runtime_source() -> str:
     """``_runtime.py``: the template's runtime, then the project's own feature, segmentation, averaging and
     quantisation code (its source, copied), so the package computes exactly what the project computes."""
-    from utils import audio, features, feature_store, testing, tflite
+    from utils import audio, feature_store, features, frontend_32k, testing, tflite
 
     copied = [features._rfft_rows, features._SparseMel, features._cosine_window, features._mel_basis, features.LogMelExtractor,
+              frontend_32k.sinc_resampling_kernel, frontend_32k.resampled_length, frontend_32k.resample, frontend_32k.htk_mel_filterbank,
+              frontend_32k.periodic_hann, frontend_32k.LogMel32kExtractor,
               features.normalize_max_abs_int16, features.MeanStdNormalizer, audio.segment_audio, testing.clip_probabilities,
               tflite.quantize, tflite.dequantize]
     text = (TEMPLATE_DIR / "runtime.py").read_text()
-    text = text.replace("__INT16_SCALE__", repr(feature_store.INT16_SCALE)).replace("__WINDOW_TYPES__", repr(features.WINDOW_TYPES))
+    text = (text.replace("__INT16_SCALE__", repr(feature_store.INT16_SCALE)).replace("__WINDOW_TYPES__", repr(features.WINDOW_TYPES))
+            .replace("__LOGMEL32K__", repr(frontend_32k.METHOD)))
     return text + "\n\n" + "\n\n".join(inspect.getsource(item) for item in copied)
 
 
@@ -74,6 +77,7 @@ def write_inference_package(outcome, label: str, folder: str | Path) -> Path:
     config = {
         "label": label,
         "class_order": list(SCENE_LABELS),
+        "feature_method": params["feature_extractor"]["method"],  # mel (DCASE2023) | logmel32k (the DCASE2024/2025 front end)
         "feature_extractor": dict(params["feature_extractor"]["parameters"]),
         "segment_length_seconds": params["feature_extractor"]["segment_length_seconds"],
         "model_io": io,

@@ -20,6 +20,7 @@ EPS = float(np.spacing(1))
 INT16_SCALE = __INT16_SCALE__
 SPECTROGRAM_TYPES = ("magnitude", "power")
 WINDOW_TYPES = __WINDOW_TYPES__
+METHOD = __LOGMEL32K__  # the 32 kHz front end's method name (utils.frontend_32k)
 
 
 def load_audio(path, fs: int) -> np.ndarray:
@@ -92,7 +93,8 @@ class DeviceModels:
         config = json.loads((Path(folder) / "config.json").read_text())
         self.config = config
         self.class_order = tuple(config["class_order"])
-        self.extractor = LogMelExtractor(**config["feature_extractor"])
+        extractor = LogMel32kExtractor if config.get("feature_method", "mel") == METHOD else LogMelExtractor
+        self.extractor = extractor(**config["feature_extractor"])
         self.segment_samples = int(round(config["segment_length_seconds"] * self.extractor.fs))
         self.general = SceneModel(Path(folder) / config["general_model"]["file"], config["general_model"]["normalization"])
         self.devices = {device: SceneModel(Path(folder) / entry["file"], entry["normalization"]) for device, entry in config["device_models"].items()}
