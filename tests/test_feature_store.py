@@ -81,8 +81,8 @@ def test_store_writer_public_api_writes_a_readable_store(tmp_path):
     store = feature_store.FeatureStore(tmp_path / "s")
     assert store.keys == ["x", "y"] and store.failed == {"z": "unreadable"} and store.is_complete
     assert np.array_equal(store.read(store.rows_of(["y"])), np.arange(6, 18, dtype=np.float32).reshape(2, 2, 3))
-    with pytest.raises(Task1aError, match="storage 'float16'"):
-        feature_store.store_manifest({}, 10, "float16", (2, 3), keys)
+    with pytest.raises(Task1aError, match="storage 'float64'"):
+        feature_store.store_manifest({}, 10, "float64", (2, 3), keys)
 
 
 @pytest.mark.parametrize("module", ["utils.audio", "utils.feature_store", "utils.features"])
