@@ -142,8 +142,8 @@ def main() -> None:
 
     from utils.feature_store import FeatureStore
     from utils.features import normalize_max_abs_int16
-    from utils.testing import predict_store
     from utils.files import usable_cores
+    from utils.testing import predict_store
     from utils.tflite import TFLiteClassifier
 
     threads = usable_cores() if args.threads == -1 else args.threads

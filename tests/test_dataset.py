@@ -66,7 +66,10 @@ def test_module_cli_json_on_real_metadata(tau2022_meta_dir):
     assert report["test"]["count"] == 29_680
     train, validation, test = (set(report[k]["locations"]) for k in ("train", "validation", "test"))
     assert not train & validation and not train & test and not validation & test
-    city = lambda locations: {l.split("-")[0] for l in locations}
+
+    def city(locations):
+        return {location.split("-")[0] for location in locations}
+
     assert city(train) == city(validation) and len(city(train)) == 10
     assert sum(report["test"]["devices"].values()) == 29_680
     assert sum(report["train"]["scenes"].values()) == report["train"]["count"]

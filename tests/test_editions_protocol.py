@@ -1,9 +1,6 @@
 """The editions as objects (utils/editions): each one's protocol, a toy edition added without touching the
 pipeline, the DCASE2024 split-only training, the DCASE2025 device source, the warm-up + cosine schedule."""
 
-import math
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest

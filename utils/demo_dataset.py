@@ -49,8 +49,8 @@ import scipy.fft
 import scipy.signal
 import soundfile
 
-from utils.dataset import DEVELOPMENT_DEVICES, DEVICE_GROUPS, EVALUATION_DEVICES, SCENE_LABELS, SPLIT_FOLDER, TRAIN_SPLITS, split_filename
 from utils import cli
+from utils.dataset import DEVELOPMENT_DEVICES, DEVICE_GROUPS, EVALUATION_DEVICES, SCENE_LABELS, SPLIT_FOLDER, TRAIN_SPLITS, split_filename
 from utils.errors import Task1aError, run_cli
 from utils.files import usable_cores, write_json_atomic, write_text_atomic
 from utils.parameters import RULES, rule_for, value_error

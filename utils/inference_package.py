@@ -41,7 +41,7 @@ def package_names(label: str) -> tuple[str, str]:
 def runtime_source() -> str:
     """``_runtime.py``: the template's runtime, then the project's own feature, segmentation, averaging and
     quantisation code (its source, copied), so the package computes exactly what the project computes."""
-    from utils import audio, features, feature_store, testing, tflite
+    from utils import audio, feature_store, features, testing, tflite
 
     copied = [features._rfft_rows, features._SparseMel, features._cosine_window, features._mel_basis, features.LogMelExtractor,
               features.normalize_max_abs_int16, features.MeanStdNormalizer, audio.segment_audio, testing.clip_probabilities,

@@ -16,7 +16,6 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-
 from typing import Callable
 
 from utils import device_models, editions, paths, stages, workspace
@@ -64,7 +63,7 @@ def resolve_sets(container, set_ids: list[str], command_line: dict, flags: dict,
     With ``fallback``, a set whose real development set is not found is replaced (one warning) by
     ``general.fallback_set`` on the demo data, keeping the set's own values and the command line's.
     """
-    from utils.parameters import apply_overrides, check_values, check_structure
+    from utils.parameters import apply_overrides, check_structure, check_values
 
     resolved = []
     for set_id in set_ids:

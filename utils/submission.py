@@ -67,8 +67,8 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from model_size_calculation.nessi import OFFICIAL_MAX_MACS, OFFICIAL_MAX_MEMORY_BYTES
-from utils.dataset import DEVELOPMENT_DEVICES, SCENE_LABELS, TRAIN_SPLITS
 from utils import cli
+from utils.dataset import DEVELOPMENT_DEVICES, SCENE_LABELS, TRAIN_SPLITS
 from utils.errors import Task1aError, run_cli
 from utils.files import atomic_path
 from utils.system_output import MAX_ROWS_PER_PROBLEM, check_output_text

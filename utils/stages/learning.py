@@ -16,8 +16,8 @@ from utils import workspace as ws
 from utils.errors import Task1aError
 from utils.files import write_yaml_atomic
 from utils.stages.base import Stage
-from utils.stages.inputs import learner_settings
 from utils.stages.features import segment_labels
+from utils.stages.inputs import learner_settings
 
 log = logging.getLogger(__name__)
 
