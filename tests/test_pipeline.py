@@ -112,7 +112,8 @@ def test_eval_mode_writes_output_for_every_evaluation_file(workspace, dev_run):
 def test_predict_real_recordings_with_the_official_model(workspace, real_audio_dir, reference_dir):
     root, param_file = workspace
     out = root / "predict.csv"
-    result = task1a("-p", str(param_file), "-s", "demo", "--predict", str(real_audio_dir), "--model", str(reference_dir / "model_task1.tflite"), "--output", str(out))
+    result = task1a("-p", str(param_file), "-s", "demo", "--predict", str(real_audio_dir), "--model", str(reference_dir / "model_task1.tflite"), "--output",
+                    str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     table = read_output(out)
     labels = pd.read_csv(real_audio_dir / "labels.csv")
