@@ -31,30 +31,36 @@ TITLE, EXAMPLES = __doc__.split("\n\n")[0], __doc__[__doc__.index("examples:"):_
 
 
 def build_argument_parser() -> cli.ArgumentParser:
-    parser = cli.ArgumentParser(prog=cli.typed_command(), description=TITLE, epilog=cli.as_typed(EXAMPLES), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(prog=cli.typed_command(), description=TITLE, epilog=cli.as_typed(EXAMPLES),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     run = parser.add_argument_group("run")
     run.add_argument("-s", "--parameter_set", help="parameter set id(s), comma separated (see --show_sets)")
     run.add_argument("-p", "--param_file", help="YAML merged over task1a.yaml (same structure); its values win over task1a.yaml's sets")
-    run.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="set one parameter, last of all (repeatable), e.g. --set learner_method_parameters.cnn.fit.epochs=3")
+    run.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                     help="set one parameter, last of all (repeatable), e.g. --set learner_method_parameters.cnn.fit.epochs=3")
     run.add_argument("-o", dest="o", nargs="?", const=True, default=None, metavar="FILE",
                      help="alone: recompute every stage (as --overwrite); with FILE: write the system output there (as --output FILE)")
     run.add_argument("--overwrite", action="store_true", help="recompute every stage (otherwise finished stages are reused)")
     run.add_argument("-r", "--seed", "--r_seed", type=int, help="random seed (overrides general.seed; 0 is a seed)")
     run.add_argument("--trials", type=int, help="independent trainings with seeds seed, seed+1, ... (overrides learner iterations)")
     run.add_argument("--jobs", type=int, help="feature extraction processes (overrides feature_extractor.n_jobs; -1 = all cores)")
-    run.add_argument("--workdir", metavar="DIR", help="folder relative run-time paths (path.system, path.log, datasets) resolve against (overrides path.root; default: the current folder)")
+    run.add_argument("--workdir", metavar="DIR",
+                     help="folder relative run-time paths (path.system, path.log, datasets) resolve against (overrides path.root; default: the current folder)")
     data = parser.add_argument_group("data")
-    data.add_argument("--download_dataset", metavar="PATH", help="download the TAU 2022 Mobile development set (and with --mode eval the evaluation set) into PATH")
-    data.add_argument("--download_baseline_model", nargs="?", const=True, default=None, metavar="PATH",
-                      help="download the official baseline model (sha256-verified) to recognizer.baseline_model (or PATH): its inference is the baseline_inference energy")
+    data.add_argument("--download_dataset", metavar="PATH",
+                      help="download the TAU 2022 Mobile development set (and with --mode eval the evaluation set) into PATH")
+    data.add_argument("--download_baseline_model", nargs="?", const=True, default=None, metavar="PATH", help="download the official baseline model "
+                      "(sha256-verified) to recognizer.baseline_model (or PATH): its inference is the baseline_inference energy")
     data.add_argument("--predict", nargs="+", metavar="PATH", help="classify these recordings (files or folders) and write --output")
     model = parser.add_argument_group("model")
     model.add_argument("--model", metavar="PATH", help="test and evaluate this .tflite model instead of the trained one (skips learning)")
-    model.add_argument("--check_complexity", action="store_true", help="measure the set's untrained network with NeSsi (seconds), print the table and verdict, exit 1 if over a limit")
+    model.add_argument("--check_complexity", action="store_true",
+                       help="measure the set's untrained network with NeSsi (seconds), print the table and verdict, exit 1 if over a limit")
     challenge = parser.add_argument_group("challenge")
-    challenge.add_argument("-m", "--mode", choices=("dev", "eval"), help="dev: development set (train fold / evaluate fold); eval: challenge mode (evaluation set output)")
-    challenge.add_argument("--package", nargs="?", const=True, default=None, metavar="LABEL",
-                           help="challenge mode: write the submission zip of submission.edition (2023, 2024, 2025) as LABEL.zip; LABEL defaults to submission.label")
+    challenge.add_argument("-m", "--mode", choices=("dev", "eval"),
+                           help="dev: development set (train fold / evaluate fold); eval: challenge mode (evaluation set output)")
+    challenge.add_argument("--package", nargs="?", const=True, default=None, metavar="LABEL", help="challenge mode: write the submission zip of "
+                           "submission.edition (2023, 2024, 2025) as LABEL.zip; LABEL defaults to submission.label")
     output = parser.add_argument_group("output")
     output.add_argument("--output", metavar="FILE", help="also write the system output CSV to this file")
     output.add_argument("--no_progress", action="store_true", help="no progress bars (they are off anyway when the output is not a terminal)")
@@ -85,13 +91,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 
 def command_line_flags(args) -> dict:
     """The command line's own options as parameter overrides (``{key.path: value}``), checked."""
-    flags = {}
-    if args.seed is not None:
-        flags["general.seed"] = args.seed
-    if args.mode is not None:
-        flags["general.mode"] = args.mode
-    if args.jobs is not None:
-        flags["feature_extractor.n_jobs"] = args.jobs
+    given = {"general.seed": args.seed, "general.mode": args.mode, "feature_extractor.n_jobs": args.jobs}
+    flags = {key: value for key, value in given.items() if value is not None}
     if args.trials is not None:
         if args.trials < 1:
             raise Task1aError(f"--trials must be >= 1, got {args.trials}")
@@ -121,8 +122,7 @@ def predict(args, params: dict) -> int:
     if not args.output:
         raise Task1aError("--predict needs --output FILE for the system output")
     failures = predict_recordings(params, args.predict, Path(args.output), Path(args.model) if args.model else None, args.workdir, not args.no_progress)
-    for name, reason in failures.items():
-        print(f"skipped {name}: {reason}", file=sys.stderr)
+    print("".join(f"skipped {name}: {reason}\n" for name, reason in failures.items()), end="", file=sys.stderr)
     if failures:
         raise Task1aError(f"{len(failures)} recording(s) could not be read (listed above); the others are in {args.output}")
     return 0
@@ -149,8 +149,7 @@ def run(args) -> int:
         from utils.complexity import check_complexity
 
         checked = [check_complexity(params) for params in all_params]
-        for text, _ in checked:
-            print(text, end="")
+        print("".join(text for text, _ in checked), end="")
         return 1 if any(problems for _, problems in checked) else 0
     if args.show_results:
         from utils.reporting import show_results
@@ -176,7 +175,8 @@ def run(args) -> int:
 def what_runs(args, all_params: list[dict]) -> str:
     """The first console line's subject: what this command is about to do."""
     if args.download_dataset or args.download_baseline_model:
-        return "download " + " and ".join(what for what, asked in (("the TAU 2022 Mobile dataset", args.download_dataset), ("the official baseline model", args.download_baseline_model)) if asked)
+        return "download " + " and ".join(what for what, asked in (("the TAU 2022 Mobile dataset", args.download_dataset),
+                                                                   ("the official baseline model", args.download_baseline_model)) if asked)
     if args.predict:
         return f"classify {len(args.predict)} path(s) with {args.model or 'the trained model of set ' + all_params[0]['set_id']}"
     doing = "test and evaluate " + args.model if args.model else "train, test and evaluate"

@@ -261,7 +261,8 @@ def main() -> int:
         shutil.copy(paths[0], one / paths[0].name)
         startup_store = startup_seconds(["-m", "utils.features", str(one), "-o", str(work / "startup-store"), "--jobs", "1", "--no-progress"])
         startup_file = startup_seconds(["-m", "utils.features", str(paths[0]), "-o", str(work / "startup.npy")])
-        imports = {module: startup_seconds(["-c", f"import {module}"]) for module in ("utils.features", "utils.dataset", "utils.testing", "utils.tflite", "utils.demo_dataset", "utils.submission")}
+        imports = {module: startup_seconds(["-c", f"import {module}"]) for module in ("utils.features", "utils.dataset", "utils.testing", "utils.tflite",
+                                                                                      "utils.demo_dataset", "utils.submission")}
         python_alone = startup_seconds(["-c", "pass"])
 
     print(f"CPU: {cpu_model()}; load average {load_before:.1f} before the timed rounds, {load_after:.1f} after (other processes share the cores)")

@@ -277,7 +277,8 @@ def demo_size(args) -> dict:
     def median(parts, name):
         return np.median(np.array([p[name] for p in parts]), axis=0)
 
-    print(f"demo size: {args.train} training + {args.validation} validation clips, {args.epochs} epochs (epoch 1, which traces, left out; medians of epochs 2..{args.epochs})")
+    print(f"demo size: {args.train} training + {args.validation} validation clips, {args.epochs} epochs (epoch 1, which traces, left out; medians of epochs "
+          f"2..{args.epochs})")
     for who, parts in (("plain fit", plain), ("stage", stage)):
         print(f" {who} epoch:")
         for name in ("set-up", "training", "validation", "epoch end", "epoch"):
@@ -331,7 +332,8 @@ def real_size(args) -> dict:
     X_t, targets = tensors(X, y, parameters["fit"]["label_smoothing"])
     X_val_t, val_targets = tensors(X_val, y_val, 0.0)
     bare, plain_clock, plain_validation = compiled_bare_model(parameters), Clock(chunk), []
-    bare.evaluate(X_val_t[:validation_batch_size], val_targets[:validation_batch_size], batch_size=validation_batch_size, verbose=0)  # traced before it is timed
+    bare.evaluate(X_val_t[:validation_batch_size], val_targets[:validation_batch_size], batch_size=validation_batch_size,
+                  verbose=0)  # traced before it is timed
 
     def plain_steps():
         bare.fit(X_t, targets, batch_size=BATCH_SIZE, epochs=1, steps_per_epoch=chunk, shuffle=True, verbose=0, callbacks=[plain_clock])
@@ -363,7 +365,8 @@ def real_size(args) -> dict:
         "stage": {"set-up": record["first_batch"] - record["begin"], f"training ({batches} steps)": stage_step * batches,
                   "validation": steady_seconds(record["test_steps"], validation_batches), "epoch end": record["next"] - record["test_end"]},
     }
-    print(f" one stage epoch cut after {args.real_steps} of {batches} training steps, {chunk} plain steps after each of its executions ({pairs} pairs after the first);")
+    print(f" one stage epoch cut after {args.real_steps} of {batches} training steps, {chunk} plain steps after each of its executions ({pairs} pairs after "
+          "the first);")
     print(f" the full validation pass of each ({validation_batches} batches of {validation_batch_size}; the stage's first execution, which traces, left out)")
     print(" extrapolated epoch = set-up + all steps x time per step + validation + epoch end:")
     epochs = {}
@@ -478,7 +481,8 @@ def main() -> None:
         memory_child(args.memory_child, args.store_steps, args.store_validation, args.work)
         return
     load = os.getloadavg()[0]
-    print(f"learning benchmark: {cpu_model()}, {os.cpu_count()} CPU cores (load average {load:.1f} at start), baseline CNN, batch size {BATCH_SIZE}", flush=True)
+    print(f"learning benchmark: {cpu_model()}, {os.cpu_count()} CPU cores (load average {load:.1f} at start), baseline CNN, batch size {BATCH_SIZE}",
+          flush=True)
     targets = {"demo size": 0.9, "real size": 0.97}
     for name, skip, run in (("demo size", args.skip_demo, demo_size), ("real size", args.skip_real, real_size)):
         if skip:

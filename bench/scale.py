@@ -67,7 +67,7 @@ def development_items(meta_path: Path, clips: int):
         city = np.array([f"city{c}" for c in range(12)])[(index // 10) % 12]
         location = (index // 120) % 20
         device = np.array(["a", "b", "c", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8"])[index % 11]
-        identifier = [f"{c}-{l}" for c, l in zip(city, location)]
+        identifier = [f"{c}-{loc}" for c, loc in zip(city, location)]
         filename = [f"audio/{s}-{i}-{k}-{k % 10}-{d}.wav" for s, i, k, d in zip(scene, identifier, index, device)]
         items = pd.DataFrame({"filename": filename, "scene_label": scene, "identifier": identifier, "source_label": device, "city": city})
     if clips > len(items):

@@ -133,17 +133,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="alternating stage / interpreter rounds (medians are reported)")
     parser.add_argument("--model", type=Path, default=OFFICIAL_MODEL, help="TFLite model (default: the official baseline)")
     parser.add_argument("--meta", type=Path, default=DEFAULT_META)
-    parser.add_argument("--threads", type=int, default=defaults["num_threads"], help="interpreter threads (recognizer.num_threads; default from task1a.yaml, -1 = all cores)")
+    parser.add_argument("--threads", type=int, default=defaults["num_threads"],
+                        help="interpreter threads (recognizer.num_threads; default from task1a.yaml, -1 = all cores)")
     parser.add_argument("--batch-size", type=int, default=defaults["batch_size"], help="recognizer.batch_size (default from task1a.yaml)")
-    parser.add_argument("--compare-forms", action="store_true", help="the shipped network's official-form export against the converter's own form, instead of --model")
+    parser.add_argument("--compare-forms", action="store_true",
+                        help="the shipped network's official-form export against the converter's own form, instead of --model")
     args = parser.parse_args()
     if not args.compare_forms and not args.model.is_file():
         raise SystemExit(f"error: TFLite model {args.model} not found; give one with --model")
 
     from utils.feature_store import FeatureStore
     from utils.features import normalize_max_abs_int16
-    from utils.testing import predict_store
     from utils.files import usable_cores
+    from utils.testing import predict_store
     from utils.tflite import TFLiteClassifier
 
     threads = usable_cores() if args.threads == -1 else args.threads
@@ -155,7 +157,8 @@ def main() -> None:
         test_keys = list(np.random.default_rng(0).permutation(keys))  # a test list's order, not the store's
         n = len(test_keys)
         rows = store.rows_of(test_keys)
-        print(f"{n:,} clips, model {'the shipped network, two forms' if args.compare_forms else args.model.name}, batch size {args.batch_size}; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} "
+        print(f"{n:,} clips, model {'the shipped network, two forms' if args.compare_forms else args.model.name}, batch size {args.batch_size}; "
+              f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} "
               f"(another process's load takes CPU from both sides of a round)\n")
 
         def compare(thread_count: int):
@@ -195,7 +198,8 @@ def main() -> None:
         for thread_count in sorted({1, threads}):
             for xnnpack in (True, False):
                 wall_rate, cpu_rate = bare_rate(args.model, prepared, thread_count, xnnpack)
-                print(f"  {thread_count} thread(s), {'XNNPACK' if xnnpack else 'built-in kernels'}: {wall_rate:7.0f} clips/s wall, {cpu_rate:7.0f} clips per CPU-second")
+                print(f"  {thread_count} thread(s), {'XNNPACK' if xnnpack else 'built-in kernels'}: {wall_rate:7.0f} clips/s wall, {cpu_rate:7.0f} clips per "
+                      "CPU-second")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -9,11 +9,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from utils import download, stages
-from utils.workspace import Workspace
 from utils.download import BASELINE_MODEL, download_baseline_model
 from utils.energy import EnergyMeter
 from utils.errors import Task1aError
 from utils.files import file_digest
+from utils.workspace import Workspace
 
 
 @pytest.fixture

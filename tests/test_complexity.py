@@ -13,8 +13,8 @@ from model_size_calculation.nessi import format_nessi_table, get_model_size
 from utils.complexity import (
     check_complexity,
     enforce_limits,
-    limits_enforced,
     limit_problems,
+    limits_enforced,
     measure_tflite,
     network_input_shape,
     untrained_network,

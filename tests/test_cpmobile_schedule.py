@@ -52,7 +52,8 @@ def test_the_yaml_form_inside_adamw_follows_the_optimizer_steps(reference):
     rate, warmup, total = reference["short/settings"]
     expected = reference["short/learning_rates"]
     optimizer = build_optimizer({"class_name": "AdamW", "config": {
-        "learning_rate": {"class_name": "WarmupCosineDecay", "config": {"learning_rate": float(rate), "warmup_steps": int(warmup), "total_steps": "TRAINING_STEPS"}},
+        "learning_rate": {"class_name": "WarmupCosineDecay", "config": {"learning_rate": float(rate), "warmup_steps": int(warmup),
+                                                                        "total_steps": "TRAINING_STEPS"}},
         "weight_decay": 1e-4, "epsilon": 1e-8}}, training_steps=int(total))
     variable = keras.Variable(np.zeros(3, np.float32))
     optimizer.build([variable])

@@ -66,7 +66,10 @@ def test_module_cli_json_on_real_metadata(tau2022_meta_dir):
     assert report["test"]["count"] == 29_680
     train, validation, test = (set(report[k]["locations"]) for k in ("train", "validation", "test"))
     assert not train & validation and not train & test and not validation & test
-    city = lambda locations: {l.split("-")[0] for l in locations}
+
+    def city(locations):
+        return {location.split("-")[0] for location in locations}
+
     assert city(train) == city(validation) and len(city(train)) == 10
     assert sum(report["test"]["devices"].values()) == 29_680
     assert sum(report["train"]["scenes"].values()) == report["train"]["count"]
@@ -145,7 +148,8 @@ def test_a_fold_or_split_row_missing_from_meta_csv_is_an_error_of_the_cli(tmp_pa
     meta.write_bytes(b"\r\n".join(line for line in lines if not line.startswith(names[7].encode())))  # a fold1_evaluate (and test) row
     assert tau.main([str(tmp_path)]) == 1
     error = capsys.readouterr().err
-    assert error == f"error: {tmp_path / 'evaluation_setup' / 'fold1_evaluate.csv'}: 1 row(s) not in meta.csv: line 3 '{names[7]}'; restore the official metadata files\n"
+    assert error == (f"error: {tmp_path / 'evaluation_setup' / 'fold1_evaluate.csv'}: 1 row(s) not in meta.csv: line 3 '{names[7]}'; "
+                     "restore the official metadata files\n")
     make_dataset(tmp_path / "split")
     (tmp_path / "split" / "split_setup").mkdir()
     extra = [f"audio/bus-lyon-{i}-{i}-0-a.wav" for i in range(5)]

@@ -107,7 +107,10 @@ def _small_dataset(root: Path, split_folder: str | None = "split_setup") -> list
     (root / "evaluation_setup").mkdir(parents=True)
     train = [f"audio/{scene}-paris-{i}-{i}-{sub}-a.wav" for i, scene in enumerate(SCENE_LABELS) for sub in range(2)]
     test = [f"audio/{scene}-lyon-{100 + i}-{100 + i}-0-b.wav" for i, scene in enumerate(SCENE_LABELS)]
-    label = lambda name: name.split("/")[1].split("-")[0]
+
+    def label(name):
+        return name.split("/")[1].split("-")[0]
+
     meta = ["filename\tscene_label\tidentifier\tsource_label"]
     meta += [f"{n}\t{label(n)}\t{n.split('-')[1]}-{n.split('-')[2]}\t{n[:-4].split('-')[-1]}" for n in train + test]
     (root / "meta.csv").write_text("\n".join(meta) + "\n")

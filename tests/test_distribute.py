@@ -25,7 +25,6 @@ sys.path.insert(0, str(REPO_DIR / "tests"))
 
 from conftest import link_demo_data, tiny_demo_parameters  # noqa: E402
 from test_learning import CLASS_COUNT, small_cnn_parameters, toy_problem  # noqa: E402
-
 from utils.distribute import batch_bounds, describe_devices, device_line, lost_worker_message  # noqa: E402
 from utils.errors import Task1aError  # noqa: E402
 

@@ -199,7 +199,8 @@ def test_the_checks_catch_what_does_not_exist():
     assert yaml_keys("learner_method_parameters: {cnn: {fit: {epohcs: 3}}}") == ["learner_method_parameters.cnn.fit.epohcs"]
     assert which_tool(["python", "task1a.py", "--show_sets"]) == ("task1a", ["--show_sets"])
     assert which_tool(["python", "-m", "utils.dataset", "x"]) == ("task1a-dataset", ["x"])
-    assert commands_in("python task1a.py -s demo && python -m pytest -q  # comment") == [["python", "task1a.py", "-s", "demo"], ["python", "-m", "pytest", "-q"]]
+    assert commands_in("python task1a.py -s demo && python -m pytest -q  # comment") == [["python", "task1a.py", "-s", "demo"],
+                                                                                         ["python", "-m", "pytest", "-q"]]
 
 
 def test_the_readme_is_short_and_stays_inside_the_repository():

@@ -1,9 +1,6 @@
 """The editions as objects (utils/editions): each one's protocol, a toy edition added without touching the
 pipeline, the DCASE2024 split-only training, the DCASE2025 device source, the warm-up + cosine schedule."""
 
-import math
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -155,7 +152,8 @@ def test_device_models_with_a_npy_teacher_are_refused_before_any_work_and_a_csv_
         "learner_method_parameters": {"cnn": {"distillation": {"teacher_outputs": str(teacher)}}}})
     check_device_settings(params)  # official recipe: the fine-tuning learns without the teacher
     assert fine_tuning_parameters(params, None)["learner"]["parameters"]["distillation"]["teacher_outputs"] is None
-    with pytest.raises(Task1aError, match=r"^device_models.distillation: the .npy teacher .* cannot be matched to a device's clips; give the teacher as a system-output CSV"):
+    with pytest.raises(Task1aError, match=r"^device_models.distillation: the .npy teacher .* cannot be matched to a device's clips; give the teacher as a "
+                                          r"system-output CSV"):
         check_device_settings(apply_overrides(params, {"device_models.distillation": True}))
     csv_teacher = ParameterContainer().resolve("dcase2025_device_specific", command_line={"device_models": {"distillation": True},
                                                "learner_method_parameters": {"cnn": {"distillation": {"teacher_outputs": str(tmp_path / "t.csv")}}}})

@@ -7,13 +7,13 @@ import socket
 import sys
 import types
 
+import codecarbon
+import codecarbon.lock
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-import codecarbon
-import codecarbon.lock
 from utils.energy import PHASE_NAMES, EnergyMeter, energy_summary
 from utils.errors import Task1aError
 

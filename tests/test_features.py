@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 import soundfile
 
-from utils.errors import Task1aError
+from test_feature_store import clips
 from utils.audio import load_audio, segment_audio
+from utils.errors import Task1aError
 from utils.feature_store import FeatureStore, extract_to_store
 from utils.features import LogMelExtractor, MeanStdNormalizer, normalize_max_abs_int16
-from test_feature_store import clips
 
 REPO = Path(__file__).resolve().parents[1]
 FS = 44100

@@ -130,7 +130,8 @@ def test_without_any_lock_primitive_it_warns_once_and_goes_on(tmp_path, monkeypa
 def test_the_lock_excludes_another_process_and_dies_with_it(tmp_path):
     path = tmp_path / ".lock"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys,time; from utils.files import lock_file; h=open(sys.argv[1],'a'); lock_file(h); print('held', flush=True); time.sleep(60)", str(path)],
+        [sys.executable, "-c", "import sys,time; from utils.files import lock_file; h=open(sys.argv[1],'a'); lock_file(h); print('held', flush=True); "
+                               "time.sleep(60)", str(path)],
         cwd=REPO_DIR, stdout=subprocess.PIPE, text=True,
     )
     try:

@@ -152,7 +152,8 @@ def test_method_selected_in_yaml_extracts_into_the_feature_store(tmp_path, fixtu
     for name in names:  # float32 WAV: the fixture's samples exactly
         soundfile.write(audio / f"{name}.wav", fixture[f"input/{name}"], 44100, subtype="FLOAT")
     user = tmp_path / "user.yaml"
-    user.write_text(yaml.safe_dump({"defaults": {"feature_extractor": {"method": "logmel32k", "n_jobs": 1, "storage": storage, "segment_length_seconds": 0.5}}}))
+    user.write_text(yaml.safe_dump({"defaults": {"feature_extractor": {"method": "logmel32k", "n_jobs": 1, "storage": storage,
+                                                                       "segment_length_seconds": 0.5}}}))
     params = ParameterContainer(DEFAULT_PARAMETER_FILE, user).resolve("dcase2023_baseline")
     items = pd.DataFrame({"filename": [f"{name}.wav" for name in names]})
     store = stages.FEATURES.compute(stages.FeatureUnit(params, items, audio, tmp_path / "store", progress=False))

@@ -31,7 +31,8 @@ def golden_run(tmp_path_factory, demo_data):
     for name, value in (("SYSTEM", root / "system"), ("LOG", root / "log"), ("DEMO", root / "datasets" / "demo")):
         text = text.replace(name, str(value))
     (root / "tiny.yaml").write_text(text)
-    result = subprocess.run([sys.executable, "task1a.py", "--no_progress", "-s", "demo", "-p", str(root / "tiny.yaml"), "-o", "--output", str(root / "output.csv")],
+    result = subprocess.run([sys.executable, "task1a.py", "--no_progress", "-s", "demo", "-p", str(root / "tiny.yaml"), "-o", "--output",
+                             str(root / "output.csv")],
                             cwd=REPO, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     (results_path,) = (root / "system" / "evaluator").glob("*/seed_0/results.yaml")

@@ -300,7 +300,8 @@ def test_early_stopping_from_the_yaml_stops_and_a_killed_run_resumes_to_the_same
     # Killed in the epoch before the one EarlyStopping stops at: its patience must survive the resume.
     kill_epoch = whole["epochs_trained"] - 1
     with pytest.raises(Interrupted):
-        train_model(parameters, *arguments, tmp_path / "killed", seed=5, deterministic=True, progress=False, callbacks=[KillDuringEpoch(epoch=kill_epoch, batch=2)])
+        train_model(parameters, *arguments, tmp_path / "killed", seed=5, deterministic=True, progress=False,
+                    callbacks=[KillDuringEpoch(epoch=kill_epoch, batch=2)])
     counter = EpochCounter()
     resumed = train_model(parameters, *arguments, tmp_path / "killed", seed=5, deterministic=True, progress=False, callbacks=[counter])
     assert counter.epochs == list(range(kill_epoch, whole["epochs_trained"] + 1))

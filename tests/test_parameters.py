@@ -77,7 +77,8 @@ def test_typos_and_wrong_types_are_rejected_with_the_key_path(tmp_path, data, ke
 
 
 def test_int_accepted_for_float_but_not_bool_for_int(tmp_path):
-    ok = ParameterContainer(override_path=write(tmp_path, "ok.yaml", {"defaults": {"learner_method_parameters": {"cnn": {"optimizer": {"config": {"learning_rate": 1}}}}}}))
+    ok = ParameterContainer(override_path=write(tmp_path, "ok.yaml",
+                                                {"defaults": {"learner_method_parameters": {"cnn": {"optimizer": {"config": {"learning_rate": 1}}}}}}))
     assert ok.resolve()["learner"]["parameters"]["optimizer"]["config"]["learning_rate"] == 1
     with pytest.raises(Task1aError, match="must be an integer"):
         ParameterContainer(override_path=write(tmp_path, "b.yaml", {"defaults": {"general": {"seed": True}}}))

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from utils.dataset import SCENE_LABELS
 from conftest import link_demo_data, tiny_demo_parameters
+from utils.dataset import SCENE_LABELS
 from utils.submission import validate_submission
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,7 +112,8 @@ def test_eval_mode_writes_output_for_every_evaluation_file(workspace, dev_run):
 def test_predict_real_recordings_with_the_official_model(workspace, real_audio_dir, reference_dir):
     root, param_file = workspace
     out = root / "predict.csv"
-    result = task1a("-p", str(param_file), "-s", "demo", "--predict", str(real_audio_dir), "--model", str(reference_dir / "model_task1.tflite"), "--output", str(out))
+    result = task1a("-p", str(param_file), "-s", "demo", "--predict", str(real_audio_dir), "--model", str(reference_dir / "model_task1.tflite"), "--output",
+                    str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     table = read_output(out)
     labels = pd.read_csv(real_audio_dir / "labels.csv")
@@ -176,7 +177,7 @@ def test_eval_package_gives_all_three_energy_figures_and_a_rerun_reports_the_sto
     assert again.returncode == 0, again.stderr[-3000:]
     stored = yaml.safe_load(next((tmp_path / "system" / "learner").glob("*/seed_0/energy.yaml")).read_text())
     report = reports[0].read_text()
-    line = next(l for l in report.splitlines() if l.startswith("- training: "))
+    line = next(text for text in report.splitlines() if text.startswith("- training: "))
     assert f"{energy['training']:.4g} kWh" in line
     assert f"measured when the stage ran, {stored['measured_at_all'][0]}" in line
     with zipfile.ZipFile(tmp_path / "system" / "submission" / "Lastname_ORG_task1_1.zip") as archive:

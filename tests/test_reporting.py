@@ -8,9 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
 import pytest
+import yaml
 
 from conftest import link_demo_data
 from utils.errors import Task1aError

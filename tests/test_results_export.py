@@ -40,12 +40,14 @@ def test_each_format_has_one_row_per_setup(tmp_path, capsys):
 
 def test_no_setups_gives_an_empty_table(tmp_path):
     assert json.loads(show_results(tmp_path, result_format="json")) == []
-    assert show_results(tmp_path, result_format="csv").splitlines() == ["set,edition,data,mode,seeds,accuracy,log_loss,macs,parameter_memory_bytes,energy_training_kwh,energy_inference_kwh,hash"]
+    assert show_results(tmp_path, result_format="csv").splitlines() == [
+        "set,edition,data,mode,seeds,accuracy,log_loss,macs,parameter_memory_bytes,energy_training_kwh,energy_inference_kwh,hash"]
 
 
 def report_of(edition, accuracy=0.55, synthetic=False, train_split=100):
     run = {"dataset": {"name": "TAU", "synthetic": synthetic, "path": "x"}, "set_id": "s", "mode": "dev", "edition": edition,
-           "train_split": train_split, "reference": editions.get(edition).official_reference(train_split) if edition in editions.REGISTRY else None, "evaluation": {"overall_accuracy": accuracy, "overall_logloss": 1.2, "n_trials": 1, "table": "t"}}
+           "train_split": train_split, "reference": editions.get(edition).official_reference(train_split) if edition in editions.REGISTRY else None,
+           "evaluation": {"overall_accuracy": accuracy, "overall_logloss": 1.2, "n_trials": 1, "table": "t"}}
     text = render_run_report(run)
     return text, text[text.index("## Official figures (reference)"):].split("\n## ")[0]
 

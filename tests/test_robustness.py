@@ -271,7 +271,8 @@ def test_check_audio_lists_every_damaged_file(workspace, tmp_path):
     replace_file(workspace.development / names[1], b"")
     replace_file(workspace.development / names[2], b"not audio\n" * 50)
     (workspace.development / names[3]).unlink()
-    result = subprocess.run([sys.executable, "-m", "utils.dataset", str(workspace.development), "--check-audio"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "utils.dataset", str(workspace.development), "--check-audio"], cwd=REPO, capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "135 checked, 1 missing, 3 unreadable" in result.stdout
     listed = {line.split(": ", 1)[1].split(" ")[0]: line.split(":")[0].strip() for line in result.stdout.splitlines() if line.startswith("    ")}
@@ -394,7 +395,8 @@ def test_bad_metadata_is_one_line_naming_file_and_row(workspace, damage):
 # ------------------------------------------------------------------------------------- parameters
 BAD_YAML = {  # case: (the -p file, what the error line must hold; "{file}" stands for the file's path)
     "typo": ("sets: [{set_id: robust, learner_method_parameters: {cnn: {fit: {epohcs: 3}}}}]\n", ["{file}", "unknown parameter", "fit.epohcs", "epochs"]),
-    "wrong type": ("defaults: {learner_method_parameters: {cnn: {fit: {batch_size: sixteen}}}}\n", ["{file}", "fit.batch_size", "must be an integer", "sixteen"]),
+    "wrong type": ("defaults: {learner_method_parameters: {cnn: {fit: {batch_size: sixteen}}}}\n",
+                   ["{file}", "fit.batch_size", "must be an integer", "sixteen"]),
     "malformed": ("defaults:\n  general: {seed: 0\n", ["{file}", "malformed YAML", "line"]),
     "unknown active set": ("active_set: robsut\n", ["active_set 'robsut' is not among the sets", "demo", "fix active_set"]),
 }
@@ -472,7 +474,8 @@ def run_and_kill(args: list, fire, timeout: float = 300, prelude: str = "") -> t
     """
     command = [sys.executable, "task1a.py", *map(str, args)]
     if prelude:
-        command = [sys.executable, "-c", f"{prelude}\nimport runpy, sys\nsys.argv = {['task1a.py', *map(str, args)]!r}\nrunpy.run_path('task1a.py', run_name='__main__')"]
+        command = [sys.executable, "-c", f"{prelude}\nimport runpy, sys\nsys.argv = {['task1a.py', *map(str, args)]!r}\nrunpy.run_path('task1a.py', "
+                                         "run_name='__main__')"]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     chunks = []
     reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: os.read(process.stderr.fileno(), 65536), b"")), daemon=True)
@@ -589,7 +592,8 @@ def test_kill_during_training_then_rerun_resumes_from_the_checkpoint(kill_chain,
 def test_kill_during_testing_then_rerun_gives_the_same_results(kill_chain, reference):
     killed = kill_chain["testing"]
     assert killed["killed"] and killed["status"] == -signal.SIGKILL, killed["stderr"][-3000:]
-    assert killed["learned"] and killed["outputs"] == [] and killed["results"] == [], (killed["learned"], killed["outputs"], killed["results"])  # killed inside testing: no output yet
+    # killed inside testing: no output yet
+    assert killed["learned"] and killed["outputs"] == [] and killed["results"] == [], (killed["learned"], killed["outputs"], killed["results"])
     final = kill_chain["final"]
     assert final["status"] == 0, final["stderr"][-3000:]
     assert "features: reusing" in final["stderr"] and "learning: reusing" in final["stderr"]

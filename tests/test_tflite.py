@@ -236,7 +236,8 @@ def test_only_reshapes_that_flatten_a_dense_layers_input_are_folded(caplog):
     for op in own_graph.operators:
         computed_shape = op.opcode_name == "RESHAPE" and op.inputs[1] in produced
         assert (f"{op.index} {op.opcode_name}" in named) == (op.opcode_name in ("SHAPE", "STRIDED_SLICE", "PACK", "GATHER", "REDUCE_PROD")
-                                                            or computed_shape or (op.opcode_name == "CONCATENATION" and own_graph.tensors[op.outputs[0]].type_name == "INT32"))
+                                                            or computed_shape
+                                                            or (op.opcode_name == "CONCATENATION" and own_graph.tensors[op.outputs[0]].type_name == "INT32"))
     assert fold_reshapes_into_fully_connected(own) == own  # a reshape whose shape is computed at run time is not folded (the gate names it)
 
 

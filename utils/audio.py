@@ -186,7 +186,8 @@ def _read_any(path: Path):
                 data, fs = librosa.load(str(path), sr=None, mono=False, dtype=np.float64)
         except Exception as exc:
             reason = str(exc) or type(exc).__name__
-            raise Task1aError(f"cannot read audio file {path}: {soundfile_error} (audioread: {reason}); check that it is a valid audio file (WAV, FLAC, MP3, OGG)") from None
+            raise Task1aError(f"cannot read audio file {path}: {soundfile_error} (audioread: {reason}); check that it is a valid audio file (WAV, FLAC, MP3, "
+                              "OGG)") from None
         return np.atleast_2d(data), int(fs)
 
 

@@ -80,7 +80,8 @@ class TrainingCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {name: float(value) for name, value in (logs or {}).items()}
-        self.state["history"].append({"epoch": epoch + 1, **logs, "seconds": round(time.monotonic() - self.started, 3), "best_epoch": self.selection.best_epoch})
+        self.state["history"].append({"epoch": epoch + 1, **logs, "seconds": round(time.monotonic() - self.started, 3),
+                                      "best_epoch": self.selection.best_epoch})
         self.state.update(epoch=epoch + 1, best_epoch=self.selection.best_epoch, best_value=self.selection.best_value, stopped=bool(self.model.stop_training))
         self.save(self.state, self.selection.best_weights)
         if self.write_log is not None:

@@ -136,7 +136,8 @@ def read_metadata_csv(path: str | Path, required_columns: tuple[str, ...]) -> pd
     missing = [column for column in required_columns if column not in table.columns]
     if missing:
         header = ",".join(table.columns)
-        hint = "it looks comma separated; the official files are tab separated" if ("," in header and len(table.columns) == 1) else f"found header {list(table.columns)}"
+        hint = ("it looks comma separated; the official files are tab separated" if ("," in header and len(table.columns) == 1)
+                else f"found header {list(table.columns)}")
         raise Task1aError(f"{path} lacks column(s) {missing} ({hint}); restore the official file")
     table = table[list(dict.fromkeys(list(required_columns) + list(table.columns)))]
     for column in required_columns:
@@ -197,7 +198,8 @@ class TAUDevelopmentSet:
         path = Path(path)
         train_split = check_train_split(train_split)
         if not path.is_dir():
-            raise Task1aError(f"dataset folder {path} not found; download it (python task1a.py --download_dataset PATH) or set dataset_method_parameters in task1a.yaml")
+            raise Task1aError(f"dataset folder {path} not found; download it (python task1a.py --download_dataset PATH) or set dataset_method_parameters in "
+                              "task1a.yaml")
         meta_path = path / META_FILENAME
         meta = read_metadata_csv(meta_path, ("filename", "scene_label", "identifier", "source_label"))
         meta = _check_rows(meta, meta_path, check_scene=True, allowed_devices=DEVELOPMENT_DEVICES)
@@ -290,7 +292,8 @@ class TAUEvaluationSet:
     def load(cls, path: str | Path, labels_path: str | Path | None = None) -> "TAUEvaluationSet":
         path = Path(path)
         if not path.is_dir():
-            raise Task1aError(f"evaluation set folder {path} not found; download it (python task1a.py --download_dataset PATH) or set dataset_method_parameters in task1a.yaml")
+            raise Task1aError(f"evaluation set folder {path} not found; download it (python task1a.py --download_dataset PATH) or set "
+                              "dataset_method_parameters in task1a.yaml")
         fold_path = path / SETUP_FOLDER / FOLD_FILES["test"]
         listed = _check_rows(read_metadata_csv(fold_path, ("filename",)), fold_path, check_scene=False, allowed_devices=None)
         # DCASE2025 gives the recording device at inference time in the list's device_id column (older lists
@@ -499,7 +502,8 @@ def _format_report(path: Path, report: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = cli.ArgumentParser(prog=cli.prog("utils.dataset"), description="Verify a TAU Urban Acoustic Scenes 2022 Mobile development-set folder and print counts.")
+    parser = cli.ArgumentParser(prog=cli.prog("utils.dataset"),
+                                description="Verify a TAU Urban Acoustic Scenes 2022 Mobile development-set folder and print counts.")
     parser.add_argument("path", help="dataset folder (meta.csv, evaluation_setup/, audio/)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--check-audio", action="store_true", help="also check that every listed audio file exists and is readable")

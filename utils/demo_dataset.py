@@ -49,8 +49,8 @@ import scipy.fft
 import scipy.signal
 import soundfile
 
-from utils.dataset import DEVELOPMENT_DEVICES, DEVICE_GROUPS, EVALUATION_DEVICES, SCENE_LABELS, SPLIT_FOLDER, TRAIN_SPLITS, split_filename
 from utils import cli
+from utils.dataset import DEVELOPMENT_DEVICES, DEVICE_GROUPS, EVALUATION_DEVICES, SCENE_LABELS, SPLIT_FOLDER, TRAIN_SPLITS, split_filename
 from utils.errors import Task1aError, run_cli
 from utils.files import usable_cores, write_json_atomic, write_text_atomic
 from utils.parameters import RULES, rule_for, value_error
@@ -120,16 +120,22 @@ def _events(**kinds) -> tuple[EventModel, ...]:
 # footsteps and long reverberation, outdoor scenes share traffic and birds: the classes overlap the
 # way the real ones do, and the location variation (parameter ``location_variation``) sets how much.
 SCENE_MODELS: dict[str, SceneModel] = {
-    "airport": SceneModel(-46, -2.0, 8000, 0.3, 0.15, 0, 1, -60, 0.0, -6, _events(speech=(0.3, 2), footstep=(1.2, -4), suitcase=(0.3, -2), chime=(0.08, 6)), 1.3, 0.5),
+    "airport": SceneModel(-46, -2.0, 8000, 0.3, 0.15, 0, 1, -60, 0.0, -6,
+                          _events(speech=(0.3, 2), footstep=(1.2, -4), suitcase=(0.3, -2), chime=(0.08, 6)), 1.3, 0.5),
     "bus": SceneModel(-42, -6.0, 1500, 0.5, 0.35, 45, 8, -2, 0.08, -16, _events(speech=(0.1, 0), squeal=(0.02, 0), clack=(0.1, -4)), 0.15, 0.3),
     "metro": SceneModel(-38, -4.0, 3000, 0.4, 0.3, 120, 10, -2, 0.15, -20, _events(clack=(0.8, 5), squeal=(0.1, 2), speech=(0.05, -2)), 0.3, 0.3),
-    "metro_station": SceneModel(-43, -4.5, 5000, 0.2, 0.2, 50, 4, -12, 0.0, -6, _events(speech=(0.2, 2), footstep=(0.8, -3), chime=(0.08, 6), train=(0.12, 6)), 1.8, 0.6),
+    "metro_station": SceneModel(-43, -4.5, 5000, 0.2, 0.2, 50, 4, -12, 0.0, -6,
+                                _events(speech=(0.2, 2), footstep=(0.8, -3), chime=(0.08, 6), train=(0.12, 6)), 1.8, 0.6),
     "park": SceneModel(-52, -5.0, 1000, 0.2, 0.5, 0, 1, -60, 0.0, None, _events(bird=(0.6, 12), speech=(0.05, -2), footstep=(0.2, -6)), 0.0, 0.0),
-    "public_square": SceneModel(-45, -4.0, 2500, 0.3, 0.3, 0, 1, -60, 0.0, -8, _events(speech=(0.2, 3), footstep=(0.6, -3), bird=(0.1, 5), car=(0.05, 0)), 0.4, 0.2),
-    "shopping_mall": SceneModel(-45, -3.0, 5000, 0.2, 0.15, 100, 3, -10, 0.0, -4, _events(speech=(0.4, 2), footstep=(1.0, -4), music=(0.3, 0), suitcase=(0.05, -4)), 1.0, 0.5),
-    "street_pedestrian": SceneModel(-48, -4.0, 3000, 0.3, 0.3, 0, 1, -60, 0.0, -10, _events(footstep=(2.0, 0), speech=(0.3, 2), car=(0.08, 2), bird=(0.05, 3)), 0.3, 0.2),
+    "public_square": SceneModel(-45, -4.0, 2500, 0.3, 0.3, 0, 1, -60, 0.0, -8,
+                                _events(speech=(0.2, 3), footstep=(0.6, -3), bird=(0.1, 5), car=(0.05, 0)), 0.4, 0.2),
+    "shopping_mall": SceneModel(-45, -3.0, 5000, 0.2, 0.15, 100, 3, -10, 0.0, -4,
+                                _events(speech=(0.4, 2), footstep=(1.0, -4), music=(0.3, 0), suitcase=(0.05, -4)), 1.0, 0.5),
+    "street_pedestrian": SceneModel(-48, -4.0, 3000, 0.3, 0.3, 0, 1, -60, 0.0, -10,
+                                    _events(footstep=(2.0, 0), speech=(0.3, 2), car=(0.08, 2), bird=(0.05, 3)), 0.3, 0.2),
     "street_traffic": SceneModel(-40, -5.0, 2000, 0.3, 0.5, 30, 4, -10, 0.05, None, _events(car=(0.6, 6), footstep=(0.1, -4)), 0.2, 0.1),
-    "tram": SceneModel(-42, -5.0, 2500, 0.4, 0.3, 300, 6, -4, 0.2, -18, _events(clack=(0.6, 4), squeal=(0.08, 4), chime=(0.02, 3), speech=(0.05, -2)), 0.2, 0.3),
+    "tram": SceneModel(-42, -5.0, 2500, 0.4, 0.3, 300, 6, -4, 0.2, -18,
+                       _events(clack=(0.6, 4), squeal=(0.08, 4), chime=(0.02, 3), speech=(0.05, -2)), 0.2, 0.3),
 }
 
 
@@ -322,7 +328,8 @@ def _plan_segments(p: dict, rng: np.random.Generator) -> list[tuple]:
             locations += [(DEVELOPMENT_FOLDER, "train", scene, city)] * p["locations_per_city"]
         test_cities = [cities[i % len(cities)] for i in rng.permutation(max(len(cities), p["test_locations_per_scene"]))[: p["test_locations_per_scene"]]]
         locations += [(DEVELOPMENT_FOLDER, "test", scene, city) for city in test_cities]
-        eval_cities = [cities[i % len(cities)] for i in rng.permutation(max(len(cities), p["evaluation_locations_per_scene"]))[: p["evaluation_locations_per_scene"]]]
+        eval_cities = [cities[i % len(cities)]
+                       for i in rng.permutation(max(len(cities), p["evaluation_locations_per_scene"]))[: p["evaluation_locations_per_scene"]]]
         locations += [(EVALUATION_FOLDER, "test", scene, city) for city in eval_cities]
     per_city = {city: sum(1 for location in locations if location[3] == city) for city in cities}
     location_ids = {city: iter(np.sort(rng.choice(max(1300, 2 * n), size=n, replace=False))) for city, n in per_city.items()}
@@ -342,7 +349,8 @@ def _plan_devices(p: dict, rng: np.random.Generator, recordings: list[tuple]) ->
     """Devices of each development segment: the reference device records every one; each other training
     device a random `train_device_fraction` of the training segments (at least one); test segments all nine."""
     train_positions = [i for i, r in enumerate(recordings) if r[0] == DEVELOPMENT_FOLDER and r[1] == "train"]
-    devices_of = {i: ([REFERENCE_DEVICE] if recordings[i][1] == "train" else list(DEVELOPMENT_DEVICES)) for i, r in enumerate(recordings) if r[0] == DEVELOPMENT_FOLDER}
+    devices_of = {i: ([REFERENCE_DEVICE] if recordings[i][1] == "train" else list(DEVELOPMENT_DEVICES))
+                  for i, r in enumerate(recordings) if r[0] == DEVELOPMENT_FOLDER}
     n_per_device = max(1, int(round(p["train_device_fraction"] * len(train_positions))))
     for device in TRAIN_DEVICES:
         if device == REFERENCE_DEVICE:
@@ -369,7 +377,8 @@ def _plan_evaluation_clips(p: dict, rng: np.random.Generator, recordings: list[t
             if (i, s, EVALUATION_DEVICES[device_index]) not in chosen
         ]
         if not candidates:  # this scene's clips on this device are used up: take any free clip of the scene
-            candidates = [(i, s, d) for i in eval_positions[SCENE_LABELS[scene_index]] for s in range(n_sub) for d in EVALUATION_DEVICES if (i, s, d) not in chosen]
+            candidates = [(i, s, d) for i in eval_positions[SCENE_LABELS[scene_index]] for s in range(n_sub) for d in EVALUATION_DEVICES
+                          if (i, s, d) not in chosen]
         if not candidates:
             candidates = [(i, s, d) for ps in eval_positions.values() for i in ps for s in range(n_sub) for d in EVALUATION_DEVICES if (i, s, d) not in chosen]
         chosen.add(candidates[int(rng.integers(len(candidates)))])
@@ -407,7 +416,8 @@ def plan_recordings(parameters: dict) -> tuple[list[RecordingJob], list[dict], l
             for item in sorted(item for item in eval_name if item[0] == index):
                 name = eval_name[item]
                 outputs.append(ClipOutput(item[1], item[2], name))
-                evaluation_rows[int(name[len("audio/") : -len(".wav")])] = {"filename": name, "scene_label": scene, "identifier": identifier, "source_label": item[2]}
+                evaluation_rows[int(name[len("audio/") : -len(".wav")])] = {"filename": name, "scene_label": scene, "identifier": identifier,
+                                                                            "source_label": item[2]}
         if outputs:
             jobs.append(RecordingJob(folder, scene, identifier, model, n_sub * CLIP_SECONDS, (p["seed"], index), tuple(outputs)))
     development_rows.sort(key=lambda row: row["filename"])
@@ -584,7 +594,8 @@ def synthesize_event(kind: str, rng: np.random.Generator, sr: int) -> np.ndarray
         noise = scipy.signal.sosfilt(_sos("bandpass", (400, 3000), sr), rng.standard_normal(n))
         modulation = 1.0 + 0.8 * np.sin(2 * np.pi * rng.uniform(8, 16) * t)
         return _unit_rms(noise * modulation * np.hanning(n))
-    raise Task1aError(f"unknown event kind '{kind}' in the demo scene model; use one of speech, footstep, bird, car, train, clack, squeal, chime, music, suitcase")
+    raise Task1aError(f"unknown event kind '{kind}' in the demo scene model; use one of speech, footstep, bird, car, train, clack, squeal, chime, music, "
+                      "suitcase")
 
 
 def synthesize_scene_spectrum(model: SceneModel, rng: np.random.Generator, n_samples: int, sr: int) -> np.ndarray:
@@ -894,7 +905,8 @@ def _yaml_parameters() -> dict:
 
 
 def main(argv=None) -> int:
-    parser = cli.ArgumentParser(prog=cli.prog("utils.demo_dataset"), description="Generate the built-in SYNTHETIC demo dataset (TAU 2022 layout, not TAU audio).")
+    parser = cli.ArgumentParser(prog=cli.prog("utils.demo_dataset"),
+                                description="Generate the built-in SYNTHETIC demo dataset (TAU 2022 layout, not TAU audio).")
     parser.add_argument("path", help="folder to generate into (development/, evaluation/, evaluation_labels.csv)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: task1a.yaml)")
     parser.add_argument("--jobs", type=int, default=-1, help="worker processes (-1: all cores)")

@@ -158,7 +158,8 @@ def device_testing_stage(model: TrainedModel, io: str, items: pd.DataFrame, devi
     output = Path(folder) / "output.csv"  # whether it is written already, the recognizer stage decides (its one rule)
     general_dir = Path(folder) / "general"
     general_dir.mkdir(parents=True, exist_ok=True)
-    names, _, probabilities = read_system_output(stages.testing_stage(model.tflite[io], model.normalization, items, store, general_dir, recognizer, overwrite, progress))
+    names, _, probabilities = read_system_output(stages.testing_stage(model.tflite[io], model.normalization, items, store, general_dir, recognizer, overwrite,
+                                                                      progress))
     row = {name: index for index, name in enumerate(names)}
     probabilities = np.array(probabilities, dtype=np.float64)
     devices = pd.Series(np.asarray(devices, dtype=object), index=items.index).fillna("unknown").astype(str)

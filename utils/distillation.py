@@ -59,11 +59,13 @@ def check_distillation(config: Any) -> dict:
 
 def _check_probabilities(probabilities: np.ndarray, path: Path, class_count: int) -> np.ndarray:
     if probabilities.ndim != 2 or probabilities.shape[1] != class_count:
-        raise Task1aError(f"teacher outputs {path}: {probabilities.shape[1] if probabilities.ndim == 2 else '?'} classes per row, expected {class_count}; give the teacher's {class_count} class probabilities")
+        raise Task1aError(f"teacher outputs {path}: {probabilities.shape[1] if probabilities.ndim == 2 else '?'} classes per row, expected {class_count}; give "
+                          f"the teacher's {class_count} class probabilities")
     sums = probabilities.sum(axis=1)
     bad = np.flatnonzero(~np.isfinite(sums) | (probabilities.min(axis=1) < 0) | (np.abs(sums - 1) > PROBABILITY_TOLERANCE))
     if len(bad):
-        raise Task1aError(f"teacher outputs {path}: row {bad[0]} is not a probability distribution (sum {sums[bad[0]]:.4g}); give softmax probabilities, not logits")
+        raise Task1aError(f"teacher outputs {path}: row {bad[0]} is not a probability distribution (sum {sums[bad[0]]:.4g}); give softmax probabilities, not "
+                          "logits")
     from utils.evaluation import normalise_probabilities  # the one renormalisation (training has its imports anyway)
 
     return normalise_probabilities(probabilities).astype(np.float32)
@@ -105,10 +107,12 @@ def load_teacher(path: str | Path, n_training: int, class_count: int, training_n
             raise Task1aError(f"teacher outputs {path} unreadable ({exc}); give a numpy .npy array") from None
         probabilities = np.asarray(probabilities, dtype=np.float64)
         if probabilities.ndim != 2 or probabilities.shape[0] != n_training:
-            raise Task1aError(f"teacher outputs {path} have shape {probabilities.shape}, expected ({n_training}, {class_count}) (one row per training segment, in order)")
+            raise Task1aError(f"teacher outputs {path} have shape {probabilities.shape}, expected ({n_training}, {class_count}) (one row per training segment, "
+                              "in order)")
         return _check_probabilities(probabilities, path, class_count)
     if training_names is None or len(training_names) != n_training:
-        raise Task1aError(f"teacher outputs {path}: a CSV is matched by filename, but the training segments' filenames were not given; use a .npy or pass training_names")
+        raise Task1aError(f"teacher outputs {path}: a CSV is matched by filename, but the training segments' filenames were not given; use a .npy or pass "
+                          "training_names")
     return _rows_by_name(path, list(training_names), class_count)
 
 

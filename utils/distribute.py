@@ -102,7 +102,8 @@ def distribution_strategy(distribute: str):
                 try:
                     _STRATEGIES[distribute] = tf.distribute.MultiWorkerMirroredStrategy()
                 except RuntimeError as exc:  # "Collective ops must be configured at program startup"
-                    raise Task1aError(f"{DISTRIBUTE_KEY} multi_worker: {str(exc).splitlines()[0]}; run the training in a fresh process (TensorFlow must not have run anything before)") from exc
+                    raise Task1aError(f"{DISTRIBUTE_KEY} multi_worker: {str(exc).splitlines()[0]}; run the training in a fresh process (TensorFlow must not "
+                                      "have run anything before)") from exc
                 # Strategy creation returns before every peer has joined: the first collective waits for them.
                 _all_gather(_STRATEGIES[distribute], 1)
         LOGGER.info("%s: %d replicas in sync", distribute, _STRATEGIES[distribute].num_replicas_in_sync)
@@ -227,7 +228,8 @@ def lost_worker_message(exc: BaseException, config: dict | None = None) -> str |
         address = addresses[int(index)] if int(index) < len(addresses) else "?"
         names.append(f"{job} {index} ({address})")
     who = ", ".join(names) if names else "a peer worker"
-    return f"{DISTRIBUTE_KEY} multi_worker: lost {who}; the cluster cannot go on without it: restart every worker with the same command to resume from the last checkpoint"
+    return (f"{DISTRIBUTE_KEY} multi_worker: lost {who}; the cluster cannot go on without it: restart every worker with the same command to resume "
+            "from the last checkpoint")
 
 
 # ------------------------------------------------------------------------------------ the group

@@ -43,8 +43,8 @@ from urllib.error import HTTPError, URLError
 import yaml
 from tqdm import tqdm
 
-from utils import dataset as tau_dataset
 from utils import cli
+from utils import dataset as tau_dataset
 from utils.errors import Task1aError, run_cli
 from utils.files import file_digest, lock_file, unlock_file, update_digest, write_json_atomic
 from utils.paths import packaged_file

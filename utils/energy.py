@@ -477,7 +477,8 @@ def _read_yaml(path: Path) -> Any:
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise Task1aError(f"energy record {path} is unreadable ({type(exc).__name__}); delete it (the stage's energy is then reported as not measured)") from None
+        raise Task1aError(f"energy record {path} is unreadable ({type(exc).__name__}); delete it (the stage's energy is then reported as "
+                          "not measured)") from None
 
 
 def clear_stage_energy(folder: str | Path) -> None:

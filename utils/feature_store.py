@@ -98,7 +98,8 @@ class FeatureStore:
         self.path = Path(store_dir)
         manifest_path = self.path / "manifest.json"
         if not manifest_path.is_file():
-            raise Task1aError(f"{self.path} is not a feature store (no manifest.json); extract features into it with python -m utils.features DIR -o {self.path}")
+            raise Task1aError(f"{self.path} is not a feature store (no manifest.json); extract features into it with python -m utils.features DIR -o "
+                              f"{self.path}")
         try:
             manifest = json.loads(manifest_path.read_text())
             if manifest.get("format") != STORE_FORMAT or manifest.get("version") != STORE_VERSION:
@@ -287,7 +288,8 @@ def _extract_chunk(task):
         except Exception as exc:  # any decoder failure is recorded for the caller, never fatal
             failed[key] = f"cannot read audio file {path}: {type(exc).__name__}: {exc}"
             continue
-        features = np.empty((len(clip_segments),) + row_shape, dtype=np.float32 if storage == "float32" else np.float64)  # float16 and int16 from the float64 values
+        features = np.empty((len(clip_segments),) + row_shape,
+                            dtype=np.float32 if storage == "float32" else np.float64)  # float16 and int16 from the float64 values
         for segment, row in zip(clip_segments, features):
             extractor.extract_into(segment, row)  # float64 values, cast to float32 on the way
         rows.append(to_official_int16(features) if storage == "int16" else features.astype(STORAGE_TYPES[storage], copy=False))  # per clip
@@ -333,7 +335,8 @@ class StoreWriter:
         if manifest_path.exists():
             store = FeatureStore(store_dir)
             for field in ("extractor", "segment_samples", "storage", "row_shape"):
-                existing = {"extractor": store.extractor_params, "segment_samples": store.segment_samples, "storage": store.storage, "row_shape": list(store.row_shape)}[field]
+                existing = {"extractor": store.extractor_params, "segment_samples": store.segment_samples, "storage": store.storage,
+                            "row_shape": list(store.row_shape)}[field]
                 if existing != manifest[field]:
                     self.close()
                     raise Task1aError(f"feature store {store_dir} was made with {field}={existing}, not {manifest[field]}; delete it or choose another folder")
@@ -359,7 +362,8 @@ class StoreWriter:
             try:
                 os.pwrite(self._data.fileno(), np.ascontiguousarray(rows).tobytes(), offset)
             except OSError as exc:  # a full disk: what is journaled stays valid, a rerun resumes from it
-                raise Task1aError(f"cannot write {self.path / 'data.bin'}: {exc.strerror}; free disk space (or choose another folder), then rerun to resume") from None
+                raise Task1aError(f"cannot write {self.path / 'data.bin'}: {exc.strerror}; free disk space (or choose another folder), "
+                                  "then rerun to resume") from None
         self._pending["keys"] += keys
         self._pending["counts"] += counts
         self._pending["failed"].update(failed)
@@ -442,7 +446,8 @@ def _check_extract_request(audio_paths, keys, extractor, segment_length_seconds,
         raise Task1aError(f"extract_to_store: key {duplicate} appears more than once; keys must be unique")
     lacking = [name for name in EXTRACTOR_PROTOCOL if not hasattr(extractor, name)]
     if lacking:
-        raise Task1aError(f"extract_to_store: the extractor ({type(extractor).__name__}) lacks {', '.join(lacking)}; give an extractor such as utils.features.LogMelExtractor")
+        raise Task1aError(f"extract_to_store: the extractor ({type(extractor).__name__}) lacks {', '.join(lacking)}; give an extractor such as "
+                          "utils.features.LogMelExtractor")
     _storage_dtype(storage, "extract_to_store storage")
     if not isinstance(segment_length_seconds, (int, float)) or segment_length_seconds <= 0:
         raise Task1aError(f"segment_length_seconds must be a positive number, got {segment_length_seconds!r}; fix feature_extractor.segment_length_seconds")

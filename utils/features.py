@@ -99,7 +99,8 @@ class LogMelExtractor:
         def number(name, value, integer=False, positive=True):
             kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
             if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value) or (value <= 0 if positive else value < 0):
-                raise Task1aError(f"feature extractor parameter {name} must be a {'positive' if positive else 'non-negative'} {'integer' if integer else 'number'}, got {value!r}; fix task1a.yaml")
+                raise Task1aError(f"feature extractor parameter {name} must be a {'positive' if positive else 'non-negative'} "
+                                  f"{'integer' if integer else 'number'}, got {value!r}; fix task1a.yaml")
             return value
 
         number("fs", fs, integer=True)
@@ -112,7 +113,8 @@ class LogMelExtractor:
             fmax = fs / 2.0
         number("fmax", fmax)
         if spectrogram_type not in SPECTROGRAM_TYPES:
-            raise Task1aError(f"feature extractor parameter spectrogram_type '{spectrogram_type}' is unknown (known: {', '.join(SPECTROGRAM_TYPES)}); fix task1a.yaml")
+            raise Task1aError(f"feature extractor parameter spectrogram_type '{spectrogram_type}' is unknown (known: {', '.join(SPECTROGRAM_TYPES)}); fix "
+                              "task1a.yaml")
         if window_type not in WINDOW_TYPES:
             raise Task1aError(f"feature extractor parameter window_type '{window_type}' is unknown (known: {', '.join(WINDOW_TYPES)}); fix task1a.yaml")
         for name, flag in (("htk", htk), ("normalize_mel_bands", normalize_mel_bands), ("logarithmic", logarithmic)):
@@ -123,9 +125,11 @@ class LogMelExtractor:
         win_length = int(fs * win_length_seconds)
         hop_length = int(fs * hop_length_seconds)
         if win_length < 1 or hop_length < 1:
-            raise Task1aError(f"feature extractor window ({win_length_seconds} s) and hop ({hop_length_seconds} s) must be at least one sample at fs={fs}; fix task1a.yaml")
+            raise Task1aError(f"feature extractor window ({win_length_seconds} s) and hop ({hop_length_seconds} s) must be at least one sample at fs={fs}; fix "
+                              "task1a.yaml")
         if win_length > n_fft:
-            raise Task1aError(f"feature extractor window ({win_length} samples) is longer than n_fft ({n_fft}); raise n_fft or shorten win_length_seconds in task1a.yaml")
+            raise Task1aError(f"feature extractor window ({win_length} samples) is longer than n_fft ({n_fft}); raise n_fft or shorten win_length_seconds in "
+                              "task1a.yaml")
 
         self.fs = int(fs)
         self.win_length_seconds = win_length_seconds
@@ -584,8 +588,10 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("source", help="an audio file (-> .npy of its log-mel) or a folder (-> a feature store of every audio file under it)")
     parser.add_argument("-o", "--output", required=True, help="OUT.npy for a file, a store folder for a folder")
     parser.add_argument("--jobs", type=int, default=-1, help="worker processes for a folder (-1: all cores)")
-    parser.add_argument("--method", choices=allowed("feature_extractor"), default="mel", help="feature_extractor.method: mel (2023, default) or logmel32k (DCASE2024/2025, docs/frontend.md)")
-    parser.add_argument("--params", type=Path, default=None, help="task1a.yaml whose defaults.feature_extractor_method_parameters.<method> to use (default: the repository's)")
+    parser.add_argument("--method", choices=allowed("feature_extractor"), default="mel",
+                        help="feature_extractor.method: mel (2023, default) or logmel32k (DCASE2024/2025, docs/frontend.md)")
+    parser.add_argument("--params", type=Path, default=None,
+                        help="task1a.yaml whose defaults.feature_extractor_method_parameters.<method> to use (default: the repository's)")
     parser.add_argument("--segment-length", type=float, default=1.0, help="segment length in seconds for a folder (default 1.0)")
     parser.add_argument("--storage", choices=tuple(STORAGE_TYPES), default="float32", help="row type of a store (default float32)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -147,7 +147,8 @@ class LogMel32kExtractor:
             bad = bad or (value <= low if low_open else value < low) or (high is not None and value > high)
             if bad:
                 bound = f"{'>' if low_open else '>='} {low:g}" + (f" and <= {high:g}" if high is not None else "")
-                raise Task1aError(f"feature extractor parameter {name} must be {'an integer' if integer else 'a number'} {bound}, got {value!r}; fix feature_extractor_method_parameters.{METHOD} in task1a.yaml")
+                raise Task1aError(f"feature extractor parameter {name} must be {'an integer' if integer else 'a number'} {bound}, got {value!r}; fix "
+                                  f"feature_extractor_method_parameters.{METHOD} in task1a.yaml")
             return value
 
         number("fs", fs, integer=True)
@@ -162,9 +163,11 @@ class LogMel32kExtractor:
         number("fmax", fmax)
         number("log_offset", log_offset)
         if win_length > n_fft:
-            raise Task1aError(f"feature extractor parameter win_length ({win_length}) is longer than n_fft ({n_fft}); fix feature_extractor_method_parameters.{METHOD} in task1a.yaml")
+            raise Task1aError(f"feature extractor parameter win_length ({win_length}) is longer than n_fft ({n_fft}); fix "
+                              f"feature_extractor_method_parameters.{METHOD} in task1a.yaml")
         if not fmin < fmax <= resample_fs / 2:
-            raise Task1aError(f"feature extractor parameters need fmin < fmax <= resample_fs / 2 ({resample_fs / 2:g}), got fmin={fmin!r}, fmax={fmax!r}; fix feature_extractor_method_parameters.{METHOD} in task1a.yaml")
+            raise Task1aError(f"feature extractor parameters need fmin < fmax <= resample_fs / 2 ({resample_fs / 2:g}), got fmin={fmin!r}, fmax={fmax!r}; fix "
+                              f"feature_extractor_method_parameters.{METHOD} in task1a.yaml")
         self.fs, self.resample_fs = int(fs), int(resample_fs)
         self.lowpass_filter_width, self.rolloff = int(lowpass_filter_width), float(rolloff)
         self.n_fft, self.win_length, self.hop_length = int(n_fft), int(win_length), int(hop_length)
@@ -223,7 +226,8 @@ class LogMel32kExtractor:
         """``|STFT|^2`` of ``x (m,)`` at ``resample_fs`` (centred, reflect padding): ``(n_fft // 2 + 1, n_frames)`` float64."""
         pad = self.n_fft // 2
         if len(x) <= pad:
-            raise Task1aError(f"{METHOD}: a clip of {len(x)} samples at {self.resample_fs} Hz is too short for reflect padding by n_fft // 2 = {pad}; give clips longer than {pad / self.resample_fs:.3f} s")
+            raise Task1aError(f"{METHOD}: a clip of {len(x)} samples at {self.resample_fs} Hz is too short for reflect padding by n_fft // 2 = {pad}; give "
+                              f"clips longer than {pad / self.resample_fs:.3f} s")
         padded = np.pad(x, pad, mode="reflect")
         start = (self.n_fft - self.win_length) // 2  # the window's place in the n_fft frame
         n_frames = self._frames_of(len(x))

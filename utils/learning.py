@@ -182,7 +182,8 @@ def build_callbacks(configs: Any, folder: Path | None = None) -> list:
     callbacks = []
     for index, item in enumerate(configs):
         where = f"{key}[{index}]"
-        if not isinstance(item, dict) or not isinstance(item.get("class_name"), str) or not isinstance(item.get("config", {}) or {}, dict) or set(item) - {"class_name", "config"}:
+        if (not isinstance(item, dict) or not isinstance(item.get("class_name"), str) or not isinstance(item.get("config", {}) or {}, dict)
+                or set(item) - {"class_name", "config"}):
             raise Task1aError(f"{where} must be {{class_name: EarlyStopping, config: {{...}}}}, got {item!r}; fix the value")
         config = dict(item.get("config") or {})
         if folder is not None:
@@ -638,7 +639,8 @@ def _training_data(settings: dict, X_train, y_train, X_val, y_val, class_count: 
     if X_val is not None:
         y_val = _check_arrays(X_val, y_val, "validation", class_count)
         if tuple(X_val.shape[1:]) != tuple(X_train.shape[1:]):
-            raise Task1aError(f"validation features have shape {tuple(X_val.shape[1:])} per example, training {tuple(X_train.shape[1:])}; use one feature store")
+            raise Task1aError(f"validation features have shape {tuple(X_val.shape[1:])} per example, training {tuple(X_train.shape[1:])}; "
+                              "use one feature store")
     if training_names is not None and len(training_names) != len(y_train):
         raise Task1aError(f"training_names: {len(training_names)} names for {len(y_train)} training segments; give one filename per segment")
     train_targets = smooth_labels(y_train, class_count, settings["label_smoothing"])
@@ -674,7 +676,8 @@ def _train(run: dict, data: dict):
         layer.synchronized = True
     group = dist.WorkerGroup(run["distribute"]) if run["distribute"] == "multi_worker" else None
     state, best_weights = _starting_state(run, data, network, optimizer, group)
-    selection = cb.BestEpochSelection(network, settings["monitor"], settings["mode"], run["first_selectable"], state["best_epoch"], state["best_value"], best_weights or None)
+    selection = cb.BestEpochSelection(network, settings["monitor"], settings["mode"], run["first_selectable"], state["best_epoch"], state["best_value"],
+                                      best_weights or None)
     replicas = dist.replica_count(strategy)
     train_feed = EpochFeed(data["X_train"], data["train_targets"], settings["batch_size"], run["seed"], settings["shuffle"], replicas, settings["augmentation"])
     all_callbacks = [train_feed.callback(), *_fit_callbacks(run, state, selection, network, optimizer)]
@@ -752,7 +755,8 @@ def _starting_state(run: dict, data: dict, network, optimizer, group) -> tuple[d
     checkpoint_path = run["output_dir"] / CHECKPOINT_FILENAME
     found = None
     if group is not None and not group.agree(dist.checkpoint_code(checkpoint_path)):
-        LOGGER.warning("the workers do not all see the same %s (the output folder must be shared to resume multi-worker training); training starts over", checkpoint_path)
+        LOGGER.warning("the workers do not all see the same %s (the output folder must be shared to resume multi-worker training); training starts over",
+                       checkpoint_path)
     else:
         found = _usable_checkpoint(checkpoint_path, fingerprint, settings["epochs"], run["first_selectable"], settings["mode"], settings["monitor"])
     if found is not None and not (cb.values_match(network.variables, found[1]) and cb.values_match(optimizer.variables, found[2])):
@@ -817,7 +821,8 @@ def load_initial_weights(network, path: str | Path) -> None:
     current = network.get_weights()
     if len(saved) != len(current) or any(a.shape != b.shape for a, b in zip(saved, current)):
         shapes = next(((a.shape, b.shape) for a, b in zip(saved, current) if a.shape != b.shape), (len(saved), len(current)))
-        raise Task1aError(f"{PARAMETER_KEY}.initial_weights {path} does not match the model (weights {shapes[0]} vs {shapes[1]}); give a model of the same network")
+        raise Task1aError(f"{PARAMETER_KEY}.initial_weights {path} does not match the model (weights {shapes[0]} vs {shapes[1]}); give a model of the same "
+                          "network")
     network.set_weights(saved)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from utils.parameters import DEFAULT_PARAMETER_FILE, load_yaml, FREE_FORM, PASS_THROUGH_KEYS, RULES, UNHASHED
+from utils.parameters import DEFAULT_PARAMETER_FILE, FREE_FORM, PASS_THROUGH_KEYS, RULES, UNHASHED, load_yaml
 
 _KEY_LINE = re.compile(r"^(?P<indent>\s*)(?P<key>[A-Za-z_][\w]*):(?P<value>[^#]*?)(\s+#\s?(?P<comment>.*))?$")
 

@@ -16,8 +16,8 @@ the stage hash chain (:data:`STAGE_HASH_INPUTS`): each stage's output folder is 
 from __future__ import annotations
 
 import copy
-import importlib
 import hashlib
+import importlib
 import json
 import re
 from dataclasses import dataclass

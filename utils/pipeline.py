@@ -3,8 +3,8 @@
 :func:`resolve_sets` turns the command line's set ids into parameters (the demo fallback included);
 :data:`SET_STEPS` is the list of stages a set runs (:mod:`utils.stages`, each run by the one
 :class:`utils.stages.StageRunner`; the DCASE2025 device models plug in as a step of their own);
-:func:`run_set` runs the steps that apply and returns what they wrote as a :class:`RunOutcome`; :func:`run_sets` runs several and ends with the DCASE2024 per-split table when
-their training subsets differ; :func:`predict` classifies any recordings. Nothing here parses a command
+:func:`run_set` runs the steps that apply and returns what they wrote as a :class:`RunOutcome`; :func:`run_sets` runs several
+and ends with the DCASE2024 per-split table when their training subsets differ; :func:`predict` classifies any recordings. Nothing here parses a command
 line: :class:`RunOptions` carries what the command line decided.
 """
 
@@ -16,7 +16,6 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-
 from typing import Callable
 
 from utils import device_models, editions, paths, stages, workspace
@@ -64,7 +63,7 @@ def resolve_sets(container, set_ids: list[str], command_line: dict, flags: dict,
     With ``fallback``, a set whose real development set is not found is replaced (one warning) by
     ``general.fallback_set`` on the demo data, keeping the set's own values and the command line's.
     """
-    from utils.parameters import apply_overrides, check_values, check_structure
+    from utils.parameters import apply_overrides, check_structure, check_values
 
     resolved = []
     for set_id in set_ids:
@@ -265,7 +264,8 @@ def _learn(run: _Run) -> None:
                       stages.LEARNER.name, learner_dir.name, seed), seed, run.group, options.overwrite, run.runner.progress))
                   for seed in stages.trial_seeds(params)]
     if run.group.chief and io not in run.models[0].tflite:
-        raise Task1aError(f"recognizer.model_io '{io}' was not exported (conversion.io: {params['learner']['parameters']['conversion']['io']}); fix task1a.yaml")
+        raise Task1aError(f"recognizer.model_io '{io}' was not exported (conversion.io: {params['learner']['parameters']['conversion']['io']}); "
+                          "fix task1a.yaml")
 
 
 def _device_models(run: _Run) -> None:
@@ -365,8 +365,9 @@ def _evaluate(run: _Run) -> None:
     space, digest = run.runner.workspace, evaluator_dir.name
     seeds = [model.seed for model in models]
     info = {"set_id": params["set_id"], "mode": params["general"]["mode"], "parameter_hash": record.hashes["evaluator"],
-            "edition": params["submission"]["edition"], "synthetic": data.synthetic, "model": str(run.options.model) if run.options.model else None, "seeds": seeds,
-            "n_trials": len(seeds), "energy": workspace.plain_values(record.energy_summary), "complexity": stages.complexity_brief(run.complexity)}
+            "edition": params["submission"]["edition"], "synthetic": data.synthetic, "model": str(run.options.model) if run.options.model else None,
+            "seeds": seeds, "n_trials": len(seeds), "energy": workspace.plain_values(record.energy_summary),
+            "complexity": stages.complexity_brief(run.complexity)}
     trials = [_evaluate_trial(run, model, output, space.seed_dir(stages.EVALUATOR.name, digest, model.seed), info)
               for model, output in zip(models, run.outputs)]
     report_dir = space.trials_dir(stages.EVALUATOR.name, digest, seeds)
@@ -475,7 +476,8 @@ def _meta_complexity(outcome: RunOutcome) -> dict:
     memory = edition.memory_bytes(block["total_model_size"], block["total_parameters"])
     if memory > edition.max_memory_bytes:
         raise Task1aError(f"the model of set {params['set_id']} has {memory:,.0f} B of parameter memory as DCASE{edition.year} counts it "
-                          f"({block['total_parameters']:,} parameters x {edition.parameter_bits} bit), over its limit of {edition.max_memory_bytes:,} B; reduce the model")
+                          f"({block['total_parameters']:,} parameters x {edition.parameter_bits} bit), over its limit of {edition.max_memory_bytes:,} B; "
+                          "reduce the model")
     block["total_model_size"] = block["memory_use"] = memory if edition.parameter_bits is None else int(memory)
     return block
 
@@ -489,8 +491,8 @@ def write_package(outcomes: list[RunOutcome], options: RunOptions) -> Path:
     edition = editions.of(params)
     label = params["submission"]["label"] if options.package is True else options.package
     inputs = edition.package_inputs(outcomes, _meta_complexity, lambda p, extra: development_results(p, workdir, extra))
-    meta = build_submission_meta(label, paths.meta_template(params, edition.meta_template, workdir), params, inputs["complexity"], inputs["energy"], inputs["results"],
-                                 edition=edition.year)
+    meta = build_submission_meta(label, paths.meta_template(params, edition.meta_template, workdir), params, inputs["complexity"], inputs["energy"],
+                                 inputs["results"], edition=edition.year)
     out_zip = workspace.Workspace(paths.system_dir(params, workdir)).package_path(label)
     build_submission_package(label, inputs["outputs"], out_zip, meta)
     log.info("submission package (DCASE%d) written to %s", edition.year, out_zip)

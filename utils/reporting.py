@@ -715,7 +715,10 @@ def show_results(system_dir: str | os.PathLike, limits: Mapping[str, int] | None
 def _plain_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     rows = [[str(cell) for cell in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 

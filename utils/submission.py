@@ -67,8 +67,8 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from model_size_calculation.nessi import OFFICIAL_MAX_MACS, OFFICIAL_MAX_MEMORY_BYTES
-from utils.dataset import DEVELOPMENT_DEVICES, SCENE_LABELS, TRAIN_SPLITS
 from utils import cli
+from utils.dataset import DEVELOPMENT_DEVICES, SCENE_LABELS, TRAIN_SPLITS
 from utils.errors import Task1aError, run_cli
 from utils.files import atomic_path
 from utils.system_output import MAX_ROWS_PER_PROBLEM, check_output_text
@@ -330,7 +330,8 @@ def load_meta_template(template_path: str | Path) -> dict:
     try:
         data = yaml.safe_load(template_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise Task1aError(f"meta template {template_path} not found; copy meta/task1a_submission.meta.yaml (or the _2024 / _2025 one) there and fill it in") from None
+        raise Task1aError(f"meta template {template_path} not found; copy meta/task1a_submission.meta.yaml (or the _2024 / _2025 one) there "
+                          "and fill it in") from None
     except yaml.YAMLError as exc:
         raise Task1aError(f"meta template {template_path} is not valid YAML ({' '.join(str(exc).split())}); fix the file") from None
     if not isinstance(data, dict) or not isinstance(data.get("submission"), dict):
@@ -370,7 +371,8 @@ def build_submission_meta(
     template = load_meta_template(template_path)
     template_edition = template["submission"].get("edition")
     if template_edition is not None and template_edition != rules.year:
-        raise Task1aError(f"meta template {template_path} is for edition {template_edition}, not {rules.year}; use meta/task1a_submission_{rules.year}.meta.yaml or change submission.edition")
+        raise Task1aError(f"meta template {template_path} is for edition {template_edition}, not {rules.year}; use "
+                          f"meta/task1a_submission_{rules.year}.meta.yaml or change submission.edition")
     if energy is not None and not rules.energy:
         raise Task1aError(f"{rules.name} has no energy_consumption block; pass energy=None")
     submission = {**template["submission"], "label": label, "edition": rules.year}
@@ -412,7 +414,8 @@ def build_submission_package(label: str, output_csv, out_zip: str | Path, meta: 
     check_label(label)
     submission = (meta.get("submission") or {}) if isinstance(meta, Mapping) else {}
     if submission.get("label") != label:
-        raise Task1aError(f"meta submission.label {submission.get('label')!r} differs from the package label {label!r}; build the meta with build_submission_meta(label, ...)")
+        raise Task1aError(f"meta submission.label {submission.get('label')!r} differs from the package label {label!r}; build the meta with "
+                          "build_submission_meta(label, ...)")
     rules = get_edition(submission.get("edition", DEFAULT_EDITION))
     members, meta_name = package_member_names(label, rules)
     contents = {}

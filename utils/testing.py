@@ -147,7 +147,8 @@ def predict_recordings(recordings, classifier, extractor, normalizer, segment_le
         content = getattr(classifier, "model_content", None)
         context = pool_context(("utils.features",))
         if content is None or (context.get_start_method() != "fork" and not _picklable(settings)):
-            log.info("predict: classifying one file at a time (%s)", "the classifier cannot be copied to workers" if content is None else "the normaliser cannot be sent to workers")
+            log.info("predict: classifying one file at a time (%s)",
+                     "the classifier cannot be copied to workers" if content is None else "the normaliser cannot be sent to workers")
             jobs = 1
         else:
             pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
@@ -159,7 +160,8 @@ def predict_recordings(recordings, classifier, extractor, normalizer, segment_le
         results = pool.map(_classify_recording, recordings)
     names, rows, failures = [], [], {}
     try:
-        for name, probabilities, failure in tqdm(results, total=len(recordings), desc="predicting", unit="file", disable=None if progress else True, leave=False):
+        for name, probabilities, failure in tqdm(results, total=len(recordings), desc="predicting", unit="file", disable=None if progress else True,
+                                                 leave=False):
             if failure is not None:
                 failures[name] = failure
             else:

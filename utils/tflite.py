@@ -223,7 +223,8 @@ def _interpreter_class():
         import tensorflow as tf
 
         if not getattr(_interpreter_class, "told", False):
-            logging.getLogger(__name__).info("ai-edge-litert is not installed (no wheel for this platform): TFLite models run in TensorFlow's tf.lite.Interpreter")
+            logging.getLogger(__name__).info("ai-edge-litert is not installed (no wheel for this platform): TFLite models run in TensorFlow's "
+                                             "tf.lite.Interpreter")
             _interpreter_class.told = True
         Interpreter = tf.lite.Interpreter
     return Interpreter

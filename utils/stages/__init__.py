@@ -43,6 +43,7 @@ from utils.stages.data import (
 )
 from utils.stages.evaluation import EVALUATOR, EvaluationUnit, run_results, split_results, trials_evaluation
 from utils.stages.features import FEATURES, FeatureUnit, segment_labels
+from utils.stages.inputs import input_files, learner_settings, resolve_path
 from utils.stages.learning import (
     LEARNER,
     LearnerUnit,
@@ -52,7 +53,6 @@ from utils.stages.learning import (
     trained_model,
     trial_seeds,
 )
-from utils.stages.inputs import input_files, learner_settings, resolve_path
 from utils.stages.model_size import (
     MODEL_SIZE,
     OFFICIAL_MODEL_SHA256,

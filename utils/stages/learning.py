@@ -16,8 +16,8 @@ from utils import workspace as ws
 from utils.errors import Task1aError
 from utils.files import write_yaml_atomic
 from utils.stages.base import Stage
-from utils.stages.inputs import learner_settings
 from utils.stages.features import segment_labels
+from utils.stages.inputs import learner_settings
 
 log = logging.getLogger(__name__)
 
@@ -227,5 +227,6 @@ def trained_model(params: dict, workdir=None, seed: int | None = None) -> Traine
     seed = trial_seeds(params)[0] if seed is None else seed
     folder = ws.Workspace(system_dir(params, workdir)).seed_dir(LEARNER.name, LEARNER.digest(params, run_root(params, workdir)), seed)
     if not ws.learning_finished(folder):
-        raise Task1aError(f"no trained model of set {params['set_id']} (seed {seed}) at {folder}; train one (python task1a.py -s {params['set_id']}) or give --model")
+        raise Task1aError(f"no trained model of set {params['set_id']} (seed {seed}) at {folder}; train one (python task1a.py -s {params['set_id']}) or give "
+                          "--model")
     return TrainedModel.from_record(folder, ws.read_learning(folder))

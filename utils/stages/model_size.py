@@ -102,7 +102,8 @@ def model_parameter_count(keras_path: Path | None, tflite_path: Path) -> dict:
     elif file_digest(tflite_path) == OFFICIAL_MODEL_SHA256:
         total, how = OFFICIAL_MODEL_KERAS_PARAMETERS, "the official baseline's published Keras model summary (its TFLite file has no Keras model)"
     else:
-        total, how = counts["parameters"], "elements of the TFLite file's constant tensors (no Keras model given: batch normalisation is folded in, so this is below a Keras count)"
+        total, how = counts["parameters"], ("elements of the TFLite file's constant tensors (no Keras model given: batch normalisation is folded in, so "
+                                            "this is below a Keras count)")
     return {"parameters": total, "non_zero": non_zero, "tflite_constants": counts["parameters"], "counted_as": how}
 
 
@@ -115,7 +116,8 @@ def meta_complexity(keras_path: Path | None, tflite_path: Path, complexity: dict
     the parameter memory the challenge limits (128 KB) and ranks by; ``macs``: NeSsi's MACs per 1 s.
     """
     counts = model_parameter_count(keras_path, tflite_path)
-    log.info("meta total_parameters %d: %s (the TFLite file holds %d constant elements)", counts["parameters"], counts["counted_as"], counts["tflite_constants"])
+    log.info("meta total_parameters %d: %s (the TFLite file holds %d constant elements)", counts["parameters"], counts["counted_as"],
+             counts["tflite_constants"])
     return {
         "total_model_size": complexity["total_weight_bytes"],
         "total_parameters": counts["parameters"],
