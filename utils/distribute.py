@@ -195,7 +195,12 @@ class _join_watchdog:
         message = (f"{DISTRIBUTE_KEY} multi_worker: {{who}} did not join the cluster within {self.timeout_s:.0f} s; "
                    "start every worker of TF_CONFIG with the same command, or check the addresses")
         peers = [f"{name} ({address})" for name, address in _peer_addresses(self.config)]
-        self.child = subprocess.Popen([sys.executable, "-c", _WATCHDOG_CODE, str(os.getpid()), str(self.timeout_s), message, *peers], stdin=subprocess.PIPE)
+        try:  # its error line goes where the application's own lines go (descriptor 2 may be the log file: utils.console)
+            console = sys.stderr.fileno()
+        except (AttributeError, OSError, ValueError):
+            console = None
+        self.child = subprocess.Popen([sys.executable, "-c", _WATCHDOG_CODE, str(os.getpid()), str(self.timeout_s), message, *peers],
+                                      stdin=subprocess.PIPE, stderr=console)
         return self
 
     def __exit__(self, *exc):
