@@ -14,7 +14,7 @@ store grows to each fraction in turn; after each, a fresh process measures, on e
 - ``rows_of`` / ``segment_counts`` on N keys; the location-disjoint split on N rows;
 - reading and normalising everything (``utils.features.load_normalized``, max_abs_int16): the learning
   stage's in-memory training and validation arrays;
-- one epoch of the learning feed without a model (``utils.learning.batch_dataset`` over the training
+- one epoch of the learning feed without a model (``utils.learning.EpochFeed`` over the training
   array in the epoch's shuffled order, consumed in a ``tf.function`` as ``fit`` consumes it);
 - the testing stage's path on ``--test-clips`` random keys (``utils.testing.predict_store``: store
   read + max_abs_int16 + the official TFLite model), in clips/s;
@@ -150,7 +150,7 @@ def measure(store_dir: Path, meta_path: Path, clips: int, stored: int, test_clip
     from utils import dataset as tau
     from utils.feature_store import FeatureStore
     from utils.features import load_normalized, normalize_max_abs_int16
-    from utils.learning import batch_dataset, epoch_order, smooth_labels
+    from utils.learning import EpochFeed, smooth_labels
     from utils.testing import predict_store
     from utils.tflite import TFLiteClassifier
 
@@ -179,7 +179,8 @@ def measure(store_dir: Path, meta_path: Path, clips: int, stored: int, test_clip
                 count += tf.shape(features, out_type=tf.int64)[0]
             return count
 
-        fed = timed(seconds, "feed_epoch", lambda data=X_train: int(consume(batch_dataset(data, targets, epoch_order(len(y_train), 0, 0), batch_size))))
+        feed = EpochFeed(X_train, targets, batch_size, seed=0, shuffle=True)
+        fed = timed(seconds, "feed_epoch", lambda: int(consume(feed.dataset())))
         assert fed == len(y_train)
         del X_train
 

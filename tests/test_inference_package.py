@@ -86,14 +86,15 @@ def test_the_2025_inference_package_installs_in_a_fresh_venv_and_gives_the_proje
     np.testing.assert_allclose(theirs.iloc[:, 2:].to_numpy(), ours.iloc[:, 2:].to_numpy(), atol=1e-6)
 
     # the development-test split, devices from meta.csv: the project's own models and features over the same files
+    from utils import workspace
     from utils.parameters import ParameterContainer
-    from utils.stages import _model_from_summary
+    from utils.stages import TrainedModel
 
     params = ParameterContainer(override_path=param_file).resolve("demo", instead_of="dcase2025_device_specific")
     learner = next((tmp_path / "system" / "learner").glob("*/seed_0/learning.yaml")).parent
-    general = _model_from_summary(learner, 0, yaml.safe_load((learner / "learning.yaml").read_text()))
+    general = TrainedModel.from_record(learner, workspace.read_learning(learner))
     device_root = next((tmp_path / "system" / "device_models").glob("*/seed_0"))
-    models = {folder.name: _model_from_summary(folder, 0, yaml.safe_load((folder / "learning.yaml").read_text()))
+    models = {folder.name: TrainedModel.from_record(folder, workspace.read_learning(folder))
               for folder in device_root.iterdir() if (folder / "learning.yaml").is_file()}
     assert models and set(models) <= {"a", "b", "c", "s1", "s2", "s3"}
     test = pd.read_csv(predictions / "test_output.csv", sep="\t")
