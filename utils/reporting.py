@@ -596,7 +596,7 @@ def collect_results(system_dir: str | os.PathLike) -> list[dict[str, Any]]:
             "synthetic": results.synthetic,
             "accuracy": _number(results.overall_accuracy),
             "logloss": _number(results.overall_logloss),
-            "memory": complexity.get("parameter_memory_bytes", complexity.get("total_weight_bytes")),
+            "memory": complexity.get("total_weight_bytes"),
             "macs": complexity.get("total_macs"),
             "hash": f"{path.parent.parent.name}/{path.parent.name}",
             "n_trials": results.n_trials,
