@@ -149,6 +149,7 @@ class _Run:
     group: object
     runner: stages.StageRunner | None = None
     data: object = None
+    training: object = None       # the items learning trains on, as the set's edition says (asked once)
     stores: tuple = (None, None)           # the development store, the test store
     models: list = field(default_factory=list)
     recognizer_extra: dict | None = None
@@ -231,6 +232,7 @@ def _prepare_data(run: _Run) -> None:
     if params["general"]["mode"] == "eval" and run.data.evaluation is None:
         raise Task1aError("challenge mode needs the evaluation set; set dataset_method_parameters.tau2022_mobile.evaluation")
     editions.of(params).check_data(run.data)  # the edition's demands on the data (DCASE2025: device_id in the evaluation list)
+    run.training = editions.of(params).training_items(run.data)
 
 
 def _extract_features(run: _Run) -> None:
@@ -259,7 +261,7 @@ def _learn(run: _Run) -> None:
         run.models = [model]
         return
     learner_dir = run.runner.folder(stages.LEARNER, params)
-    items = editions.of(run.params).training_items(run.data)
+    items = run.training
     run.models = [run.runner.run(stages.LEARNER, stages.LearnerUnit(params, run.root, items, run.stores[0], run.runner.workspace.seed_dir(
                       stages.LEARNER.name, learner_dir.name, seed), seed, run.group, options.overwrite, run.runner.progress))
                   for seed in stages.trial_seeds(params)]
@@ -274,7 +276,7 @@ def _device_models(run: _Run) -> None:
     run.recognizer = device_models.DEVICE_RECOGNIZER
     for model in run.models:
         folder = run.runner.folder(device_models.DEVICE_MODELS, run.params, {"general_model": file_digest(model.keras)})
-        unit = device_models.DeviceModelsUnit(run.params, model, editions.of(run.params).training_items(run.data), run.stores[0],
+        unit = device_models.DeviceModelsUnit(run.params, model, run.training, run.stores[0],
                                               run.runner.workspace.seed_dir(device_models.DEVICE_MODELS.name, folder.name, model.seed), run.runner)
         model.devices = run.runner.run(device_models.DEVICE_MODELS, unit)
 
@@ -394,7 +396,7 @@ def _evaluate(run: _Run) -> None:
 def _evaluate_trial(run: _Run, model, output: Path, folder: Path, info: dict) -> dict:
     """One trial's results; with device models (DCASE2025) the general model's too, kept under ``general_model``."""
     data = run.data
-    groups = device_models.device_groups(model, editions.of(run.params).training_items(run.data))
+    groups = device_models.device_groups(model, run.training)
     info = dict(info, seed=model.seed)
     level = run.settings.evaluator.confidence_level
     if groups:
