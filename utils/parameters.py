@@ -715,47 +715,6 @@ def stage_parameters(params: dict, stage: str) -> dict:
     return selected
 
 
-# ------------------------------------------------------------------------------ typed settings
-# A section the stages hand down to library code as typed values: one frozen dataclass, built once per
-# run from the checked parameters (:func:`typed_settings`). Its fields are the section's keys (RULES
-# checked them already); adding a parameter the library needs is one field here.
-@dataclass(frozen=True)
-class RecognizerSettings:
-    """``recognizer``: how a model is tested (its TFLite variant, batch size, interpreter threads)."""
-
-    model_io: str
-    batch_size: int
-    num_threads: int  # -1: all cores (LiteRT's own convention)
-    max_chunk_seconds: float
-    baseline_model: str
-
-
-@dataclass(frozen=True)
-class EvaluatorSettings:
-    """``evaluator``: how results are scored."""
-
-    confidence_level: float
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The typed sections of one resolved set."""
-
-    recognizer: RecognizerSettings
-    evaluator: EvaluatorSettings
-
-
-def _section(params: dict, section: str, cls):
-    from dataclasses import fields
-
-    return cls(**{field.name: params[section][field.name] for field in fields(cls)})
-
-
-def typed_settings(params: dict) -> Settings:
-    """The typed sections of a resolved (checked) set: what the stages hand down instead of the dict."""
-    return Settings(recognizer=_section(params, "recognizer", RecognizerSettings), evaluator=_section(params, "evaluator", EvaluatorSettings))
-
-
 def stage_hash(params: dict, stage: str, extra: Any = None) -> str:
     """MD5 of the canonical JSON of :func:`stage_parameters` (plus ``extra``), as dcase_util names folders."""
     payload = {"stage": stage, "parameters": stage_parameters(params, stage), "extra": extra}

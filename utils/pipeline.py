@@ -21,7 +21,7 @@ from typing import Callable
 from utils import device_models, editions, paths, stages, workspace
 from utils.errors import Task1aError
 from utils.files import file_digest
-from utils.parameters import typed_settings
+from utils.settings import build_settings
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ def _prepare_data(run: _Run) -> None:
     """The datasets (the chief first: it generates the demo data once)."""
     run.data = run.group.chief_first(run.runner.run, stages.DATA, stages.DataUnit(run.params, run.root, run.runner.progress, edition=editions.of(run.params)))
     run.params = params = run.data.params
-    run.settings = typed_settings(params)
+    run.settings = build_settings(params, run.root)
     log.info("set %s (%s), mode %s, data: %s", params["set_id"], params["description"], params["general"]["mode"], run.data.description)
     if params["general"]["mode"] == "eval" and run.data.evaluation is None:
         raise Task1aError("challenge mode needs the evaluation set; set dataset_method_parameters.tau2022_mobile.evaluation")
@@ -517,7 +517,7 @@ def predict(params: dict, recordings: list[str], output: Path, model: Path | Non
 
     trained = stages.given_model(params, model) if model else stages.trained_model(params, workdir)
     model_path = trained.tflite[params["recognizer"]["model_io"]]
-    recognizer = typed_settings(params).recognizer
+    recognizer = build_settings(params, run_root(params, workdir)).recognizer
     classifier = TFLiteClassifier(model_path, batch_size=recognizer.batch_size, num_threads=recognizer.num_threads)
     normalizer = build_normalizer(trained.normalization["method"], trained.normalization.get("statistics"))
     found = find_recordings(recordings)

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from utils.files import file_digest
-from utils.parameters import typed_settings
+from utils.settings import build_settings
 from utils.stages.base import StageRunner
 from utils.stages.inputs import resolve_path
 from utils.stages.model_size import OFFICIAL_MODEL_SHA256
@@ -63,4 +63,4 @@ def run_baseline_inference(runner: StageRunner, params: dict, items, store, reco
         log.info("baseline_inference: the official model's input is normalised the official way (%s), not with this run's %s",
                  OFFICIAL_MODEL_NORMALIZATION, params["data_processing"]["normalization"])
     folder = runner.workspace.baseline_dir(recognizer_dir)
-    return runner.run(BASELINE_INFERENCE, TestUnit(model_path, items, store, folder, typed_settings(params).recognizer, runner.overwrite, runner.progress))
+    return runner.run(BASELINE_INFERENCE, TestUnit(model_path, items, store, folder, build_settings(params).recognizer, runner.overwrite, runner.progress))

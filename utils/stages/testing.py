@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from utils import dataset as tau
-from utils.parameters import RecognizerSettings
+from utils.settings import RecognizerSettings
 from utils.stages.base import Stage
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ OUTPUT_FILE = "output.csv"
 @dataclass
 class TestUnit:
     """``model`` (a :class:`utils.stages.learning.TrainedModel`) over ``items`` (features in ``store``) into ``folder``;
-    ``recognizer``: the typed ``recognizer`` section (:class:`utils.parameters.RecognizerSettings`)."""
+    ``recognizer``: the typed ``recognizer`` section (:class:`utils.settings.RecognizerSettings`)."""
 
     model: object
     items: pd.DataFrame

@@ -1,0 +1,330 @@
+"""Typed settings: the sections of a resolved parameter set as frozen dataclasses, built once per run.
+
+The registry (:mod:`utils.parameters`: ``RULES``, ``METHODS``) checks every value of every layer when the
+files are read. :func:`build_settings` then turns one checked, resolved set into these values, once, at
+the stage boundary: the stages hand them down and library code takes them and re-checks nothing. What
+the registry cannot say of one key alone is decided here, once, with a one-line error naming the key:
+the rules that tie two keys together (the monitored metric must be logged) and the run paths (the
+learner's files resolve against the run's root, ``--workdir``). Keras configs (layers, optimizer,
+loss, callbacks) pass through as they are and are validated by Keras
+(:func:`utils.learning.check_keras_configs`).
+
+Library code imports these types, never the parameter container. A library module's own command-line
+tool or a test builds its settings from the shipped defaults with overrides
+(``learner_from_block(block)``), through the same registry.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from utils.errors import Task1aError
+from utils.files import usable_cores
+
+LEARNER_KEY = "learner_method_parameters.cnn"
+
+
+def worker_count(n_jobs: int) -> int:
+    """Workers for a ``-1 = all cores`` count (``feature_extractor.n_jobs``, ``recognizer.num_threads``, ...):
+    the usable cores for -1, else the count itself (at least 1). The one place that reads -1."""
+    return usable_cores() if n_jobs == -1 else max(1, int(n_jobs))
+
+
+# ------------------------------------------------------------------------------ features
+@dataclass(frozen=True)
+class FeatureSettings:
+    """``feature_extractor``: the front end (``method`` and its keyword arguments), the segment length, the
+    store's row type and the extraction workers (``-1`` resolved to the usable cores)."""
+
+    method: str  # mel | logmel32k (utils.parameters.METHODS)
+    parameters: Mapping[str, Any]  # feature_extractor_method_parameters.<method>: the extractor's keyword arguments
+    segment_length_seconds: float
+    storage: str  # float32 | float16
+    n_jobs: int
+
+    @property
+    def fs(self) -> int:
+        """The sampling rate the front end reads audio at (Hz)."""
+        return int(self.parameters["fs"])
+
+
+# ------------------------------------------------------------------------------ learner
+@dataclass(frozen=True)
+class Mixup:
+    alpha: float = 0.0  # 0: off
+
+
+@dataclass(frozen=True)
+class Mask:
+    """SpecAugment masks along one axis; ``fill`` (frequency masks only): null is the example's mean."""
+
+    count: int = 0
+    max_width: int = 0
+    fill: float | None = None
+
+
+@dataclass(frozen=True)
+class TimeRoll:
+    max_shift: int = 0  # frames; 0: off
+
+
+@dataclass(frozen=True)
+class FreqMixStyle:
+    p: float = 0.0  # 0: off
+    alpha: float = 0.3
+
+
+@dataclass(frozen=True)
+class AugmentationSettings:
+    """``learner_method_parameters.cnn.augmentation`` (utils.augmentation applies it); every one off by default."""
+
+    mixup: Mixup = Mixup()
+    time_mask: Mask = Mask()
+    frequency_mask: Mask = Mask()
+    time_roll: TimeRoll = TimeRoll()
+    freq_mixstyle: FreqMixStyle = FreqMixStyle()
+
+    @property
+    def off(self) -> bool:
+        """Whether every batch is left as it is."""
+        masks = (self.time_mask, self.frequency_mask)
+        return self.mixup.alpha == 0 and self.time_roll.max_shift == 0 and self.freq_mixstyle.p == 0 and all(m.count == 0 or m.max_width == 0 for m in masks)
+
+
+@dataclass(frozen=True)
+class DistillationSettings:
+    """``learner_method_parameters.cnn.distillation`` when a teacher is given (its path resolved against the run's root)."""
+
+    teacher_outputs: Path
+    temperature: float = 2.0
+    weight: float = 0.5
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """``fit``: epochs, batches, shuffling, label smoothing, TensorBoard and the user's Keras callbacks (configs)."""
+
+    epochs: int
+    batch_size: int
+    validation_batch_size: int
+    steps_per_execution: int = 1
+    shuffle: bool = True
+    label_smoothing: float = 0.0
+    tensorboard: bool = False
+    callbacks: tuple = ()  # Keras callback configs ({class_name, config}), built by utils.learning.build_callbacks
+
+
+@dataclass(frozen=True)
+class SelectionSettings:
+    """``model_selection``: which epoch is kept (``best`` of ``monitor`` from ``initial_delay + 2``, or the ``last``)."""
+
+    monitor: str = "val_categorical_accuracy"
+    initial_delay: int = 0
+    rule: str = "best"
+
+    @property
+    def mode(self) -> str:
+        """``min`` for a loss, ``max`` for anything else."""
+        return "min" if self.monitor.endswith("loss") else "max"
+
+
+@dataclass(frozen=True)
+class ConversionSettings:
+    """``conversion``: the exported TFLite variants and the representative examples of int8 calibration."""
+
+    io: tuple[str, ...] = ("float", "int8")
+    representative_examples: int = 100
+
+
+@dataclass(frozen=True)
+class LearnerSettings:
+    """``learner_method_parameters.cnn``: the network, its training and its export.
+
+    ``model``, ``optimizer`` and ``loss`` are Keras configs (or a builder name), passed through as written.
+    ``identity``: what a checkpoint must share with the run resuming it (the learner hash's parameters less
+    the resume-safe keys, :func:`utils.parameters.checkpoint_parameters`), computed once from the same data.
+    """
+
+    model: Mapping[str, Any]
+    optimizer: Any
+    loss: Any
+    metrics: tuple[str, ...]
+    fit: FitSettings
+    model_selection: SelectionSettings
+    augmentation: AugmentationSettings = AugmentationSettings()
+    distillation: DistillationSettings | None = None
+    initial_weights: Path | None = None
+    trainable_layers: tuple[str, ...] | None = None
+    conversion: ConversionSettings = ConversionSettings()
+    validation_amount: float = 0.3
+    validation_seed: int = 0
+    iterations: int = 1
+    identity: Mapping[str, Any] = field(default_factory=dict)
+
+    def replace(self, **changes) -> "LearnerSettings":
+        """A copy with ``changes`` (``dataclasses.replace``)."""
+        import dataclasses
+
+        return dataclasses.replace(self, **changes)
+
+
+# ------------------------------------------------------------------------------ testing, evaluation, limits
+@dataclass(frozen=True)
+class RecognizerSettings:
+    """``recognizer``: how a model is tested (its TFLite variant, batch size, interpreter threads)."""
+
+    model_io: str
+    batch_size: int
+    num_threads: int  # -1: all cores (LiteRT's own convention)
+    max_chunk_seconds: float
+    baseline_model: str
+
+
+@dataclass(frozen=True)
+class EvaluatorSettings:
+    """``evaluator``: how results are scored."""
+
+    confidence_level: float
+
+
+@dataclass(frozen=True)
+class ModelSizeSettings:
+    """``model_size``: the edition's complexity limits, how parameter memory is counted and when the gate stops a run."""
+
+    max_macs: int
+    max_memory_bytes: int
+    enforce: str = "eval"  # eval | always | never
+    parameter_bits: int | None = None  # None: bytes as stored (DCASE2023); 16: DCASE2024/2025
+
+    def enforced(self, mode: str) -> bool:
+        """Whether an over-limit network stops a run of ``general.mode`` ``mode``."""
+        return self.enforce == "always" or (self.enforce == "eval" and mode == "eval")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The typed sections of one resolved set: what the stages hand down instead of the parameters dict."""
+
+    features: FeatureSettings
+    learner: LearnerSettings
+    recognizer: RecognizerSettings
+    evaluator: EvaluatorSettings
+    model_size: ModelSizeSettings
+    normalization: str  # data_processing.normalization
+    learner_method: str  # learner.method (the submission meta's machine_learning_method)
+
+
+# ------------------------------------------------------------------------------ builders
+def _fields(cls, values: Mapping) -> dict:
+    from dataclasses import fields
+
+    return {f.name: values[f.name] for f in fields(cls) if f.name in values}
+
+
+def feature_settings(section: Mapping) -> FeatureSettings:
+    """``feature_extractor`` of a resolved set (``parameters`` attached by the container)."""
+    return FeatureSettings(section["method"], copy.deepcopy(dict(section["parameters"])), float(section["segment_length_seconds"]),
+                           section.get("storage", "float32"), worker_count(section.get("n_jobs", -1)))
+
+
+def augmentation_settings(block: Mapping | None) -> AugmentationSettings:
+    block = block or {}
+    return AugmentationSettings(
+        mixup=Mixup(**(block.get("mixup") or {})),
+        time_mask=Mask(**(block.get("time_mask") or {})),
+        frequency_mask=Mask(**(block.get("frequency_mask") or {})),
+        time_roll=TimeRoll(**(block.get("time_roll") or {})),
+        freq_mixstyle=FreqMixStyle(**(block.get("freq_mixstyle") or {})),
+    )
+
+
+def _resolved(root: Path | None, value) -> Path | None:
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() or root is None else Path(root) / path
+
+
+def resolved_learner_block(block: Mapping, root: Path | None) -> dict:
+    """The learner block with its file paths (``initial_weights``, ``distillation.teacher_outputs``) resolved
+    against the run's root (``--workdir``): what the checkpoint identity and the input files' digests read."""
+    block = copy.deepcopy(dict(block))
+    if block.get("initial_weights") is not None:
+        block["initial_weights"] = str(_resolved(root, block["initial_weights"]))
+    distillation = block.get("distillation") or {}
+    if distillation.get("teacher_outputs") is not None:
+        block["distillation"] = dict(distillation, teacher_outputs=str(_resolved(root, distillation["teacher_outputs"])))
+    return block
+
+
+def learner_settings(block: Mapping, root: Path | None = None) -> LearnerSettings:
+    """``learner_method_parameters.cnn`` of a checked set as :class:`LearnerSettings`; file paths resolved against
+    ``root``. Refuses, in one line naming the key, a monitored metric the training does not log and a file
+    that is not there."""
+    from utils.parameters import checkpoint_parameters
+
+    block = resolved_learner_block(block, root)
+    fit, selection, compile_ = block["fit"], block["model_selection"], block["compile"]
+    metrics = tuple(compile_.get("metrics") or ())
+    monitor = selection.get("monitor", "val_categorical_accuracy")
+    logged = ["val_loss"] + [f"val_{m}" for m in metrics]
+    if monitor not in logged:
+        raise Task1aError(f"{LEARNER_KEY}.model_selection.monitor {monitor!r} is not logged (known: {', '.join(logged)}); fix the value")
+    initial = _resolved(None, block.get("initial_weights"))
+    if initial is not None and not initial.is_file():
+        raise Task1aError(f"{LEARNER_KEY}.initial_weights {initial} not found; give a saved model (.keras) or weights (.weights.h5)")
+    distillation = block.get("distillation") or {}
+    teacher = None
+    if distillation.get("teacher_outputs") is not None:
+        teacher = DistillationSettings(Path(distillation["teacher_outputs"]), **_fields(DistillationSettings, {k: v for k, v in distillation.items()
+                                                                                                               if k != "teacher_outputs"}))
+        if not teacher.teacher_outputs.is_file():
+            raise Task1aError(f"{LEARNER_KEY}.distillation.teacher_outputs {teacher.teacher_outputs} not found; give a system-output CSV or .npy file")
+    patterns = block.get("trainable_layers")
+    batch_size = fit["batch_size"]
+    return LearnerSettings(
+        model=copy.deepcopy(block["model"]),
+        optimizer=copy.deepcopy(block["optimizer"]),
+        loss=copy.deepcopy(compile_.get("loss")),
+        metrics=metrics,
+        fit=FitSettings(epochs=fit["epochs"], batch_size=batch_size, validation_batch_size=fit.get("validation_batch_size", batch_size),
+                        steps_per_execution=fit.get("steps_per_execution", 1), shuffle=fit.get("shuffle", True),
+                        label_smoothing=float(fit.get("label_smoothing", 0.0)), tensorboard=fit.get("tensorboard", False),
+                        callbacks=tuple(copy.deepcopy(fit.get("callbacks") or ()))),
+        model_selection=SelectionSettings(monitor=monitor, initial_delay=selection.get("initial_delay", 0), rule=selection.get("rule") or "best"),
+        augmentation=augmentation_settings(block.get("augmentation")),
+        distillation=teacher,
+        initial_weights=initial,
+        trainable_layers=tuple(patterns) if patterns is not None else None,
+        conversion=ConversionSettings(**_fields(ConversionSettings, {k: tuple(v) if k == "io" else v for k, v in (block.get("conversion") or {}).items()})),
+        validation_amount=block.get("validation_amount") or 0.0,
+        validation_seed=block.get("validation_seed", 0),
+        iterations=block.get("iterations", 1),
+        identity=checkpoint_parameters(block),
+    )
+
+
+def learner_from_block(overrides: Mapping | None = None, root: Path | None = None) -> LearnerSettings:
+    """:class:`LearnerSettings` of the shipped defaults' learner block with ``overrides`` merged in (nested), checked by
+    the registry first: what a library tool, a benchmark or a test builds instead of a parameter set."""
+    from utils.parameters import check_values, checked_defaults, merge
+
+    block = merge(checked_defaults()["learner_method_parameters"]["cnn"], dict(overrides or {}))
+    check_values(block, "learner settings", LEARNER_KEY)
+    return learner_settings(block, root)
+
+
+def build_settings(params: Mapping, root: Path | None = None) -> Settings:
+    """The typed sections of a resolved (checked) set, built once per run; ``root``: the run's root (``--workdir``)."""
+    return Settings(
+        features=feature_settings(params["feature_extractor"]),
+        learner=learner_settings(params["learner"]["parameters"], root),
+        recognizer=RecognizerSettings(**_fields(RecognizerSettings, params["recognizer"])),
+        evaluator=EvaluatorSettings(**_fields(EvaluatorSettings, params["evaluator"])),
+        model_size=ModelSizeSettings(**_fields(ModelSizeSettings, params["model_size"])),
+        normalization=params["data_processing"]["normalization"],
+        learner_method=params["learner"]["method"],
+    )
