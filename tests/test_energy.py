@@ -64,7 +64,7 @@ def fake_tracker(monkeypatch):
     return tracker_class
 
 
-def run_phase(meter, name="training"):
+def run_phase(meter, name="learner"):
     """Run a phase whose body counts its executions; return (record, body runs)."""
     runs = []
     with meter.phase(name) as record:
@@ -84,7 +84,7 @@ def test_a_tracker_that_raises_does_not_stop_the_phase(fake_tracker, failure, re
     record, body_runs = run_phase(meter)
     assert body_runs == 1
     assert record["measured"] is False and reason_part in record["reason"]
-    assert meter.results()["training"] == record
+    assert meter.results()["learner"] == record
     if failure == "raise_in_start":  # a started-but-failed tracker is still stopped (threads, files)
         assert fake_tracker.instances[0].stopped == 1
 
@@ -107,7 +107,7 @@ def test_data_without_a_valid_energy_is_not_measured(fake_tracker, bad_energy):
 def test_energy_is_read_from_final_emissions_data_even_when_stop_returns_none(fake_tracker):
     fake_tracker.data = fake_emissions_data(0.004, cpu=0.001, gpu=0.002, ram=0.001, duration=3.6)
     meter = EnergyMeter(country_iso_code="fin")
-    record, _ = run_phase(meter, "testing")
+    record, _ = run_phase(meter, "recognizer")
     assert record["measured"] is True
     assert record["energy_kwh"] == 0.004
     assert (record["cpu_energy_kwh"], record["gpu_energy_kwh"], record["ram_energy_kwh"]) == (0.001, 0.002, 0.001)
@@ -145,19 +145,19 @@ def test_body_exception_propagates_unchanged_and_tracker_is_stopped(fake_tracker
     error = KeyError("the body's own error")
     runs = []
     with pytest.raises(KeyError) as caught:
-        with meter.phase("training"):
+        with meter.phase("learner"):
             runs.append(1)
             raise error
     assert caught.value is error and runs == [1]
     assert fake_tracker.instances[0].stopped == 1
-    assert meter.results()["training"]["measured"] is False
-    assert "did not complete (KeyError)" in meter.results()["training"]["reason"]
+    assert meter.results()["learner"]["measured"] is False
+    assert "did not complete (KeyError)" in meter.results()["learner"]["reason"]
 
 
 def test_body_exception_propagates_when_codecarbon_fails_too(fake_tracker):
     fake_tracker.raise_in_start = fake_tracker.raise_in_stop = True
     with pytest.raises(ZeroDivisionError):
-        with EnergyMeter().phase("testing"):
+        with EnergyMeter().phase("recognizer"):
             1 / 0
 
 
@@ -197,10 +197,10 @@ def test_bad_arguments_are_one_clear_error():
 
 def test_energy_summary_and_normalised_ratio():
     results = {
-        "training": {"measured": True, "energy_kwh": 2.0},
-        "testing": {"measured": True, "energy_kwh": 0.4},
+        "learner": {"measured": True, "energy_kwh": 2.0},
+        "recognizer": {"measured": True, "energy_kwh": 0.4},
         "baseline_inference": {"measured": True, "energy_kwh": 1.0},
-        "feature_extraction": {"measured": True, "energy_kwh": 9.0},
+        "features": {"measured": True, "energy_kwh": 9.0},
     }
     summary = energy_summary(results)
     assert summary["energy_consumption"] == {"training": 2.0, "inference": 0.4, "baseline_inference": 1.0}
@@ -208,12 +208,12 @@ def test_energy_summary_and_normalised_ratio():
     assert summary["not_measured"] == {}
 
     results["baseline_inference"] = {"measured": False, "reason": "no official model given"}
-    del results["training"]
+    del results["learner"]
     summary = energy_summary(results)
     assert summary["energy_consumption"] == {"training": None, "inference": 0.4, "baseline_inference": None}
     assert summary["baseline_over_inference_energy_ratio"] is None
     assert summary["not_measured"]["baseline_inference"] == "no official model given"
-    assert "no training phase" in summary["not_measured"]["training"]
+    assert "no learner phase" in summary["not_measured"]["training"]
     assert energy_summary(None)["energy_consumption"] == {"training": None, "inference": None, "baseline_inference": None}
 
 
@@ -232,7 +232,7 @@ def test_real_offline_tracking_phase(monkeypatch, tmp_path):
 
     meter = EnergyMeter(country_iso_code="FIN", output_dir=tmp_path / "codecarbon")
     rng = np.random.default_rng(0)
-    with meter.phase("testing") as record:
+    with meter.phase("recognizer") as record:
         matrix = rng.standard_normal((200, 200))
         for _ in range(20):
             matrix = np.tanh(matrix @ matrix.T / 200)
@@ -248,7 +248,7 @@ def test_real_offline_tracking_phase(monkeypatch, tmp_path):
 
     # codecarbon's own CSV, read independently, holds the same energy for this phase
     table = pd.read_csv(tmp_path / "codecarbon" / "emissions.csv")
-    row = table[table["project_name"] == "task1a_testing"].iloc[-1]
+    row = table[table["project_name"] == "task1a_recognizer"].iloc[-1]
     assert row["energy_consumed"] == pytest.approx(record["energy_kwh"], rel=1e-9)
 
     # the stale lock is neither honoured nor removed, and none is left for the next run
@@ -264,14 +264,14 @@ def test_a_reused_stage_reports_the_figure_stored_when_it_ran(fake_tracker, tmp_
     folder = tmp_path / "seed_0"
     fake_tracker.data = fake_emissions_data(0.003, duration=5.0)
     first = EnergyMeter()
-    assert measured_stage(first, "training", folder, False, lambda: "model") == "model"
+    assert measured_stage(first, "learner", folder, False, lambda: "model") == "model"
     stored = yaml.safe_load((folder / "energy.yaml").read_text())
     assert stored["energy_kwh"] == 0.003 and stored["parts"] == 1 and stored["resumed"] is False
 
     fake_tracker.data = fake_emissions_data(1e-9, duration=0.01)  # what measuring the reuse would give
     again = EnergyMeter()
-    measured_stage(again, "training", folder, True, lambda: "model")
-    record = again.results()["training"]
+    measured_stage(again, "learner", folder, True, lambda: "model")
+    record = again.results()["learner"]
     assert record["energy_kwh"] == 0.003 and record["reused"] is True
     assert record["measured_at_all"] == stored["measured_at_all"]
     summary = energy_summary(again.results())
@@ -280,8 +280,8 @@ def test_a_reused_stage_reports_the_figure_stored_when_it_ran(fake_tracker, tmp_
 
     # a stage reused from before energy records were kept says so
     never = EnergyMeter()
-    measured_stage(never, "testing", tmp_path / "old", True, lambda: None)
-    assert "computed before energy records were kept" in never.results()["testing"]["reason"]
+    measured_stage(never, "recognizer", tmp_path / "old", True, lambda: None)
+    assert "computed before energy records were kept" in never.results()["recognizer"]["reason"]
 
 
 def test_a_resumed_stage_reports_the_sum_of_its_parts(fake_tracker, tmp_path):
@@ -290,20 +290,33 @@ def test_a_resumed_stage_reports_the_sum_of_its_parts(fake_tracker, tmp_path):
     folder = tmp_path / "seed_0"
     fake_tracker.data = fake_emissions_data(0.002, duration=3.0)
     with pytest.raises(KeyboardInterrupt):  # the first run is interrupted: its part is recorded
-        measured_stage(EnergyMeter(), "training", folder, False, lambda: (_ for _ in ()).throw(KeyboardInterrupt()))
+        measured_stage(EnergyMeter(), "learner", folder, False, lambda: (_ for _ in ()).throw(KeyboardInterrupt()))
     assert not (folder / "energy.yaml").exists() and (folder / "energy_parts.yaml").exists()
     fake_tracker.data = fake_emissions_data(0.005, duration=4.0)
     meter = EnergyMeter()
-    measured_stage(meter, "training", folder, False, lambda: None)
+    measured_stage(meter, "learner", folder, False, lambda: None)
     stored = yaml.safe_load((folder / "energy.yaml").read_text())
     assert stored["parts"] == 2 and stored["resumed"] is True
     assert not (folder / "energy_parts.yaml").exists()
     # the interrupted part was not measured by the meter (did not complete): said, not silently dropped
     assert stored["energy_kwh"] == pytest.approx(0.005) and "did not complete" in stored["unmeasured_parts"][0]
-    assert meter.results()["training"]["resumed"] is True
+    assert meter.results()["learner"]["resumed"] is True
 
 
 def test_energy_summary_gives_inference_over_baseline():
-    summary = energy_summary({"testing": {"measured": True, "energy_kwh": 0.3}, "baseline_inference": {"measured": True, "energy_kwh": 0.6}})
+    summary = energy_summary({"recognizer": {"measured": True, "energy_kwh": 0.3}, "baseline_inference": {"measured": True, "energy_kwh": 0.6}})
     assert summary["inference_over_baseline_ratio"] == pytest.approx(0.5)
     assert summary["baseline_over_inference_energy_ratio"] == pytest.approx(2.0)
+
+
+def test_a_stage_record_written_under_an_earlier_phase_name_is_still_read(tmp_path):
+    """Stage folders made when the phases had the DCASE meta's words (training, testing, feature_extraction)
+    keep their stored energy: it is read as the stage-named phase."""
+    from utils.energy import stored_stage_energy
+
+    folder = tmp_path / "seed_0"
+    folder.mkdir()
+    (folder / "energy.yaml").write_text(yaml.safe_dump({"phase": "training", "measured": True, "energy_kwh": 0.004, "measured_at_all": ["then"]}))
+    record = stored_stage_energy(folder, "learner")
+    assert record["measured"] is True and record["energy_kwh"] == 0.004 and record["reused"] is True and record["phase"] == "learner"
+    assert stored_stage_energy(folder, "recognizer")["measured"] is False  # another stage's record is not taken

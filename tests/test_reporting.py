@@ -126,10 +126,10 @@ def test_report_of_a_demo_run(demo_record, tmp_path):
     assert f"{run['complexity']['total_macs']:,} (" in complexity and "within the limit" in complexity
 
     energy = section(text, "Energy")
-    for phase in ("feature_extraction", "training", "testing", "baseline_inference"):
+    for phase in ("features", "learner", "recognizer", "baseline_inference"):
         assert run["energy"][phase]["measured"] is True, run["energy"][phase].get("reason")
         assert f"| {phase} | {run['energy'][phase]['energy_kwh']:.4g} kWh |" in energy
-    ratio = run["energy"]["testing"]["energy_kwh"] / run["energy"]["baseline_inference"]["energy_kwh"]
+    ratio = run["energy"]["recognizer"]["energy_kwh"] / run["energy"]["baseline_inference"]["energy_kwh"]
     assert f"- inference / baseline_inference: {ratio:.3f}" in energy
     assert "this run |" in energy
 

@@ -2,7 +2,7 @@
 
 DCASE2023 Task 1 asks for the energy (kWh) of training, of inference, and of the official baseline
 model's inference on the same machine. :class:`EnergyMeter` runs one codecarbon
-``OfflineEmissionsTracker`` per phase (``with meter.phase("training"): ...``) and records, per phase,
+``OfflineEmissionsTracker`` per phase (``with meter.phase("learner"): ...``) and records, per phase,
 the kWh, the CPU/GPU/RAM split, the duration and how codecarbon obtained the figures (a hardware
 counter such as RAPL, or an estimate from CPU load and TDP). :func:`energy_summary` turns those
 records into the submission's ``energy_consumption`` block and the normalised ratio.
@@ -43,11 +43,14 @@ from typing import Any, Iterator
 
 from utils.errors import Task1aError
 
-PHASE_NAMES = ("feature_extraction", "training", "testing", "baseline_inference")
-"""Phases of a run; ``testing`` is the inference phase of the DCASE energy figures."""
+PHASE_NAMES = ("features", "learner", "recognizer", "baseline_inference")
+"""Phases of a run: the names of the stages measured (utils.stages); ``recognizer`` is the inference phase of the DCASE energy figures."""
 
-SUMMARY_PHASES = {"training": "training", "inference": "testing", "baseline_inference": "baseline_inference"}
-"""DCASE2023 ``energy_consumption`` key -> phase name."""
+EARLIER_PHASE_NAMES = {"feature_extraction": "features", "training": "learner", "testing": "recognizer"}
+"""The phase names stage energy records written before the phases took the stages' names carry: read as the new names."""
+
+SUMMARY_PHASES = {"training": "learner", "inference": "recognizer", "baseline_inference": "baseline_inference"}
+"""DCASE2023 ``energy_consumption`` key (the meta's vocabulary) -> phase (the stage's name): the one place the two meet."""
 
 CODECARBON_LOGGER_NAME = "codecarbon"
 CODECARBON_CSV_NAME = "emissions.csv"
@@ -499,6 +502,11 @@ def record_stage_part(folder: str | Path, phase: str, part: dict[str, Any] | Non
     write_yaml_atomic(path, parts)
 
 
+def _phase(record: dict) -> str | None:
+    """A stored record's phase, an earlier name (:data:`EARLIER_PHASE_NAMES`) read as today's."""
+    return EARLIER_PHASE_NAMES.get(record.get("phase"), record.get("phase"))
+
+
 def finish_stage_energy(folder: str | Path, phase: str, resumed_unrecorded: bool = False) -> dict[str, Any] | None:
     """The stage is complete: its energy is the sum of its recorded parts, stored in ``energy.yaml``.
 
@@ -508,7 +516,7 @@ def finish_stage_energy(folder: str | Path, phase: str, resumed_unrecorded: bool
     from utils.files import write_yaml_atomic
 
     folder = Path(folder)
-    parts = [p for p in (_read_yaml(folder / STAGE_ENERGY_PARTS_FILE) or []) if p.get("phase") == phase]
+    parts = [p for p in (_read_yaml(folder / STAGE_ENERGY_PARTS_FILE) or []) if _phase(p) == phase]
     if not parts:
         return None
     measured = [p for p in parts if p.get("measured")]
@@ -536,10 +544,10 @@ def finish_stage_energy(folder: str | Path, phase: str, resumed_unrecorded: bool
 def stored_stage_energy(folder: str | Path, phase: str) -> dict[str, Any]:
     """The record a reused stage reports: what the run that computed it measured, marked as stored."""
     record = _read_yaml(Path(folder) / STAGE_ENERGY_FILE)
-    if not isinstance(record, dict) or record.get("phase") != phase:
+    if not isinstance(record, dict) or _phase(record) != phase:
         return {"measured": False, "reused": True, "duration_seconds": 0.0,
                 "reason": f"the {phase} stage was reused from {folder}, computed before energy records were kept; rerun with -o to measure it"}
-    record = dict(record, reused=True)
+    record = dict(record, phase=phase, reused=True)
     if not record.get("measured"):
         record["reason"] = f"not measured when the stage ran: {record.get('reason')}"
     return record

@@ -6,20 +6,21 @@ its hash inputs (:data:`utils.parameters.STAGE_HASH_INPUTS`), its mark of comple
 ``parameters.yaml``, reuses a finished unit or resumes an unfinished one, and measures and times it.
 
 =====================  ==========================  =====================  ===========================
-stage (name)           module                      energy phase           mark of completion
+stage (name)           module                      energy measured        mark of completion
 =====================  ==========================  =====================  ===========================
 ``dataset``            :mod:`.data`                --                     (the demo generator's own)
-``features``           :mod:`.features`            feature_extraction     a complete feature store
-``learner``            :mod:`.learning`            training               ``learning.yaml``
-``device_models``      :mod:`utils.device_models`  training (per device)  each device's ``learning.yaml``
+``features``           :mod:`.features`            yes                    a complete feature store
+``learner``            :mod:`.learning`            yes                    ``learning.yaml``
+``device_models``      :mod:`utils.device_models`  as ``learner``         each device's ``learning.yaml``
 ``model_size``         :mod:`.model_size`          --                     ``<model>.nessi.json``
-``recognizer``         :mod:`.testing`             testing                ``output.csv``
-``baseline_inference`` :mod:`.baseline_inference`  baseline_inference     ``output.csv``
+``recognizer``         :mod:`.testing`             yes                    ``output.csv``
+``baseline_inference`` :mod:`.baseline_inference`  yes                    ``output.csv``
 ``evaluator``          :mod:`.evaluation`          --                     (always scored anew)
 =====================  ==========================  =====================  ===========================
 
-The energy phases keep the DCASE meta's vocabulary (its ``energy_consumption`` block names
-``training``, ``inference`` and ``baseline_inference``). Which stages a set runs, in which order, is
+A measured stage's energy phase is its name; the DCASE meta's ``energy_consumption`` words
+(``training``, ``inference``, ``baseline_inference``) are mapped onto them in one place,
+:data:`utils.energy.SUMMARY_PHASES`. Which stages a set runs, in which order, is
 :data:`utils.pipeline.SET_STEPS`.
 """
 

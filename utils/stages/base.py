@@ -1,8 +1,8 @@
 """What every stage is, and the one runner that runs them.
 
 A :class:`Stage` declares one name (its folder ``<system>/<name>/<hash>``, its timer, its log lines),
-the energy phase its work counts to (the DCASE meta's vocabulary: ``feature_extraction``, ``training``,
-``testing``, ``baseline_inference``), its hash inputs (:data:`utils.parameters.STAGE_HASH_INPUTS`
+whether its work is measured for energy (the phase then carries the stage's name; the DCASE meta's
+``training`` / ``inference`` words are mapped in :data:`utils.energy.SUMMARY_PHASES` only), its hash inputs (:data:`utils.parameters.STAGE_HASH_INPUTS`
 under its name), its mark of completion (:meth:`Stage.finished`, the one "is this finished?" rule)
 and its work (:meth:`Stage.compute`, :meth:`Stage.reuse`). A stage's work is given as a *unit*: an
 object with at least a ``folder`` (a feature store, one seed's training, one model's testing...).
@@ -28,11 +28,16 @@ log = logging.getLogger(__name__)
 
 
 class Stage:
-    """One stage of a run. Subclasses set :attr:`name` (and :attr:`energy_phase` when measured) and
+    """One stage of a run. Subclasses set :attr:`name` (and :attr:`measured` when its energy is measured) and
     implement :meth:`compute`; those whose work can be reused also :meth:`finished` and :meth:`reuse`."""
 
     name: str = ""
-    energy_phase: str | None = None  # None: not measured on its own
+    measured: bool = False  # True: its work is an energy phase of its own, named :attr:`name`
+
+    @property
+    def energy_phase(self) -> str | None:
+        """The energy phase its work counts to: its name when :attr:`measured`, else None."""
+        return self.name if self.measured else None
 
     @property
     def hash_inputs(self) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ class BaselineInferenceStage(RecognizerStage):
     run's ``data_processing.normalization`` (the official model was trained on it)."""
 
     name = "baseline_inference"
-    energy_phase = "baseline_inference"
+    measured = True
 
     def compute(self, unit: TestUnit) -> Path:
         normalization = {"method": OFFICIAL_MODEL_NORMALIZATION, "statistics": None}

@@ -34,7 +34,7 @@ class FeatureUnit:
 
 class FeaturesStage(Stage):
     name = "features"
-    energy_phase = "feature_extraction"
+    measured = True
 
     def finished(self, unit: FeatureUnit) -> bool:
         """A complete store holding every item, none failed."""

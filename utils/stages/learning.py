@@ -92,7 +92,7 @@ class LearnerUnit:
 
 class LearnerStage(Stage):
     name = "learner"
-    energy_phase = "training"
+    measured = True
 
     def finished(self, unit: LearnerUnit) -> bool:
         """``learning.yaml`` written (the chief's answer on every worker of a cluster)."""

@@ -71,7 +71,7 @@ class RecognizerStage(Stage):
     """Tests one model (a strategy such as :data:`utils.device_models.DEVICE_RECOGNIZER` overrides :meth:`compute`)."""
 
     name = "recognizer"
-    energy_phase = "testing"
+    measured = True
 
     def finished(self, unit: TestUnit) -> bool:
         return testing_finished(unit.folder)
