@@ -217,7 +217,7 @@ def check_before_work(run: _Run) -> None:
     from utils.complexity import enforce_limits, limits_enforced, network_complexity
 
     stages.check_learner_settings(run.params, run.root, given_model=bool(run.options.model))
-    device_models.check_device_settings(run.params)
+    device_models.check_device_settings(run.params, run.root)
     if run.options.model or (run.group is not None and not run.group.chief) or not limits_enforced(run.params):
         return
     enforce_limits(network_complexity(run.params), run.params["model_size"], f"the network of set {run.params['set_id']}")
@@ -517,7 +517,7 @@ def predict(params: dict, recordings: list[str], output: Path, model: Path | Non
 
     trained = stages.given_model(params, model) if model else stages.trained_model(params, workdir)
     model_path = trained.tflite[params["recognizer"]["model_io"]]
-    recognizer = build_settings(params, run_root(params, workdir)).recognizer
+    recognizer = build_settings(params, paths.run_root(params, workdir)).recognizer
     classifier = TFLiteClassifier(model_path, batch_size=recognizer.batch_size, num_threads=recognizer.num_threads)
     normalizer = build_normalizer(trained.normalization["method"], trained.normalization.get("statistics"))
     found = find_recordings(recordings)

@@ -241,6 +241,14 @@ def augmentation_settings(block: Mapping | None) -> AugmentationSettings:
     )
 
 
+def distillation_settings(block: Mapping | None) -> DistillationSettings | None:
+    """``distillation`` of a checked learner block (its path resolved): None when off (no ``teacher_outputs``)."""
+    block = block or {}
+    if block.get("teacher_outputs") is None:
+        return None
+    return DistillationSettings(Path(block["teacher_outputs"]), **_fields(DistillationSettings, {k: v for k, v in block.items() if k != "teacher_outputs"}))
+
+
 def _resolved(root: Path | None, value) -> Path | None:
     if value is None:
         return None
@@ -276,13 +284,9 @@ def learner_settings(block: Mapping, root: Path | None = None) -> LearnerSetting
     initial = _resolved(None, block.get("initial_weights"))
     if initial is not None and not initial.is_file():
         raise Task1aError(f"{LEARNER_KEY}.initial_weights {initial} not found; give a saved model (.keras) or weights (.weights.h5)")
-    distillation = block.get("distillation") or {}
-    teacher = None
-    if distillation.get("teacher_outputs") is not None:
-        teacher = DistillationSettings(Path(distillation["teacher_outputs"]), **_fields(DistillationSettings, {k: v for k, v in distillation.items()
-                                                                                                               if k != "teacher_outputs"}))
-        if not teacher.teacher_outputs.is_file():
-            raise Task1aError(f"{LEARNER_KEY}.distillation.teacher_outputs {teacher.teacher_outputs} not found; give a system-output CSV or .npy file")
+    teacher = distillation_settings(block.get("distillation"))
+    if teacher is not None and not teacher.teacher_outputs.is_file():
+        raise Task1aError(f"{LEARNER_KEY}.distillation.teacher_outputs {teacher.teacher_outputs} not found; give a system-output CSV or .npy file")
     patterns = block.get("trainable_layers")
     batch_size = fit["batch_size"]
     return LearnerSettings(
@@ -310,9 +314,11 @@ def learner_settings(block: Mapping, root: Path | None = None) -> LearnerSetting
 def learner_from_block(overrides: Mapping | None = None, root: Path | None = None) -> LearnerSettings:
     """:class:`LearnerSettings` of the shipped defaults' learner block with ``overrides`` merged in (nested), checked by
     the registry first: what a library tool, a benchmark or a test builds instead of a parameter set."""
-    from utils.parameters import check_values, checked_defaults, merge
+    from utils.parameters import check_structure, check_values, checked_defaults, merge
 
-    block = merge(checked_defaults()["learner_method_parameters"]["cnn"], dict(overrides or {}))
+    defaults = checked_defaults()["learner_method_parameters"]["cnn"]
+    check_structure(defaults, dict(overrides or {}), LEARNER_KEY, "learner settings")
+    block = merge(defaults, dict(overrides or {}))
     check_values(block, "learner settings", LEARNER_KEY)
     return learner_settings(block, root)
 
