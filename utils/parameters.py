@@ -330,7 +330,7 @@ RULES: dict[str, Rule] = {
     "submission.edition": choice(2023, 2024, 2025),
 }
 # Key paths whose values are handed on as they are and checked by the code that uses them, before
-# any work: Keras configs (learning.check_settings builds them) and the network's layers and constants.
+# any work: Keras configs (utils.learning.check_keras_configs builds them) and the network's layers and constants.
 FREE_FORM = {
     "learner_method_parameters.cnn.model",
     "learner_method_parameters.cnn.compile.loss",
