@@ -161,6 +161,22 @@ def test_device_models_with_a_npy_teacher_are_refused_before_any_work_and_a_csv_
     assert fine_tuning_parameters(csv_teacher, None)["learner"]["parameters"]["distillation"]["teacher_outputs"] == str(tmp_path / "t.csv")
 
 
+def test_the_device_fine_tunings_teacher_resolves_against_the_workdir(tmp_path, monkeypatch):
+    """The fine-tuning's settings are typed as the learner's: a relative teacher inside --workdir is found from another folder."""
+    from utils.device_models import check_device_settings
+
+    workdir, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    (workdir / "inputs").mkdir(parents=True)
+    elsewhere.mkdir()
+    (workdir / "inputs" / "teacher.csv").write_text("filename\tscene_label\n")
+    monkeypatch.chdir(elsewhere)
+    params = ParameterContainer().resolve("dcase2025_device_specific", command_line={
+        "device_models": {"distillation": True}, "learner_method_parameters": {"cnn": {"distillation": {"teacher_outputs": "inputs/teacher.csv"}}}})
+    check_device_settings(params, workdir)  # found under the run's root
+    with pytest.raises(Task1aError, match=r"^device_models \(the device fine-tuning's settings\): .*teacher_outputs .*teacher.csv not found"):
+        check_device_settings(params, elsewhere)
+
+
 def test_the_official_device_recipe_is_the_fine_tuning_default():
     from utils.device_models import fine_tuning_parameters
 
