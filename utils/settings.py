@@ -249,7 +249,9 @@ def distillation_settings(block: Mapping | None) -> DistillationSettings | None:
     return DistillationSettings(Path(block["teacher_outputs"]), **_fields(DistillationSettings, {k: v for k, v in block.items() if k != "teacher_outputs"}))
 
 
-def _resolved(root: Path | None, value) -> Path | None:
+def resolve_path(root: Path | None, value) -> Path | None:
+    """A run path: absolute (after ``~``) as is, relative under the run's root (``--workdir``; None: the current
+    folder); None stays None. The one rule of every run path, the learner's files included."""
     if value is None:
         return None
     path = Path(value).expanduser()
@@ -261,10 +263,10 @@ def resolved_learner_block(block: Mapping, root: Path | None) -> dict:
     against the run's root (``--workdir``): what the checkpoint identity and the input files' digests read."""
     block = copy.deepcopy(dict(block))
     if block.get("initial_weights") is not None:
-        block["initial_weights"] = str(_resolved(root, block["initial_weights"]))
+        block["initial_weights"] = str(resolve_path(root, block["initial_weights"]))
     distillation = block.get("distillation") or {}
     if distillation.get("teacher_outputs") is not None:
-        block["distillation"] = dict(distillation, teacher_outputs=str(_resolved(root, distillation["teacher_outputs"])))
+        block["distillation"] = dict(distillation, teacher_outputs=str(resolve_path(root, distillation["teacher_outputs"])))
     return block
 
 
@@ -281,7 +283,7 @@ def learner_settings(block: Mapping, root: Path | None = None) -> LearnerSetting
     logged = ["val_loss"] + [f"val_{m}" for m in metrics]
     if monitor not in logged:
         raise Task1aError(f"{LEARNER_KEY}.model_selection.monitor {monitor!r} is not logged (known: {', '.join(logged)}); fix the value")
-    initial = _resolved(None, block.get("initial_weights"))
+    initial = resolve_path(None, block.get("initial_weights"))
     if initial is not None and not initial.is_file():
         raise Task1aError(f"{LEARNER_KEY}.initial_weights {initial} not found; give a saved model (.keras) or weights (.weights.h5)")
     teacher = distillation_settings(block.get("distillation"))

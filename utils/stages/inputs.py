@@ -4,16 +4,11 @@ stage from the learner on."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from utils.settings import resolve_path  # the one rule of run paths (re-exported: the stages import it from here)
 
-def resolve_path(root: Path, value: str | os.PathLike | None) -> Path | None:
-    """A run path: absolute (after ``~``) as is, relative under the run's root (``--workdir``); None stays None."""
-    if value is None:
-        return None
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else Path(root) / path
+__all__ = ["input_files", "resolve_path"]
 
 
 def input_files(params: dict, root: Path) -> dict:
