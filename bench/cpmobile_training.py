@@ -43,6 +43,7 @@ def main(argv=None) -> int:
 
     from utils.learning import train_model
     from utils.parameters import ParameterContainer
+    from utils.settings import learner_settings
 
     parameters = copy.deepcopy(ParameterContainer().resolve(args.set)["learner"]["parameters"])
     parameters["fit"]["epochs"] = args.epochs
@@ -64,7 +65,7 @@ def main(argv=None) -> int:
             cpu_times.append(time.process_time() - self.cpu_start)
 
     with tempfile.TemporaryDirectory() as folder:
-        train_model(parameters, X[: args.clips], y[: args.clips], X[args.clips :], y[args.clips :], Path(folder) / "model",
+        train_model(learner_settings(parameters), X[: args.clips], y[: args.clips], X[args.clips :], y[args.clips :], Path(folder) / "model",
                     progress=False, callbacks=[EpochTimer()])
     steady = times[1:] or times
     epoch_seconds = float(np.median(steady))

@@ -215,15 +215,15 @@ def tensors(X, y, label_smoothing: float):
     return tf.convert_to_tensor(X[..., None]), tf.convert_to_tensor(smooth_labels(y, CLASS_COUNT, label_smoothing))
 
 
-def direct_costs(result: dict, work: Path, parameters: dict, repeats: int = 5) -> dict:
+def direct_costs(result, work: Path, parameters: dict, repeats: int = 5) -> dict:
     """(wall, CPU) medians of what the stage writes, timed directly on the run's model, history and folder:
     the checkpoint (values read and written) and the CSV log (every epoch), the model save and the plot (once per run)."""
     from utils import callbacks as cb
     from utils import learning
 
-    network, history = result["model"], result["history"]
+    network, history = result.model, result.history  # utils.learning.TrainingResult
     optimizer = network.optimizer
-    state = learning.load_checkpoint(result["checkpoint_path"])[0]
+    state = learning.load_checkpoint(result.checkpoint_path)[0]
     best = network.get_weights()
     metric = parameters["compile"]["metrics"][0]
 
@@ -234,7 +234,7 @@ def direct_costs(result: dict, work: Path, parameters: dict, repeats: int = 5) -
         "checkpoint": checkpoint,
         "CSV log": lambda: learning._write_training_log(work / "timed_log.csv", history),
         "model save (once)": lambda: network.save(work / "timed_model.keras"),
-        "plot (once)": lambda: learning.plot_training_curves(work / "timed_curves.png", history, metric, result["best_epoch"], 1),
+        "plot (once)": lambda: learning.plot_training_curves(work / "timed_curves.png", history, metric, result.best_epoch, 1),
     }
     costs = {}
     for name, job in jobs.items():
@@ -254,6 +254,7 @@ def show(name: str, seconds: np.ndarray, extra: str = "") -> None:
 def demo_size(args) -> dict:
     """Interleaved epochs of the stage and a plain fit at the demo size; the stage's per-epoch costs split."""
     from utils.learning import train_model
+    from utils.settings import learner_from_block
 
     parameters = baseline_parameters(args.epochs)
     X, y = toy_data(args.train, seed=0)
@@ -267,7 +268,7 @@ def demo_size(args) -> dict:
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         begun = clocks()
-        result = train_model(parameters, X, y, X_val, y_val, work / "stage", seed=0, progress=False, callbacks=[stage_clock])
+        result = train_model(learner_from_block(parameters), X, y, X_val, y_val, work / "stage", seed=0, progress=False, callbacks=[stage_clock])
         stage_total = clocks() - begun
         plain_total = sum(plain_epoch.calls, np.zeros(2))
         costs = direct_costs(result, work, parameters)
@@ -319,6 +320,7 @@ def real_size(args) -> dict:
     execution by execution (32 plain steps after each stage execution, a plain validation pass before the
     stage's); the whole epoch of each extrapolated."""
     from utils.learning import train_model
+    from utils.settings import learner_from_block
 
     parameters = baseline_parameters(1)
     began = time.perf_counter()
@@ -345,7 +347,7 @@ def real_size(args) -> dict:
 
     stage_clock = Clock(batches, stop_after=args.real_steps, between_steps=plain_steps, before_validation=plain_validation_pass)
     with tempfile.TemporaryDirectory() as work:
-        train_model(parameters, X, y, X_val, y_val, Path(work) / "stage", seed=0, progress=False, callbacks=[stage_clock])
+        train_model(learner_from_block(parameters), X, y, X_val, y_val, Path(work) / "stage", seed=0, progress=False, callbacks=[stage_clock])
     record = stage_clock.epochs[0]
     # Stage execution k runs from the end of the plain steps after execution k-1 to its own end; the
     # first of each (tracing) is left out.
@@ -403,6 +405,7 @@ def write_store(path: Path, n_clips: int, seed: int = 0) -> None:
 def memory_child(store_path: str, steps: int, validation: int, work: str) -> None:
     """In a fresh process: learn from the memmap store for ``steps`` batches, then read a full epoch."""
     from utils.learning import EpochFeed, smooth_labels, train_model
+    from utils.settings import learner_from_block
 
     X = np.load(store_path, mmap_mode="r")
     n_train = int(round(0.7 * len(X)))
@@ -420,7 +423,7 @@ def memory_child(store_path: str, steps: int, validation: int, work: str) -> Non
                 self.model.stop_training = True
 
     started = time.perf_counter()
-    train_model(baseline_parameters(1), X_train, y_train, X_val, y_val, work, seed=0, progress=False, callbacks=[StopAfter()])
+    train_model(learner_from_block(baseline_parameters(1)), X_train, y_train, X_val, y_val, work, seed=0, progress=False, callbacks=[StopAfter()])
     training_seconds = time.perf_counter() - started
     after_training = memory_status()
     # A full epoch's reads through the stage's feed (no training): every training page is touched.

@@ -1,12 +1,11 @@
 """Augmentation: each one does what it says on fixed small batches; off is bit-identical; the export is unchanged."""
 
-import copy
-
 import numpy as np
 import pytest
 
 from utils import augmentation as aug
 from utils.errors import Task1aError
+from utils.settings import AugmentationSettings, learner_from_block
 
 B, MELS, FRAMES, CLASSES = 6, 8, 12, 4
 
@@ -18,22 +17,20 @@ def batch(seed=0):
     return X, targets
 
 
-def settings(**changes):
-    config = copy.deepcopy(aug.OFF)
-    for name, entry in changes.items():
-        config[name].update(entry)
-    return aug.check_augmentation(config)
+def settings(**changes) -> AugmentationSettings:
+    """The augmentation settings of the shipped defaults with ``changes``, checked by the registry and typed."""
+    return learner_from_block({"augmentation": changes}).augmentation
 
 
 def test_off_leaves_the_batch_bit_identical():
     X, targets = batch()
-    off = aug.check_augmentation(None)
-    assert aug.is_off(off)
+    off = settings()
+    assert off.off and off == AugmentationSettings()
     out_X, out_targets = aug.augment_batch(X.copy(), targets.copy(), off, aug.batch_rng(0, 0, 0))
     np.testing.assert_array_equal(out_X, X)
     np.testing.assert_array_equal(out_targets, targets)
     # count without width (or width without count) is off as well
-    assert aug.is_off(settings(time_mask={"count": 2}))
+    assert settings(time_mask={"count": 2}).off
 
 
 def test_mixup_mixes_features_and_targets_with_the_same_lambda():
@@ -106,17 +103,19 @@ def test_freq_mixstyle_mixes_per_band_statistics():
 @pytest.mark.parametrize(
     "config, message",
     [
-        ({"mixup": {"alpha": -1}}, "mixup.alpha"),
-        ({"time_mask": {"count": 1.5}}, "time_mask.count must be an integer"),
-        ({"freq_mixstyle": {"p": 1.5}}, r"freq_mixstyle.p must be a number in \[0.0, 1.0\]"),
-        ({"freq_mixstyle": {"alpha": 0}}, "freq_mixstyle.alpha"),
-        ({"cutout": {}}, "augmentation must be a mapping with keys"),
-        ({"time_roll": {"shift": 2}}, "time_roll must be a mapping with keys max_shift"),
+        ({"mixup": {"alpha": -1}}, "'learner_method_parameters.cnn.augmentation.mixup.alpha' must be a number >= 0"),
+        ({"time_mask": {"count": 1.5}}, "'learner_method_parameters.cnn.augmentation.time_mask.count' must be an integer"),
+        ({"freq_mixstyle": {"p": 1.5}}, r"'learner_method_parameters.cnn.augmentation.freq_mixstyle.p' must be a number in \[0, 1\]"),
+        ({"freq_mixstyle": {"alpha": 0}}, "'learner_method_parameters.cnn.augmentation.freq_mixstyle.alpha' must be a number > 0"),
+        ({"cutout": {}}, "unknown parameter 'learner_method_parameters.cnn.augmentation.cutout'"),
+        ({"time_roll": {"shift": 2}}, r"unknown parameter 'learner_method_parameters.cnn.augmentation.time_roll.shift' \(known here: max_shift\)"),
     ],
 )
 def test_bad_settings_are_one_line_errors(config, message):
-    with pytest.raises(Task1aError, match=message):
-        aug.check_augmentation(config)
+    """Refused once, when the settings are typed (the registry); augmentation trusts them."""
+    with pytest.raises(Task1aError, match=message) as raised:
+        learner_from_block({"augmentation": config})
+    assert "\n" not in str(raised.value)
 
 
 def test_demo_training_with_every_augmentation_exports_the_same_macs(tmp_path):
@@ -134,9 +133,9 @@ def test_demo_training_with_every_augmentation_exports_the_same_macs(tmp_path):
         parameters = small_cnn_parameters(epochs=1, initial_delay=0)
         if config:
             parameters["augmentation"] = config
-        result = train_model(parameters, X[:30], y[:30], X[30:], y[30:], tmp_path / name, progress=False)
-        assert np.isfinite(result["history"][0]["loss"])
-        paths = export_tflite_models(result["model"], X[:30], y[:30], np.array(["a"] * 30), tmp_path / name, ios=("float",), n_examples=10)
+        result = train_model(learner_from_block(parameters), X[:30], y[:30], X[30:], y[30:], tmp_path / name, progress=False)
+        assert np.isfinite(result.history[0]["loss"])
+        paths = export_tflite_models(result.model, X[:30], y[:30], np.array(["a"] * 30), tmp_path / name, ios=("float",), n_examples=10)
         macs[name] = get_model_size(paths["float"])["total_macs"]
     assert macs["plain"] == macs["augmented"] > 0
 
@@ -158,14 +157,29 @@ def test_the_training_feed_augments_the_same_batches_on_every_reading():
 
 def test_off_values_agree_with_the_yaml_defaults_and_the_hash_registry():
     """Off settings leave the learner folder hash as before the options existed (utils.parameters.UNHASHED_VALUES)."""
-    from utils import distillation
-    from utils.parameters import UNHASHED_VALUES, ParameterContainer
+    from utils.parameters import RESEARCH_OFF, UNHASHED_VALUES, ParameterContainer
 
     cnn = ParameterContainer().defaults["learner_method_parameters"]["cnn"]
-    assert cnn["augmentation"] == aug.OFF == UNHASHED_VALUES["learner.parameters.augmentation"]
-    assert cnn["distillation"] == distillation.OFF == UNHASHED_VALUES["learner.parameters.distillation"]
+    assert cnn["augmentation"] == RESEARCH_OFF["augmentation"] == UNHASHED_VALUES["learner.parameters.augmentation"]
+    assert cnn["distillation"] == RESEARCH_OFF["distillation"] == UNHASHED_VALUES["learner.parameters.distillation"]
     assert cnn["initial_weights"] is None is UNHASHED_VALUES["learner.parameters.initial_weights"]
     assert cnn["trainable_layers"] is None is UNHASHED_VALUES["learner.parameters.trainable_layers"]
+
+
+def test_the_typed_settings_defaults_are_the_declared_off_values():
+    """utils.parameters.RESEARCH_OFF is the one declaration of "off": the settings dataclasses' defaults must equal it."""
+    from pathlib import Path
+
+    from utils.parameters import RESEARCH_OFF
+    from utils.settings import DistillationSettings, LearnerSettings, augmentation_settings, distillation_settings
+
+    assert augmentation_settings(RESEARCH_OFF["augmentation"]) == AugmentationSettings() and AugmentationSettings().off
+    assert distillation_settings(RESEARCH_OFF["distillation"]) is None  # no teacher: off
+    teacher = dict(RESEARCH_OFF["distillation"], teacher_outputs="teacher.csv")
+    assert distillation_settings(teacher) == DistillationSettings(Path("teacher.csv"))  # temperature, weight: the declared defaults
+    defaults = {name: field.default for name, field in LearnerSettings.__dataclass_fields__.items()}
+    assert defaults["distillation"] is None and defaults["augmentation"] == AugmentationSettings()
+    assert defaults["initial_weights"] is RESEARCH_OFF["initial_weights"] and defaults["trainable_layers"] is RESEARCH_OFF["trainable_layers"]
 
 
 def test_frequency_masks_can_fill_with_the_log_floor():
@@ -179,7 +193,7 @@ def test_frequency_masks_can_fill_with_the_log_floor():
     for i in range(B):  # whole bands (every frame of a masked band), at most max_width of them
         bands = np.flatnonzero(masked[i, :, :, 0].any(axis=1))
         assert len(bands) <= 4 and masked[i, bands].all()
-    with pytest.raises(Task1aError, match="frequency_mask.fill must be null"):
+    with pytest.raises(Task1aError, match="'learner_method_parameters.cnn.augmentation.frequency_mask.fill' must be a number in .* or null"):
         settings(frequency_mask={"count": 1, "max_width": 4, "fill": "floor"})
 
 

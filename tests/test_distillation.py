@@ -7,6 +7,7 @@ from utils import distillation
 from utils.dataset import SCENE_LABELS
 from utils.errors import Task1aError
 from utils.files import file_digest
+from utils.settings import learner_from_block
 
 C = len(SCENE_LABELS)
 
@@ -78,10 +79,16 @@ def test_bad_teacher_outputs_are_one_line_errors(tmp_path, make, message):
     assert "\n" not in str(raised.value)
 
 
-@pytest.mark.parametrize("config, message", [({"temperature": 0}, "temperature"), ({"weight": 1.5}, "weight"), ({"teacher": "x"}, "keys")])
+@pytest.mark.parametrize("config, message", [
+    ({"temperature": 0}, "'learner_method_parameters.cnn.distillation.temperature' must be a number > 0"),
+    ({"weight": 1.5}, r"'learner_method_parameters.cnn.distillation.weight' must be a number in \[0, 1\]"),
+    ({"teacher": "x"}, "unknown parameter 'learner_method_parameters.cnn.distillation.teacher'"),
+])
 def test_bad_settings(config, message):
-    with pytest.raises(Task1aError, match=message):
-        distillation.check_distillation(config)
+    """Refused once, when the settings are typed (the registry); distillation trusts them."""
+    with pytest.raises(Task1aError, match=message) as raised:
+        learner_from_block({"distillation": config})
+    assert "\n" not in str(raised.value)
 
 
 def test_a_tiny_run_learns_what_the_teacher_says(tmp_path):
@@ -96,19 +103,21 @@ def test_a_tiny_run_learns_what_the_teacher_says(tmp_path):
     csv = write_system_output(tmp_path / "teacher.csv", names, teacher)
     parameters = small_cnn_parameters(epochs=3, initial_delay=0)
     parameters["distillation"] = {"teacher_outputs": str(csv), "temperature": 1.0, "weight": 1.0}
-    result = train_model(parameters, X[:100], y[:100], X[100:], y[100:], tmp_path / "model", progress=False, training_names=names)
-    assert all(np.isfinite(row["loss"]) for row in result["history"])
-    predicted = predict_proba(result["model"], X[:100], 50).argmax(axis=1)
+    settings = learner_from_block(parameters)
+    assert settings.distillation.temperature == 1.0 and settings.distillation.weight == 1.0
+    result = train_model(settings, X[:100], y[:100], X[100:], y[100:], tmp_path / "model", progress=False, training_names=names)
+    assert all(np.isfinite(row["loss"]) for row in result.history)
+    predicted = predict_proba(result.model, X[:100], 50).argmax(axis=1)
     assert np.mean(predicted == (y[:100] + 1) % C) > 0.8  # the teacher's (shifted) classes, not the labels
     # metrics see the hard targets (the first 10 columns): the shifted predictions score low there
-    assert result["history"][-1]["categorical_accuracy"] < 0.3 and result["history"][-1]["val_categorical_accuracy"] < 0.3
+    assert result.history[-1]["categorical_accuracy"] < 0.3 and result.history[-1]["val_categorical_accuracy"] < 0.3
     # the saved model loads without this module's loss
     import keras
 
-    keras.models.load_model(result["model_path"])
-    assert research_fingerprints(parameters)["distillation"]["sha256"] == file_digest(csv)
+    keras.models.load_model(result.model_path)
+    assert research_fingerprints(None, settings.distillation.teacher_outputs)["distillation"]["sha256"] == file_digest(csv)
 
 
 def test_a_missing_teacher_file_stops_the_settings_check(tmp_path):
-    with pytest.raises(Task1aError, match="teacher_outputs .*nope.csv not found"):
-        distillation.check_distillation({"teacher_outputs": str(tmp_path / "nope.csv")})
+    with pytest.raises(Task1aError, match="learner_method_parameters.cnn.distillation.teacher_outputs .*nope.csv not found"):
+        learner_from_block({"distillation": {"teacher_outputs": str(tmp_path / "nope.csv")}})

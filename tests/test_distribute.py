@@ -27,6 +27,7 @@ from conftest import link_demo_data, tiny_demo_parameters  # noqa: E402
 from test_learning import CLASS_COUNT, small_cnn_parameters, toy_problem  # noqa: E402
 from utils.distribute import batch_bounds, describe_devices, device_line, lost_worker_message  # noqa: E402
 from utils.errors import Task1aError  # noqa: E402
+from utils.settings import learner_from_block  # noqa: E402
 
 WORKERS = 2
 TRAIN, VALIDATION, BATCH = 41, 21, 8  # 6 batches, the last of one example (fewer than the workers); validation ends with 5
@@ -88,21 +89,22 @@ def test_mirrored_on_the_cpu_trains_a_working_model(tmp_path):
     from utils.learning import train_model
 
     X, y = toy_problem(240, seed=8)
-    parameters = small_cnn_parameters(epochs=3, initial_delay=0)
-    mirrored = train_model(parameters, X[:160], y[:160], X[160:], y[160:], tmp_path / "mirrored", seed=1, progress=False, distribute="mirrored")
-    assert mirrored["chief"] and mirrored["replicas"] == 1
-    saved = keras.models.load_model(mirrored["model_path"])
+    settings = learner_from_block(small_cnn_parameters(epochs=3, initial_delay=0))
+    mirrored = train_model(settings, X[:160], y[:160], X[160:], y[160:], tmp_path / "mirrored", seed=1, progress=False, distribute="mirrored")
+    assert mirrored.chief and mirrored.replicas == 1
+    saved = keras.models.load_model(mirrored.model_path)
     predicted = saved.predict_on_batch(X[160:, ..., None]).argmax(axis=1)
     assert np.mean(predicted == y[160:]) > 0.5  # 10 separable classes: chance is 0.1
-    assert mirrored["val_accuracy"] == pytest.approx(np.mean(predicted == y[160:]))
+    assert mirrored.val_accuracy == pytest.approx(np.mean(predicted == y[160:]))
 
 
-def test_unknown_distribute_value_is_a_one_line_error(tmp_path):
-    from utils.learning import train_model
+def test_unknown_distribute_value_is_a_one_line_error():
+    """Refused when the parameters are read (the registry), before any work; training trusts learner.distribute."""
+    from utils.parameters import ParameterContainer, command_line_layer
 
-    X, y = toy_problem(20, seed=4)
-    with pytest.raises(Task1aError, match="learner.distribute must be one of none, mirrored, multi_worker"):
-        train_model(small_cnn_parameters(epochs=1, initial_delay=0), X[:10], y[:10], X[10:], y[10:], tmp_path, progress=False, distribute="horovod")
+    with pytest.raises(Task1aError, match="'learner.distribute' must be one of none, mirrored, multi_worker, got 'horovod'") as raised:
+        command_line_layer(["learner.distribute=horovod"], ParameterContainer().defaults)
+    assert "\n" not in str(raised.value)
 
 
 def test_multi_worker_without_tf_config_is_a_one_line_error(monkeypatch):
@@ -167,11 +169,11 @@ def run_worker(index: int, model_dir: Path, report_dir: Path) -> None:
     for features, _ in strategy.experimental_distribute_dataset(feed.dataset()):
         steps.append([int(v) for local in strategy.experimental_local_results(features) for v in local.numpy()[:, 0, 0, 0]])
 
-    result = train_model(small_cnn_parameters(epochs=2, initial_delay=0, batch_size=BATCH), X[:TRAIN], y[:TRAIN], X[TRAIN:], y[TRAIN:],
+    result = train_model(learner_from_block(small_cnn_parameters(epochs=2, initial_delay=0, batch_size=BATCH)), X[:TRAIN], y[:TRAIN], X[TRAIN:], y[TRAIN:],
                          model_dir, seed=SEED, progress=False, distribute="multi_worker")
-    np.savez(report_dir / f"weights_{index}.npz", *result["model"].get_weights())
-    report = {"chief": result["chief"], "is_chief": is_chief(strategy), "replicas": result["replicas"], "steps": steps,
-              "history": result["history"], "val_accuracy": result["val_accuracy"]}
+    np.savez(report_dir / f"weights_{index}.npz", *result.model.get_weights())
+    report = {"chief": result.chief, "is_chief": is_chief(strategy), "replicas": result.replicas, "steps": steps,
+              "history": result.history, "val_accuracy": result.val_accuracy}
     (report_dir / f"worker_{index}.json").write_text(json.dumps(report))
 
 

@@ -30,6 +30,7 @@ def test_a_training_with_the_schedule_in_yaml_and_the_last_epoch_rule(tmp_path):
     """A real (tiny) training: the optimizer and its schedule as YAML gives them, TRAINING_STEPS replaced by
     epochs x steps per epoch, the last epoch kept while the validation split is only monitored."""
     from utils.learning import train_model
+    from utils.settings import learner_from_block
 
     learner = ParameterContainer().resolve("demo")["learner"]["parameters"]
     learner["optimizer"] = yaml.safe_load("""
@@ -43,14 +44,14 @@ def test_a_training_with_the_schedule_in_yaml_and_the_last_epoch_rule(tmp_path):
     learner["model_selection"].update(rule="last", initial_delay=0)
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(40, 40, 51)).astype("float32"), np.arange(40) % 10
-    result = train_model(learner, X[:32], y[:32], X[32:], y[32:], tmp_path, seed=0, progress=False)
-    optimizer = result["model"].optimizer
+    result = train_model(learner_from_block(learner), X[:32], y[:32], X[32:], y[32:], tmp_path, seed=0, progress=False)
+    optimizer = result.model.optimizer
     schedule = optimizer._learning_rate
     assert type(schedule).__name__ == "WarmupCosineDecay" and schedule.total_steps == 3 * 4  # 32 clips / batch 8 = 4 steps, 3 epochs
     assert int(optimizer.iterations) == 12
     assert float(schedule(0)) == 0.0 and float(schedule(3)) == pytest.approx(0.005)
-    assert result["best_epoch"] == 3 and result["first_selectable_epoch"] == 3  # last epoch, validation monitored
-    assert "val_accuracy" in result and len(result["history"]) == 3
+    assert result.best_epoch == 3 and result.first_selectable_epoch == 3  # last epoch, validation monitored
+    assert result.val_accuracy is not None and len(result.history) == 3
 
 
 # ------------------------------------------------------------------------------ the protocol
@@ -158,6 +159,22 @@ def test_device_models_with_a_npy_teacher_are_refused_before_any_work_and_a_csv_
     csv_teacher = ParameterContainer().resolve("dcase2025_device_specific", command_line={"device_models": {"distillation": True},
                                                "learner_method_parameters": {"cnn": {"distillation": {"teacher_outputs": str(tmp_path / "t.csv")}}}})
     assert fine_tuning_parameters(csv_teacher, None)["learner"]["parameters"]["distillation"]["teacher_outputs"] == str(tmp_path / "t.csv")
+
+
+def test_the_device_fine_tunings_teacher_resolves_against_the_workdir(tmp_path, monkeypatch):
+    """The fine-tuning's settings are typed as the learner's: a relative teacher inside --workdir is found from another folder."""
+    from utils.device_models import check_device_settings
+
+    workdir, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    (workdir / "inputs").mkdir(parents=True)
+    elsewhere.mkdir()
+    (workdir / "inputs" / "teacher.csv").write_text("filename\tscene_label\n")
+    monkeypatch.chdir(elsewhere)
+    params = ParameterContainer().resolve("dcase2025_device_specific", command_line={
+        "device_models": {"distillation": True}, "learner_method_parameters": {"cnn": {"distillation": {"teacher_outputs": "inputs/teacher.csv"}}}})
+    check_device_settings(params, workdir)  # found under the run's root
+    with pytest.raises(Task1aError, match=r"^device_models \(the device fine-tuning's settings\): .*teacher_outputs .*teacher.csv not found"):
+        check_device_settings(params, elsewhere)
 
 
 def test_the_official_device_recipe_is_the_fine_tuning_default():

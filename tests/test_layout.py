@@ -69,6 +69,23 @@ def test_no_library_module_imports_the_parameter_container_or_the_stages():
         assert "utils.parameters.ParameterContainer" not in imported_modules(path), path.name
 
 
+# The learning side of the library: handed typed settings (utils/settings.py), never a parameter section.
+LEARNING_SIDE = ("learning", "augmentation", "distillation", "callbacks", "distribute", "tracking")
+SECTION_LOOKUP = re.compile(r"""(\[|\.get\()\s*["'](fit|compile|model_selection|augmentation|distillation|conversion|optimizer|model|learner|general"""
+                            r"""|dataset|parameters|initial_weights|trainable_layers)["']""")
+
+
+def test_the_learning_side_takes_typed_settings_not_parameter_sections():
+    """The parameters dict stops at the stages: no learning module looks a parameter section or the learner block up by
+    key, nor imports the registry (it re-checks nothing: the registry and utils.settings checked once)."""
+    for name in LEARNING_SIDE:
+        path = REPO / "utils" / f"{name}.py"
+        lookups = [f"{path.name}:{number} {line.strip()}" for number, line in enumerate(path.read_text().splitlines(), 1) if SECTION_LOOKUP.search(line)]
+        assert not lookups, lookups
+        assert not {n for n in imported_modules(path) if re.match(r"utils\.parameters\b", n)}, path.name
+    assert SECTION_LOOKUP.search('learner["fit"]["epochs"]') and SECTION_LOOKUP.search("block.get('distillation')")  # the check can fail
+
+
 def test_the_output_layout_and_its_records_are_spelled_in_the_workspace_only():
     """``<system>/<stage>/<hash>/seed_N`` and the record file names: one module (utils/workspace.py) knows them."""
     spelled = {}

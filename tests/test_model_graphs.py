@@ -145,15 +145,16 @@ def test_the_complexity_gate_and_nessi_measure_them(kind):
 def test_training_fine_tuning_distillation_and_export_work_on_them(kind, tmp_path):
     from tests.test_learning import small_cnn_parameters, toy_problem
     from utils.learning import train_model
+    from utils.settings import learner_from_block
     from utils.tflite import TFLiteClassifier, export_tflite_models
 
     X, y = toy_problem(60, seed=2)
     parameters = small_cnn_parameters(epochs=2, initial_delay=0)
     parameters["model"] = copy.deepcopy(MODELS[kind])
-    trained = train_model(parameters, X[:40], y[:40], X[40:], y[40:], tmp_path / "general", progress=False)
-    assert all(np.isfinite(row["loss"]) for row in trained["history"])
+    trained = train_model(learner_from_block(parameters), X[:40], y[:40], X[40:], y[40:], tmp_path / "general", progress=False)
+    assert all(np.isfinite(row["loss"]) for row in trained.history)
     general = tmp_path / "general.weights.h5"
-    trained["model"].save_weights(general)
+    trained.model.save_weights(general)
 
     # fine-tuning only the dense layer from the general weights, with a teacher's outputs distilled in
     teacher = np.full((40, CLASS_COUNT), 0.05)
@@ -162,14 +163,14 @@ def test_training_fine_tuning_distillation_and_export_work_on_them(kind, tmp_pat
     tuned = copy.deepcopy(parameters)
     tuned.update(initial_weights=str(general), trainable_layers=["dense"])
     tuned["distillation"] = {"teacher_outputs": str(tmp_path / "teacher.npy"), "temperature": 2.0, "weight": 0.5}
-    result = train_model(tuned, X[:40], y[:40], X[40:], y[40:], tmp_path / "tuned", progress=False)
-    before = dict(zip([w.path for w in trained["model"].weights], trained["model"].get_weights()))
-    after = dict(zip([w.path for w in result["model"].weights], result["model"].get_weights()))
+    result = train_model(learner_from_block(tuned), X[:40], y[:40], X[40:], y[40:], tmp_path / "tuned", progress=False)
+    before = dict(zip([w.path for w in trained.model.weights], trained.model.get_weights()))
+    after = dict(zip([w.path for w in result.model.weights], result.model.get_weights()))
     assert all(np.array_equal(before[path], after[path]) for path in before if not path.startswith("dense/"))
     assert any(not np.array_equal(before[path], after[path]) for path in before if path.startswith("dense/"))
 
-    paths = export_tflite_models(result["model"], X[:40], y[:40], np.array(["a"] * 40), tmp_path / "export", ios=("float", "int8", "float16"), n_examples=10)
-    keras_top = result["model"].predict(X[40:, ..., None], verbose=0).argmax(axis=1)
+    paths = export_tflite_models(result.model, X[:40], y[:40], np.array(["a"] * 40), tmp_path / "export", ios=("float", "int8", "float16"), n_examples=10)
+    keras_top = result.model.predict(X[40:, ..., None], verbose=0).argmax(axis=1)
     for io, path in paths.items():
         probabilities = TFLiteClassifier(path).predict_proba(X[40:])
         assert probabilities.shape == (20, CLASS_COUNT)
@@ -181,14 +182,15 @@ def run_worker(kind: str, model_dir: Path, report_dir: Path, index: int) -> None
     """One multi-worker cluster member training the tiny graph or builder two epochs (run as a script)."""
     from tests.test_learning import small_cnn_parameters, toy_problem
     from utils.learning import train_model
+    from utils.settings import learner_from_block
 
     X, y = toy_problem(48, seed=4)
     parameters = small_cnn_parameters(epochs=2, initial_delay=0, batch_size=8)
     parameters["model"] = copy.deepcopy(MODELS[kind])
-    result = train_model(parameters, X[:32], y[:32], X[32:], y[32:], model_dir, seed=4, progress=False, distribute="multi_worker")
-    np.savez(report_dir / f"weights_{index}.npz", *result["model"].get_weights())
-    (report_dir / f"worker_{index}.json").write_text(json.dumps({"replicas": result["replicas"], "history": result["history"],
-                                                                 "layers": [layer.name for layer in result["model"].layers]}))
+    result = train_model(learner_from_block(parameters), X[:32], y[:32], X[32:], y[32:], model_dir, seed=4, progress=False, distribute="multi_worker")
+    np.savez(report_dir / f"weights_{index}.npz", *result.model.get_weights())
+    (report_dir / f"worker_{index}.json").write_text(json.dumps({"replicas": result.replicas, "history": result.history,
+                                                                 "layers": [layer.name for layer in result.model.layers]}))
 
 
 @pytest.mark.slow

@@ -119,10 +119,9 @@ def test_the_learners_files_resolve_against_the_workdir_not_the_working_folder(t
                                                           "distillation": {"teacher_outputs": "inputs/teacher.csv"}}}}
     (params,) = pipeline.resolve_sets(container, ["demo"], command_line, {}, str(workdir))
     root = paths.run_root(params, str(workdir))
-    stages.check_learner_settings(params, root)  # found: no error
-    learner = stages.learner_settings(params, root)
-    assert learner["initial_weights"] == str(workdir / "inputs" / "start.weights.h5")
-    assert learner["distillation"]["teacher_outputs"] == str(workdir / "inputs" / "teacher.csv")
+    learner = stages.check_learner_settings(params, root)  # found: no error; the typed settings hold the resolved paths
+    assert learner.initial_weights == workdir / "inputs" / "start.weights.h5"
+    assert learner.distillation.teacher_outputs == workdir / "inputs" / "teacher.csv"
     files = stages.input_files(params, root)  # the hash names the content, under the path as written
     assert files["initial_weights"] == {"path": "inputs/start.weights.h5", "sha256": file_digest(workdir / "inputs" / "start.weights.h5")}
     assert files["distillation"]["sha256"] == file_digest(workdir / "inputs" / "teacher.csv")

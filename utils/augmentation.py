@@ -2,7 +2,8 @@
 
 Pure numpy, applied by the learning stage's training feed to each training batch (never to
 validation batches, never part of the exported model). Every augmentation is off by default; the
-settings are ``learner_method_parameters.cnn.augmentation`` in task1a.yaml (:func:`check_augmentation`).
+settings are ``learner_method_parameters.cnn.augmentation`` in task1a.yaml, checked by the registry
+(:data:`utils.parameters.RULES`) and typed once (:class:`utils.settings.AugmentationSettings`).
 A batch's random draws come from (seed, epoch, batch) alone (:func:`batch_rng`), so a resumed
 training sees exactly the batches an uninterrupted one would.
 
@@ -12,64 +13,12 @@ probabilities, possibly followed by a teacher's: mixup mixes every column with t
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from utils.errors import Task1aError
-from utils.parameters import RESEARCH_OFF
+from utils.settings import AugmentationSettings
 
-KEY = "learner_method_parameters.cnn.augmentation"
-# Off values of every setting: the schema, declared once in the registry (the YAML's defaults repeat them).
-OFF = RESEARCH_OFF["augmentation"]
 MIXSTYLE_EPS = 1e-6  # added to the per-band variance before its square root (the DCASE2024 baseline's)
 _STREAM = 0x617567  # keeps augmentation draws apart from any other (seed, epoch) stream
-
-
-def _number(value: Any, key: str, low: float, high: float | None = None, integer: bool = False, low_open: bool = False) -> float:
-    kind = int if integer else (int, float)
-    bad = isinstance(value, bool) or not isinstance(value, kind) or value < low or (low_open and value == low) or (high is not None and value > high)
-    if bad:
-        span = f"({low}, " if low_open else f"[{low}, "
-        span += f"{high}]" if high is not None else "inf)"
-        raise Task1aError(f"{KEY}.{key} must be {'an integer' if integer else 'a number'} in {span}, got {value!r}; fix the value")
-    return value
-
-
-def check_augmentation(config: Any) -> dict:
-    """The augmentation settings with every missing entry off; one-line error naming a bad key.
-
-    Ranges: mixup.alpha >= 0 (0 off), *_mask.count / max_width and time_roll.max_shift integers
-    >= 0 (0 off), frequency_mask.fill null (the example's mean) or a number, freq_mixstyle.p in
-    [0, 1] (0 off), freq_mixstyle.alpha > 0.
-    """
-    if config is None:
-        config = {}
-    if not isinstance(config, dict) or set(config) - set(OFF):
-        raise Task1aError(f"{KEY} must be a mapping with keys {', '.join(OFF)}, got {config!r}; fix the value")
-    settings = {}
-    for name, off in OFF.items():
-        entry = config.get(name) or {}
-        if not isinstance(entry, dict) or set(entry) - set(off):
-            raise Task1aError(f"{KEY}.{name} must be a mapping with keys {', '.join(off)}, got {entry!r}; fix the value")
-        settings[name] = {**off, **entry}
-    _number(settings["mixup"]["alpha"], "mixup.alpha", 0.0)
-    for name in ("time_mask", "frequency_mask"):
-        for key in ("count", "max_width"):
-            _number(settings[name][key], f"{name}.{key}", 0, integer=True)
-    fill = settings["frequency_mask"]["fill"]
-    if fill is not None and (isinstance(fill, bool) or not isinstance(fill, (int, float)) or not np.isfinite(fill)):
-        raise Task1aError(f"{KEY}.frequency_mask.fill must be null (the example's mean) or a finite number, got {fill!r}; fix the value")
-    _number(settings["time_roll"]["max_shift"], "time_roll.max_shift", 0, integer=True)
-    _number(settings["freq_mixstyle"]["p"], "freq_mixstyle.p", 0.0, 1.0)
-    _number(settings["freq_mixstyle"]["alpha"], "freq_mixstyle.alpha", 0.0, low_open=True)
-    return settings
-
-
-def is_off(settings: dict) -> bool:
-    """Whether :func:`augment_batch` leaves every batch as it is."""
-    return (settings["mixup"]["alpha"] == 0 and settings["time_roll"]["max_shift"] == 0 and settings["freq_mixstyle"]["p"] == 0
-            and all(settings[name]["count"] == 0 or settings[name]["max_width"] == 0 for name in ("time_mask", "frequency_mask")))
 
 
 def batch_rng(seed: int, epoch: int, batch: int) -> np.random.Generator:
@@ -137,21 +86,21 @@ def freq_mixstyle(X: np.ndarray, p: float, alpha: float, rng: np.random.Generato
     return ((X - mu) / sigma * sigma_mix + mu_mix).astype(np.float32)
 
 
-def augment_batch(X: np.ndarray, targets: np.ndarray, settings: dict, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def augment_batch(X: np.ndarray, targets: np.ndarray, settings: AugmentationSettings, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """All enabled augmentations in a fixed order: time roll, time masks, frequency masks, Freq-MixStyle, mixup.
 
     The order of the DCASE2024 baseline: roll and masks where it applies them (on the waveform and the
     power mel, before the log), Freq-MixStyle after the masking; mixup last.
-    ``X (b, n_mels, n_frames, 1)``, ``targets (b, n_columns)``; with every setting off the inputs
-    come back as they are (the same objects).
+    ``X (b, n_mels, n_frames, 1)``, ``targets (b, n_columns)``; with every setting off (``settings.off``)
+    the inputs come back as they are (the same objects).
     """
-    if settings["time_roll"]["max_shift"]:
-        X = time_roll(X, settings["time_roll"]["max_shift"], rng)
-    for name, axis in (("time_mask", 2), ("frequency_mask", 1)):
-        if settings[name]["count"] and settings[name]["max_width"]:
-            X = mask_axis(X, axis, settings[name]["count"], settings[name]["max_width"], rng, settings[name].get("fill"))
-    if settings["freq_mixstyle"]["p"]:
-        X = freq_mixstyle(X, settings["freq_mixstyle"]["p"], settings["freq_mixstyle"]["alpha"], rng)
-    if settings["mixup"]["alpha"]:
-        X, targets = mixup(X, targets, settings["mixup"]["alpha"], rng)
+    if settings.time_roll.max_shift:
+        X = time_roll(X, settings.time_roll.max_shift, rng)
+    for mask, axis in ((settings.time_mask, 2), (settings.frequency_mask, 1)):
+        if mask.count and mask.max_width:
+            X = mask_axis(X, axis, mask.count, mask.max_width, rng, mask.fill)
+    if settings.freq_mixstyle.p:
+        X = freq_mixstyle(X, settings.freq_mixstyle.p, settings.freq_mixstyle.alpha, rng)
+    if settings.mixup.alpha:
+        X, targets = mixup(X, targets, settings.mixup.alpha, rng)
     return X, targets

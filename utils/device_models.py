@@ -45,8 +45,7 @@ def fine_tuning_parameters(params: dict, general_keras: str | None) -> dict:
     hold-out, last epoch; the general model's distillation only with ``device_models.distillation``)."""
     import copy
 
-    from utils.augmentation import OFF as NO_AUGMENTATION
-    from utils.distillation import OFF as NO_DISTILLATION
+    from utils.parameters import RESEARCH_OFF
 
     settings = params["device_models"]
     device_params = copy.deepcopy(params)
@@ -56,20 +55,22 @@ def fine_tuning_parameters(params: dict, general_keras: str | None) -> dict:
     learner["fit"].update(epochs=settings["epochs"], batch_size=settings["batch_size"], label_smoothing=settings["label_smoothing"])
     learner["optimizer"] = copy.deepcopy(settings["optimizer"])
     if not settings["augmentation"]:
-        learner["augmentation"] = copy.deepcopy(NO_AUGMENTATION)
+        learner["augmentation"] = copy.deepcopy(RESEARCH_OFF["augmentation"])
     if not settings["distillation"]:
-        learner["distillation"] = copy.deepcopy(NO_DISTILLATION)
+        learner["distillation"] = copy.deepcopy(RESEARCH_OFF["distillation"])
     learner["validation_amount"] = settings["validation_amount"]
     learner["model_selection"].update(rule=settings["model_selection_rule"], initial_delay=0)
     device_params["learner"]["distribute"] = "none"  # the chief fine-tunes alone; on a cluster the others wait for it
     return device_params
 
 
-def check_device_settings(params: dict) -> None:
-    """Before any work: the fine-tuning's learner settings (its optimizer and schedule built by Keras), and a
-    teacher the fine-tuning cannot use refused in one line (a ``.npy`` teacher has rows per segment of the
-    general model's training, which no device's clips can be matched to)."""
-    from utils.learning import check_settings
+def check_device_settings(params: dict, root: Path | None = None) -> None:
+    """Before any work: the fine-tuning's learner settings (typed as the learner stage types them, file paths
+    against the run's root ``root``; its optimizer and schedule built by Keras), and a teacher the fine-tuning
+    cannot use refused in one line (a ``.npy`` teacher has rows per segment of the general model's training,
+    which no device's clips can be matched to)."""
+    from utils.learning import check_keras_configs
+    from utils.settings import learner_settings
 
     if not params["device_models"]["enabled"]:
         return
@@ -81,7 +82,7 @@ def check_device_settings(params: dict) -> None:
                           "or set device_models.distillation: false")
     device_learner = fine_tuning_parameters(params, None)["learner"]["parameters"]
     try:
-        check_settings(device_learner)
+        check_keras_configs(learner_settings(device_learner, Path(root) if root is not None else Path.cwd()))
     except Task1aError as exc:
         raise Task1aError(f"device_models (the device fine-tuning's settings): {exc}") from None
 

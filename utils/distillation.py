@@ -1,8 +1,9 @@
 """Knowledge distillation: a teacher's class probabilities as soft targets, and the distillation loss.
 
 Settings: ``learner_method_parameters.cnn.distillation: {teacher_outputs, temperature, weight}``
-(``teacher_outputs: null`` is off). The teacher's outputs are either the official system-output CSV
-(tab separated ``filename scene_label <one probability column per class>``, matched to the
+(``teacher_outputs: null`` is off), checked by the registry and typed once
+(:class:`utils.settings.DistillationSettings`, the teacher's path resolved against the run's root).
+The teacher's outputs are either the official system-output CSV (tab separated ``filename scene_label <one probability column per class>``, matched to the
 training segments by filename, a file's row serving all its segments) or a ``.npy`` of shape
 ``(n_training_segments, n_classes)`` in the order of the training split's segments.
 
@@ -23,38 +24,15 @@ with ``p`` and ``q`` clipped to ``[1e-7, 1]`` before the log (a saturated softma
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from utils.errors import Task1aError
-from utils.parameters import RESEARCH_OFF
 
 KEY = "learner_method_parameters.cnn.distillation"
-OFF = RESEARCH_OFF["distillation"]  # declared once, in the registry
 PROBABILITY_TOLERANCE = 0.01  # a teacher row must sum to 1 within this (printed CSVs are rounded); rows are renormalised
 LOG_EPSILON = 1e-7
-
-
-def check_distillation(config: Any) -> dict:
-    """The settings with missing entries at their defaults; one-line error naming a bad key.
-
-    Ranges: teacher_outputs null or a path (.csv/.txt/.tsv or .npy), temperature > 0, weight in [0, 1].
-    """
-    config = {} if config is None else config
-    if not isinstance(config, dict) or set(config) - set(OFF):
-        raise Task1aError(f"{KEY} must be a mapping with keys {', '.join(OFF)}, got {config!r}; fix the value")
-    settings = {**OFF, **config}
-    if settings["teacher_outputs"] is not None and not isinstance(settings["teacher_outputs"], str):
-        raise Task1aError(f"{KEY}.teacher_outputs must be null or a file path, got {settings['teacher_outputs']!r}; fix the value")
-    if settings["teacher_outputs"] is not None and not Path(settings["teacher_outputs"]).expanduser().is_file():
-        raise Task1aError(f"{KEY}.teacher_outputs {settings['teacher_outputs']} not found; give the teacher's system-output CSV or .npy")
-    temperature, weight = settings["temperature"], settings["weight"]
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-        raise Task1aError(f"{KEY}.temperature must be a number > 0, got {temperature!r}; fix the value")
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
-        raise Task1aError(f"{KEY}.weight must be a number in [0, 1], got {weight!r}; fix the value")
-    return settings
 
 
 def _check_probabilities(probabilities: np.ndarray, path: Path, class_count: int) -> np.ndarray:

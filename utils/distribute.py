@@ -37,12 +37,10 @@ from pathlib import Path
 import numpy as np
 
 from utils.errors import Task1aError
-from utils.parameters import allowed
 
 LOGGER = logging.getLogger(__name__)
 
 DISTRIBUTE_KEY = "learner.distribute"
-DISTRIBUTE_CHOICES = allowed("learner.distribute")  # the one registry of allowed values
 # How long a worker waits for every peer to join the cluster before it gives up and names them
 # (environment variable TASK1A_JOIN_TIMEOUT_S to change it).
 JOIN_TIMEOUT_S = 60.0
@@ -86,11 +84,12 @@ def check_tf_config() -> dict:
 
 
 def distribution_strategy(distribute: str):
-    """The ``tf.distribute`` strategy of ``learner.distribute``: None for ``none``, else created once per process."""
-    if distribute not in DISTRIBUTE_CHOICES:
-        raise Task1aError(f"{DISTRIBUTE_KEY} must be one of {', '.join(DISTRIBUTE_CHOICES)}, got {distribute!r}; fix task1a.yaml")
+    """The ``tf.distribute`` strategy of ``learner.distribute`` (``none``, ``mirrored`` or ``multi_worker``: the
+    registry's choices, checked when the parameters were read): None for ``none``, else created once per process."""
     if distribute == "none":
         return None
+    if distribute not in ("mirrored", "multi_worker"):
+        raise ValueError(f"unknown distribution {distribute!r} (learner.distribute is none, mirrored or multi_worker)")
     if distribute not in _STRATEGIES:
         import tensorflow as tf
 

@@ -33,8 +33,6 @@ training set is never copied whole. Distribution (``learner.distribute``) is :mo
 from __future__ import annotations
 
 import contextlib
-import copy
-import dataclasses
 import hashlib
 import importlib
 import importlib.util
@@ -42,6 +40,7 @@ import json
 import logging
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -50,6 +49,7 @@ import numpy as np
 from utils import distribute as dist
 from utils.errors import Task1aError
 from utils.files import atomic_path, write_text_atomic
+from utils.settings import AugmentationSettings, LearnerSettings, SelectionSettings
 
 LOGGER = logging.getLogger(__name__)
 
@@ -73,10 +73,9 @@ def smooth_labels(y: np.ndarray, class_count: int, label_smoothing: float) -> np
     """Targets ``(n, class_count)`` float32: one-hot * (1 - label_smoothing) + label_smoothing / class_count.
 
     For 0.1 and 10 classes this is the official one-hot * 0.9 + 0.01; 0 gives plain one-hot.
+    ``label_smoothing`` in [0, 1) (the registry's rule of ``fit.label_smoothing``).
     """
     y = np.asarray(y)
-    if not 0.0 <= label_smoothing < 1.0:
-        raise Task1aError(f"{PARAMETER_KEY}.fit.label_smoothing must be in [0, 1), got {label_smoothing!r}; fix the value")
     one_hot = np.eye(class_count, dtype=np.float32)[y]
     return (one_hot * np.float32(1.0 - label_smoothing) + np.float32(label_smoothing / class_count)).astype(np.float32)
 
@@ -108,13 +107,7 @@ def first_selectable_epoch(epochs: int, initial_delay: int) -> tuple[int, str | 
 
 
 # ----------------------------------------------------------------------------------------------
-# Settings: the application's keys strictly, Keras configs passed to Keras
-
-
-def _check_int(value: Any, key: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise Task1aError(f"{PARAMETER_KEY}.{key} must be an integer >= {minimum}, got {value!r}; fix the value")
-    return value
+# Settings: typed once at the stage boundary (utils.settings); Keras configs validated by Keras
 
 
 def _keras_error(exc: BaseException) -> str:
@@ -177,7 +170,7 @@ def build_callbacks(configs: Any, folder: Path | None = None) -> list:
     taken inside ``folder`` (the model folder), so a callback's files land beside the model.
     """
     key = f"{PARAMETER_KEY}.fit.callbacks"
-    if not isinstance(configs, list):
+    if not isinstance(configs, (list, tuple)):
         raise Task1aError(f"{key} must be a list of {{class_name, config}}, got {configs!r}; fix the value")
     callbacks = []
     for index, item in enumerate(configs):
@@ -198,94 +191,25 @@ def build_callbacks(configs: Any, folder: Path | None = None) -> list:
     return callbacks
 
 
-def check_settings(parameters: dict) -> dict:
-    """The settings :func:`train_model` uses, validated (Keras configs by building them); one-line error naming the key."""
-    if not isinstance(parameters, dict):
-        raise Task1aError(f"{PARAMETER_KEY} must be a mapping (model, compile, optimizer, fit, model_selection)")
-    for section in ("model", "compile", "optimizer", "fit", "model_selection"):
-        if not isinstance(parameters.get(section), dict):
-            raise Task1aError(f"{PARAMETER_KEY}.{section} is missing or not a mapping; add it (see task1a.yaml)")
-    fit, compile_, selection = (parameters[k] for k in ("fit", "compile", "model_selection"))
-    for key in ("epochs", "batch_size", "shuffle", "label_smoothing"):
-        if key not in fit:
-            raise Task1aError(f"{PARAMETER_KEY}.fit.{key} is missing; add it (see task1a.yaml)")
-    if not isinstance(fit["shuffle"], bool):
-        raise Task1aError(f"{PARAMETER_KEY}.fit.shuffle must be true or false, got {fit['shuffle']!r}")
-    if isinstance(fit["label_smoothing"], bool) or not isinstance(fit["label_smoothing"], (int, float)) or not 0 <= fit["label_smoothing"] < 1:
-        raise Task1aError(f"{PARAMETER_KEY}.fit.label_smoothing must be a number in [0, 1), got {fit['label_smoothing']!r}")
-    metrics = compile_.get("metrics", [])
-    if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
-        raise Task1aError(f"{PARAMETER_KEY}.compile.metrics must be a list of Keras metric names, got {metrics!r}")
-    monitor = selection.get("monitor", "val_categorical_accuracy")
-    known = ["val_loss"] + [f"val_{m}" for m in metrics]
-    if monitor not in known:
-        raise Task1aError(f"{PARAMETER_KEY}.model_selection.monitor {monitor!r} is not logged (known: {', '.join(known)}); fix the value")
-    if not isinstance(fit.get("tensorboard", False), bool):
-        raise Task1aError(f"{PARAMETER_KEY}.fit.tensorboard must be true or false, got {fit['tensorboard']!r}")
-    if fit.get("tensorboard", False) and importlib.util.find_spec("tensorboard") is None:  # TensorFlow >= 2.21 does not bring it
-        raise Task1aError(f"{PARAMETER_KEY}.fit.tensorboard is true but TensorBoard is not installed; pip install tensorboard "
-                          "(a dependency of this project: reinstall it) or set fit.tensorboard: false")
-    build_optimizer(parameters["optimizer"], CHECK_TRAINING_STEPS)
-    build_loss(compile_.get("loss"))
-    build_callbacks(fit.get("callbacks", []))
-    batch_size = _check_int(fit["batch_size"], "fit.batch_size", 1)
-    return {
-        **check_research_settings(parameters),
-        "epochs": _check_int(fit["epochs"], "fit.epochs", 1),
-        "batch_size": batch_size,
-        "validation_batch_size": _check_int(fit.get("validation_batch_size", batch_size), "fit.validation_batch_size", 1),
-        "steps_per_execution": _check_int(fit.get("steps_per_execution", 1), "fit.steps_per_execution", 1),
-        "shuffle": fit["shuffle"],
-        "label_smoothing": float(fit["label_smoothing"]),
-        "tensorboard": fit.get("tensorboard", False),
-        "initial_delay": _check_int(selection.get("initial_delay", 0), "model_selection.initial_delay", 0),
-        "selection_rule": _check_selection_rule(selection.get("rule")),
-        "monitor": monitor,
-        "mode": "min" if monitor.endswith("loss") else "max",
-        "metrics": metrics,
-    }
-
-
 CHECK_TRAINING_STEPS = 10**9
 """``TRAINING_STEPS`` while the settings are checked before the data are known (the real count replaces it in training)."""
-SELECTION_RULES = ("best", "last")
-"""``model_selection.rule``: the best validation epoch (from ``initial_delay + 2``), or the last epoch (the
-validation split, if any, only monitored: the official DCASE2024/2025 baselines)."""
 
 
-def _check_selection_rule(rule) -> str:
-    """``model_selection.rule`` checked; absent (a parameter block made before the key existed): best."""
-    if rule is None:
-        return "best"
-    if rule not in SELECTION_RULES:
-        raise Task1aError(f"{PARAMETER_KEY}.model_selection.rule must be one of {', '.join(SELECTION_RULES)}, got {rule!r}; fix the value")
-    return rule
-
-
-def check_research_settings(parameters: dict) -> dict:
-    """augmentation, distillation, initial_weights and trainable_layers, validated (all off when absent)."""
-    from utils.augmentation import check_augmentation
-    from utils.distillation import check_distillation
-
-    initial = parameters.get("initial_weights")
-    if initial is not None and not (isinstance(initial, str) and initial.endswith((".keras", ".weights.h5"))):
-        raise Task1aError(f"{PARAMETER_KEY}.initial_weights must be null or a .keras / .weights.h5 file path, got {initial!r}; fix the value")
-    if initial is not None and not Path(initial).expanduser().is_file():
-        raise Task1aError(f"{PARAMETER_KEY}.initial_weights {initial} not found; give a saved model (.keras) or weights (.weights.h5)")
-    patterns = parameters.get("trainable_layers")
-    if patterns is not None and (not isinstance(patterns, list) or not patterns or not all(isinstance(p, str) and p for p in patterns)):
-        raise Task1aError(f"{PARAMETER_KEY}.trainable_layers must be null (all) or a non-empty list of layer name patterns, got {patterns!r}; fix the value")
-    distillation = check_distillation(parameters.get("distillation"))
-    if distillation["teacher_outputs"] is not None:
+def check_keras_configs(settings: LearnerSettings) -> None:
+    """Before any work: what the registry hands on unchecked, validated by Keras (the optimizer and its schedule,
+    the loss, the callbacks of ``fit.callbacks``, the metrics under distillation), and TensorBoard installed
+    when ``fit.tensorboard``; one-line error naming the key. Every other value was checked by the registry
+    and :func:`utils.settings.learner_settings` when the parameters were read."""
+    if settings.fit.tensorboard and importlib.util.find_spec("tensorboard") is None:  # TensorFlow >= 2.21 does not bring it
+        raise Task1aError(f"{PARAMETER_KEY}.fit.tensorboard is true but TensorBoard is not installed; pip install tensorboard "
+                          "(a dependency of this project: reinstall it) or set fit.tensorboard: false")
+    build_optimizer(settings.optimizer, CHECK_TRAINING_STEPS)
+    build_loss(settings.loss)
+    build_callbacks(settings.fit.callbacks)
+    if settings.distillation is not None:
         from utils.distillation import sliced_metrics
 
-        sliced_metrics(parameters["compile"].get("metrics", []), 2)
-    return {
-        "augmentation": check_augmentation(parameters.get("augmentation")),
-        "distillation": distillation if distillation["teacher_outputs"] is not None else None,
-        "initial_weights": initial,
-        "trainable_layers": patterns,
-    }
+        sliced_metrics(settings.metrics, 2)
 
 
 def _check_arrays(X: Any, y: Any, name: str, class_count: int) -> np.ndarray:
@@ -317,14 +241,12 @@ class EpochFeed:
     """
 
     def __init__(self, X: Any, targets: np.ndarray, batch_size: int, seed: int = 0, shuffle: bool = False, replicas: int = 1,
-                 augmentation: dict | None = None):
-        from utils import augmentation as augmentations
-
+                 augmentation: AugmentationSettings | None = None):
         self.X, self.targets, self.seed, self.shuffle = X, targets, seed, shuffle
         self.bounds = dist.batch_bounds(len(targets), batch_size, replicas)
         self.epoch = 0
-        self.augmentation = augmentation  # utils.augmentation settings (training feed only), None: none
-        self._augment = augmentation is not None and not augmentations.is_off(augmentation)
+        self.augmentation = augmentation  # utils.augmentation's settings (training feed only), None: none
+        self._augment = augmentation is not None and not augmentation.off
         self._order = (None, None)  # (epoch, its order): drawn once per epoch
 
     def __len__(self) -> int:
@@ -401,16 +323,13 @@ def predict_proba(model, X: Any, batch_size: int) -> np.ndarray:
 # Checkpoints
 
 
-def _fingerprint(parameters: dict, seed: int, X_train, y_train, X_val, y_val, class_count: int) -> str:
+def _fingerprint(settings: LearnerSettings, seed: int, data: "TrainingData", class_count: int) -> str:
     """What a checkpoint must share with the run resuming it: the parameters the learner hash covers, less
-    those a resume may change (:func:`utils.parameters.checkpoint_parameters`), the seed, the content of the
-    files it learns from and the data's identity."""
-    from utils.parameters import checkpoint_parameters
-
-    kept = checkpoint_parameters(parameters)
-    files = research_fingerprints(parameters)
-    digest = hashlib.sha256(json.dumps([kept, seed, class_count] + ([files] if files else []), sort_keys=True, default=str).encode())
-    for X, y in ((X_train, y_train), (X_val, y_val)):
+    those a resume may change (``settings.identity``: :func:`utils.parameters.checkpoint_parameters`), the
+    seed, the content of the files it learns from and the data's identity."""
+    files = research_fingerprints(settings.initial_weights, settings.distillation.teacher_outputs if settings.distillation is not None else None)
+    digest = hashlib.sha256(json.dumps([settings.identity, seed, class_count] + ([files] if files else []), sort_keys=True, default=str).encode())
+    for X, y in ((data.X_train, data.y_train), (data.X_val, data.y_val)):
         if X is None:
             digest.update(b"none")
             continue
@@ -421,8 +340,9 @@ def _fingerprint(parameters: dict, seed: int, X_train, y_train, X_val, y_val, cl
     return digest.hexdigest()
 
 
-def research_fingerprints(parameters: dict) -> dict:
-    """SHA-256 of the files a training starts from or learns from (teacher outputs, initial weights), by key; {} when none.
+def research_fingerprints(initial_weights: str | Path | None, teacher_outputs: str | Path | None) -> dict:
+    """SHA-256 of the files a training starts from or learns from (``initial_weights``, the ``distillation``
+    teacher's outputs: paths resolved against the run's root), by key; {} when none (or not there).
 
     Give it to the learner hash (:func:`utils.parameters.stage_hash`'s ``extra``): another file
     content is another training even under the same path.
@@ -430,8 +350,7 @@ def research_fingerprints(parameters: dict) -> dict:
     from utils.files import file_digest
 
     files = {}
-    teacher = (parameters.get("distillation") or {}).get("teacher_outputs")
-    for key, path in (("distillation", teacher), ("initial_weights", parameters.get("initial_weights"))):
+    for key, path in (("distillation", teacher_outputs), ("initial_weights", initial_weights)):
         if path is not None and Path(path).expanduser().is_file():
             files[key] = {"path": str(path), "sha256": file_digest(Path(path).expanduser())}
     return files
@@ -463,8 +382,9 @@ def load_checkpoint(path: Path) -> tuple[dict, list, list, list]:
         raise Task1aError(f"checkpoint {path} is unreadable ({exc}); delete it to start the training over") from exc
 
 
-def _usable_checkpoint(path: Path, fingerprint: str, epochs: int, first_selectable: int, mode: str, monitor: str):
+def _usable_checkpoint(path: Path, fingerprint: str, epochs: int, first_selectable: int, selection: SelectionSettings):
     """``(state, model values, optimizer values, best weights)`` of a checkpoint this run may resume, else None."""
+    monitor, mode = selection.monitor, selection.mode
     if not path.is_file():
         return None
     state, model_values, optimizer_values, best_weights = load_checkpoint(path)
@@ -539,8 +459,71 @@ def _fresh_state(fingerprint: str, first_selectable: int) -> dict:
             "first_selectable_epoch": first_selectable, "stopped": False}
 
 
+@dataclass(frozen=True)
+class TrainingResult:
+    """What :func:`train_model` returns: the files it wrote, how the training went and the selected model."""
+
+    model_path: Path  # model.keras: the selected weights
+    checkpoint_path: Path
+    training_log_path: Path
+    training_curves_path: Path
+    epochs_trained: int
+    stopped_early: bool  # a callback (EarlyStopping) stopped it before fit.epochs
+    best_epoch: int | None  # the selected epoch (1-based)
+    monitor: str
+    best_monitor_value: float | None
+    first_selectable_epoch: int
+    selection_note: str | None
+    model: Any  # the selected keras.Model (single-device)
+    history: list  # one mapping of logged figures per epoch
+    chief: bool  # whether this process wrote the outputs (False: a multi-worker non-chief worker)
+    replicas: int
+    val_accuracy: float | None = None  # the selected model on the validation split (None: no split)
+    val_macro_accuracy: float | None = None
+    val_log_loss: float | None = None
+
+    @property
+    def validation(self) -> dict:
+        """The validation scores by name (``val_accuracy``, ``val_macro_accuracy``, ``val_log_loss``); {} without a split."""
+        return {name: getattr(self, name) for name in ("val_accuracy", "val_macro_accuracy", "val_log_loss") if getattr(self, name) is not None}
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Checked arrays and the feeds' targets (:func:`_training_data`); the validation side None without a split."""
+
+    X_train: Any  # (n, n_mels, n_frames)
+    y_train: np.ndarray  # (n,) class indices
+    train_targets: np.ndarray  # (n, class_count), or (n, 2 * class_count) with a teacher's probabilities
+    X_val: Any = None
+    y_val: np.ndarray | None = None
+    val_targets: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One call of :func:`train_model`: its settings and arguments, where it writes, how it is distributed."""
+
+    settings: LearnerSettings
+    output_dir: Path
+    write_dir: Path  # output_dir on the chief, a temporary folder on another worker
+    seed: int
+    deterministic: bool
+    progress: bool
+    class_count: int
+    callbacks: Sequence
+    distribute: str
+    strategy: Any
+    first_selectable: int
+    steps_per_epoch: int
+
+    @property
+    def chief(self) -> bool:
+        return self.write_dir == self.output_dir
+
+
 def train_model(
-    parameters: dict,
+    settings: LearnerSettings,
     X_train: Any,
     y_train: Any,
     X_val: Any,
@@ -553,8 +536,8 @@ def train_model(
     callbacks: Sequence = (),
     distribute: str = "none",
     training_names: Sequence[str] | None = None,
-) -> dict:
-    """Train one model (``parameters`` is the ``learner_method_parameters.cnn`` block) and keep its best epoch.
+) -> TrainingResult:
+    """Train one model (``settings``: the typed ``learner_method_parameters.cnn``) and keep its selected epoch.
 
     ``X_train`` ``(n, n_mels, n_frames)`` float32 array-like (a memmap is read batch by batch),
     ``y_train`` ``(n,)`` class indices; the same for the validation split (``X_val=None``: no
@@ -566,73 +549,77 @@ def train_model(
     ``distribute`` is ``learner.distribute`` (:mod:`utils.distribute`): on a multi-worker cluster
     every worker calls this with the same arguments; only the chief writes ``output_dir`` (the
     others write to a temporary folder they delete) and all resume from ``output_dir/checkpoint.npz``
-    when every worker sees the same file.
-
-    Returns paths, the selected epoch, the selected model's validation accuracy and log loss, and
-    ``chief`` (whether this process wrote the outputs).
+    when every worker sees the same file. The settings were checked when they were built (the Keras
+    configs by :func:`check_keras_configs`, at the stage boundary); the arrays are checked here.
     """
     strategy = dist.distribution_strategy(distribute)  # first: a multi-worker strategy needs TensorFlow untouched
     LOGGER.info(dist.describe_devices(strategy))  # where training runs: CPU cores, which GPUs, how many replicas
-    settings = check_settings(parameters)
     data = _training_data(settings, X_train, y_train, X_val, y_val, class_count, training_names)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    if data["X_val"] is not None and settings["selection_rule"] == "last":
-        first_selectable, note = settings["epochs"], None
-        LOGGER.info("model_selection.rule last: the last epoch is kept; the validation split is only monitored")
-    elif data["X_val"] is not None:
-        first_selectable, note = first_selectable_epoch(settings["epochs"], settings["initial_delay"])
-    else:
-        first_selectable, note = 1, (None if settings["selection_rule"] == "last" else "no validation split: the last epoch is kept")
-    if note:
-        LOGGER.warning(note)
+    first_selectable, note = _selection_start(settings, data.X_val is not None)
     chief = dist.is_chief(strategy)
     # A non-chief worker writes what the chief writes (saving may involve collectives every worker
     # must join) into its own temporary folder.
     write_dir = output_dir if chief else Path(tempfile.mkdtemp(prefix="task1a_worker_"))
-    run = {"parameters": parameters, "settings": settings, "output_dir": output_dir, "write_dir": write_dir, "seed": seed, "deterministic": deterministic,
-           "progress": progress, "class_count": class_count, "callbacks": callbacks, "distribute": distribute, "strategy": strategy,
-           "first_selectable": first_selectable}
+    steps_per_epoch = len(dist.batch_bounds(len(data.train_targets), settings.fit.batch_size, dist.replica_count(strategy)))
+    run = _Run(settings, output_dir, write_dir, seed, deterministic, progress, class_count, callbacks, distribute, strategy, first_selectable, steps_per_epoch)
     try:
         model, state = _train(run, data)
     finally:
         if not chief:
             shutil.rmtree(write_dir, ignore_errors=True)
     if chief:
-        metric = settings["metrics"][0] if settings["metrics"] else "loss"
+        metric = settings.metrics[0] if settings.metrics else "loss"
         _write_training_log(output_dir / TRAINING_LOG_FILENAME, state["history"])
         plot_training_curves(output_dir / TRAINING_CURVES_FILENAME, state["history"], metric, state["best_epoch"], first_selectable)
     return _result(run, data, model, state, note)
 
 
-def _result(run: dict, data: dict, model, state: dict, note: str | None) -> dict:
+def _selection_start(settings: LearnerSettings, validated: bool) -> tuple[int, str | None]:
+    """(first selectable epoch, a note to log) of ``model_selection``; ``validated``: whether there is a validation split."""
+    rule = settings.model_selection.rule
+    if validated and rule == "last":
+        LOGGER.info("model_selection.rule last: the last epoch is kept; the validation split is only monitored")
+        return settings.fit.epochs, None
+    if validated:
+        first_selectable, note = first_selectable_epoch(settings.fit.epochs, settings.model_selection.initial_delay)
+    else:
+        first_selectable, note = 1, (None if rule == "last" else "no validation split: the last epoch is kept")
+    if note:
+        LOGGER.warning(note)
+    return first_selectable, note
+
+
+def _result(run: _Run, data: TrainingData, model, state: dict, note: str | None) -> TrainingResult:
     from utils.evaluation import classification_scores
 
-    settings, output_dir = run["settings"], run["output_dir"]
-    result = {
-        "model_path": output_dir / MODEL_FILENAME,
-        "checkpoint_path": output_dir / CHECKPOINT_FILENAME,
-        "training_log_path": output_dir / TRAINING_LOG_FILENAME,
-        "training_curves_path": output_dir / TRAINING_CURVES_FILENAME,
-        "epochs_trained": state["epoch"],
-        "stopped_early": bool(state.get("stopped")) and state["epoch"] < settings["epochs"],
-        "best_epoch": state["best_epoch"],
-        "monitor": settings["monitor"],
-        "best_monitor_value": state["best_value"],
-        "first_selectable_epoch": run["first_selectable"],
-        "selection_note": note,
-        "model": model,
-        "history": state["history"],
-        "chief": run["write_dir"] == output_dir,
-        "replicas": dist.replica_count(run["strategy"]),
-    }
-    if data["X_val"] is not None:
-        scores = classification_scores(data["y_val"], predict_proba(model, data["X_val"], batch_size=settings["validation_batch_size"]))
-        result.update(val_accuracy=scores["accuracy"], val_macro_accuracy=scores["macro_accuracy"], val_log_loss=scores["log_loss"])
-    return result
+    settings, output_dir = run.settings, run.output_dir
+    scores = {}
+    if data.X_val is not None:
+        found = classification_scores(data.y_val, predict_proba(model, data.X_val, batch_size=settings.fit.validation_batch_size))
+        scores = {"val_accuracy": found["accuracy"], "val_macro_accuracy": found["macro_accuracy"], "val_log_loss": found["log_loss"]}
+    return TrainingResult(
+        model_path=output_dir / MODEL_FILENAME,
+        checkpoint_path=output_dir / CHECKPOINT_FILENAME,
+        training_log_path=output_dir / TRAINING_LOG_FILENAME,
+        training_curves_path=output_dir / TRAINING_CURVES_FILENAME,
+        epochs_trained=state["epoch"],
+        stopped_early=bool(state.get("stopped")) and state["epoch"] < settings.fit.epochs,
+        best_epoch=state["best_epoch"],
+        monitor=settings.model_selection.monitor,
+        best_monitor_value=state["best_value"],
+        first_selectable_epoch=run.first_selectable,
+        selection_note=note,
+        model=model,
+        history=state["history"],
+        chief=run.chief,
+        replicas=dist.replica_count(run.strategy),
+        **scores,
+    )
 
 
-def _training_data(settings: dict, X_train, y_train, X_val, y_val, class_count: int, training_names) -> dict:
+def _training_data(settings: LearnerSettings, X_train, y_train, X_val, y_val, class_count: int, training_names) -> TrainingData:
     """Checked arrays and the feeds' targets: ``(n, class_count)``, or ``(n, 2 * class_count)`` with the
     teacher's probabilities appended under distillation (zeros for validation rows: plain loss)."""
     y_train = _check_arrays(X_train, y_train, "training", class_count)
@@ -643,63 +630,63 @@ def _training_data(settings: dict, X_train, y_train, X_val, y_val, class_count: 
                               "use one feature store")
     if training_names is not None and len(training_names) != len(y_train):
         raise Task1aError(f"training_names: {len(training_names)} names for {len(y_train)} training segments; give one filename per segment")
-    train_targets = smooth_labels(y_train, class_count, settings["label_smoothing"])
+    train_targets = smooth_labels(y_train, class_count, settings.fit.label_smoothing)
     val_targets = smooth_labels(y_val, class_count, 0.0) if X_val is not None else None
-    if settings["distillation"] is not None:
+    if settings.distillation is not None:
         from utils.distillation import load_teacher
 
-        teacher = load_teacher(settings["distillation"]["teacher_outputs"], len(y_train), class_count, training_names)
+        teacher = load_teacher(settings.distillation.teacher_outputs, len(y_train), class_count, training_names)
         train_targets = np.concatenate([train_targets, teacher], axis=1)
         if val_targets is not None:
             val_targets = np.concatenate([val_targets, np.zeros_like(val_targets)], axis=1)
-    return {"X_train": X_train, "y_train": y_train, "train_targets": train_targets, "X_val": X_val, "y_val": y_val if X_val is not None else None,
-            "val_targets": val_targets}
+    if X_val is None:
+        return TrainingData(X_train, y_train, train_targets)
+    return TrainingData(X_train, y_train, train_targets, X_val, y_val, val_targets)
 
 
-def _train(run: dict, data: dict):
+def _train(run: _Run, data: TrainingData):
     """The fit itself (see :func:`train_model`); returns (the selected model, the final state)."""
     import keras
 
     from utils import callbacks as cb
     from utils.model import set_seeds
 
-    settings, strategy, write_dir = run["settings"], run["strategy"], run["write_dir"]
+    settings, strategy, write_dir = run.settings, run.strategy, run.write_dir
     scope = strategy.scope if strategy is not None else contextlib.nullcontext
-    set_seeds(run["seed"], run["deterministic"])
-    run["steps_per_epoch"] = len(dist.batch_bounds(len(data["train_targets"]), settings["batch_size"], dist.replica_count(strategy)))
-    network, model, optimizer = _compiled_model(run, data["X_train"].shape[1:], scope)
+    set_seeds(run.seed, run.deterministic)
+    network, model, optimizer = _compiled_model(run, data.X_train.shape[1:], scope)
     # Batch normalisation over the global batch, as on one device (Keras' default takes each
     # replica's own statistics, so replicas would end with different moving statistics). Switched
     # back before saving: the saved model is the single-device model.
     synchronized = dist.batch_normalization_layers(network) if strategy is not None else []
     for layer in synchronized:
         layer.synchronized = True
-    group = dist.WorkerGroup(run["distribute"]) if run["distribute"] == "multi_worker" else None
+    group = dist.WorkerGroup(run.distribute) if run.distribute == "multi_worker" else None
     state, best_weights = _starting_state(run, data, network, optimizer, group)
-    selection = cb.BestEpochSelection(network, settings["monitor"], settings["mode"], run["first_selectable"], state["best_epoch"], state["best_value"],
-                                      best_weights or None)
-    replicas = dist.replica_count(strategy)
-    train_feed = EpochFeed(data["X_train"], data["train_targets"], settings["batch_size"], run["seed"], settings["shuffle"], replicas, settings["augmentation"])
+    selection = cb.BestEpochSelection(network, settings.model_selection.monitor, settings.model_selection.mode, run.first_selectable, state["best_epoch"],
+                                      state["best_value"], best_weights or None)
+    replicas, fit = dist.replica_count(strategy), settings.fit
+    train_feed = EpochFeed(data.X_train, data.train_targets, fit.batch_size, run.seed, fit.shuffle, replicas, settings.augmentation)
     all_callbacks = [train_feed.callback(), *_fit_callbacks(run, state, selection, network, optimizer)]
-    if state["epoch"] < settings["epochs"] and not state.get("stopped"):
+    if state["epoch"] < fit.epochs and not state.get("stopped"):
         validation = None
-        if data["X_val"] is not None:
-            validation = EpochFeed(data["X_val"], data["val_targets"], settings["validation_batch_size"], replicas=replicas).dataset()
+        if data.X_val is not None:
+            validation = EpochFeed(data.X_val, data.val_targets, fit.validation_batch_size, replicas=replicas).dataset()
         with scope(), (group.collective() if group is not None else contextlib.nullcontext()):
-            model.fit(train_feed.dataset(), validation_data=validation, epochs=settings["epochs"], initial_epoch=state["epoch"], verbose=0, shuffle=False,
+            model.fit(train_feed.dataset(), validation_data=validation, epochs=fit.epochs, initial_epoch=state["epoch"], verbose=0, shuffle=False,
                       callbacks=all_callbacks)
 
     if selection.best_weights is None:
-        if data["X_val"] is not None:
-            LOGGER.warning("no epoch had a finite %s; the last epoch's weights are kept", settings["monitor"])
+        if data.X_val is not None:
+            LOGGER.warning("no epoch had a finite %s; the last epoch's weights are kept", settings.model_selection.monitor)
         state["best_epoch"] = state["epoch"]
     else:
         network.set_weights(selection.best_weights)
         state["best_epoch"], state["best_value"] = selection.best_epoch, selection.best_value
     for layer in synchronized:
         layer.synchronized = False
-    if settings["distillation"] is not None:  # the saved model carries the plain loss and metrics (loadable anywhere)
-        network.compile(optimizer=optimizer, loss=build_loss(run["parameters"]["compile"]["loss"]), metrics=settings["metrics"])
+    if settings.distillation is not None:  # the saved model carries the plain loss and metrics (loadable anywhere)
+        network.compile(optimizer=optimizer, loss=build_loss(settings.loss), metrics=list(settings.metrics))
     with atomic_path(write_dir / MODEL_FILENAME) as tmp:
         network.save(tmp)
     if strategy is not None:
@@ -708,34 +695,33 @@ def _train(run: dict, data: dict):
     return network, state
 
 
-def _compiled_model(run: dict, feature_shape: tuple, scope):
+def _compiled_model(run: _Run, feature_shape: tuple, scope):
     """(network, the model fit trains, optimizer): built, initial weights loaded, trainable layers set, compiled."""
     from utils.model import build_model
 
-    settings, parameters, class_count = run["settings"], run["parameters"], run["class_count"]
-    multi_worker = run["distribute"] == "multi_worker"
+    settings, class_count = run.settings, run.class_count
+    multi_worker = run.distribute == "multi_worker"
     with scope():
-        network = build_model(parameters["model"], input_shape=(*feature_shape, 1), class_count=class_count)
-        if settings["initial_weights"]:
-            load_initial_weights(network, settings["initial_weights"])
-        if settings["trainable_layers"]:
-            set_trainable_layers(network, settings["trainable_layers"])
+        network = build_model(settings.model, input_shape=(*feature_shape, 1), class_count=class_count)
+        if settings.initial_weights is not None:
+            load_initial_weights(network, settings.initial_weights)
+        if settings.trainable_layers:
+            set_trainable_layers(network, settings.trainable_layers)
     # On a cluster, fit trains a wrapper built outside the scope (utils.distribute.replica_logs_model).
     model = dist.replica_logs_model(network) if multi_worker else network
-    steps_per_execution = settings["steps_per_execution"]
+    steps_per_execution = settings.fit.steps_per_execution
     if multi_worker and steps_per_execution > 1:
         # Keras 3.15's multi-step loop fails across workers ("You must feed a value for placeholder tensor")
         LOGGER.info("multi_worker: fit.steps_per_execution %d -> 1 (several steps per call do not run across workers)", steps_per_execution)
         steps_per_execution = 1
-    loss, metrics = build_loss(parameters["compile"]["loss"]), settings["metrics"]
-    if settings["distillation"] is not None:
+    loss, metrics = build_loss(settings.loss), list(settings.metrics)
+    if settings.distillation is not None:
         from utils.distillation import distillation_loss, sliced_metrics
 
-        distillation = settings["distillation"]
-        loss = distillation_loss(loss, class_count, distillation["temperature"], distillation["weight"])
+        loss = distillation_loss(loss, class_count, settings.distillation.temperature, settings.distillation.weight)
         metrics = sliced_metrics(metrics, class_count)
     with scope():  # a schedule's TRAINING_STEPS: the optimizer steps of the whole training
-        optimizer = build_optimizer(parameters["optimizer"], settings["epochs"] * run["steps_per_epoch"])
+        optimizer = build_optimizer(settings.optimizer, settings.fit.epochs * run.steps_per_epoch)
         try:
             model.compile(optimizer=optimizer, loss=loss, metrics=metrics, steps_per_execution=steps_per_execution)
         except (ValueError, TypeError) as exc:
@@ -744,26 +730,26 @@ def _compiled_model(run: dict, feature_shape: tuple, scope):
     return network, model, optimizer
 
 
-def _starting_state(run: dict, data: dict, network, optimizer, group) -> tuple[dict, list | None]:
+def _starting_state(run: _Run, data: TrainingData, network, optimizer, group) -> tuple[dict, list | None]:
     """(state, best weights) of the checkpoint this run resumes, restored into network and optimizer; else a fresh state."""
     from utils import callbacks as cb
 
-    settings, replicas = run["settings"], dist.replica_count(run["strategy"])
-    fingerprint = _fingerprint(run["parameters"], run["seed"], data["X_train"], data["y_train"], data["X_val"], data["y_val"], run["class_count"])
-    if run["strategy"] is not None:  # a checkpoint of another layout of replicas is not resumed
-        fingerprint = hashlib.sha256(f"{fingerprint} {run['distribute']} {replicas}".encode()).hexdigest()
-    checkpoint_path = run["output_dir"] / CHECKPOINT_FILENAME
+    settings, replicas = run.settings, dist.replica_count(run.strategy)
+    fingerprint = _fingerprint(settings, run.seed, data, run.class_count)
+    if run.strategy is not None:  # a checkpoint of another layout of replicas is not resumed
+        fingerprint = hashlib.sha256(f"{fingerprint} {run.distribute} {replicas}".encode()).hexdigest()
+    checkpoint_path = run.output_dir / CHECKPOINT_FILENAME
     found = None
     if group is not None and not group.agree(dist.checkpoint_code(checkpoint_path)):
         LOGGER.warning("the workers do not all see the same %s (the output folder must be shared to resume multi-worker training); training starts over",
                        checkpoint_path)
     else:
-        found = _usable_checkpoint(checkpoint_path, fingerprint, settings["epochs"], run["first_selectable"], settings["mode"], settings["monitor"])
+        found = _usable_checkpoint(checkpoint_path, fingerprint, settings.fit.epochs, run.first_selectable, settings.model_selection)
     if found is not None and not (cb.values_match(network.variables, found[1]) and cb.values_match(optimizer.variables, found[2])):
         LOGGER.warning("checkpoint %s does not match the model; training starts over", checkpoint_path)
         found = None
     if found is None:
-        return _fresh_state(fingerprint, run["first_selectable"]), None
+        return _fresh_state(fingerprint, run.first_selectable), None
     state, model_values, optimizer_values, best_weights = found
     cb.assign_values(network.variables, model_values, "model variables")
     cb.assign_values(optimizer.variables, optimizer_values, "optimizer variables")
@@ -771,25 +757,27 @@ def _starting_state(run: dict, data: dict, network, optimizer, group) -> tuple[d
     return state, best_weights
 
 
-def _fit_callbacks(run: dict, state: dict, selection, network, optimizer) -> list:
+def _fit_callbacks(run: _Run, state: dict, selection, network, optimizer) -> list:
     """The user's callbacks (YAML, then the caller's), then ours: selection, checkpoint, log, progress (and resume replay)."""
     from utils import callbacks as cb
 
-    settings, output_dir, write_dir = run["settings"], run["output_dir"], run["write_dir"]
-    epochs, monitor, first_selectable = settings["epochs"], settings["monitor"], run["first_selectable"]
-    chief = write_dir == output_dir
+    settings, output_dir, write_dir = run.settings, run.output_dir, run.write_dir
+    epochs, monitor, first_selectable = settings.fit.epochs, settings.model_selection.monitor, run.first_selectable
 
     def save(current_state, best):
         save_checkpoint(write_dir / CHECKPOINT_FILENAME, *cb.checkpoint_values(network, optimizer), current_state, best)
 
-    user_callbacks = [*build_callbacks(run["parameters"]["fit"].get("callbacks", []), write_dir), *run["callbacks"]]
+    def write_log(history):
+        _write_training_log(output_dir / TRAINING_LOG_FILENAME, history)
+
+    user_callbacks = [*build_callbacks(settings.fit.callbacks, write_dir), *run.callbacks]
     own_callbacks = [
         selection,
-        cb.TrainingCheckpoint(state, selection, save, (lambda history: _write_training_log(output_dir / TRAINING_LOG_FILENAME, history)) if chief else None),
+        cb.TrainingCheckpoint(state, selection, save, write_log if run.chief else None),
         cb.EpochLog(state, epochs, monitor, first_selectable, network),
-        cb.EpochProgress(epochs, state["epoch"], monitor, enabled=run["progress"] and chief),
+        cb.EpochProgress(epochs, state["epoch"], monitor, enabled=run.progress and run.chief),
     ]
-    if settings["tensorboard"]:
+    if settings.fit.tensorboard:
         own_callbacks.insert(0, cb.tensorboard(write_dir / TENSORBOARD_DIRNAME))
     if state["history"] and user_callbacks:
         saved = cb.checkpoint_values(network, optimizer)
@@ -845,14 +833,6 @@ def set_trainable_layers(network, patterns: Sequence[str]) -> list[str]:
     return trainable
 
 
-def _without_epochs(record) -> dict:
-    """A stage folder's record (:class:`utils.workspace.ParametersRecord`) as a mapping, less ``fit.epochs`` and the set id."""
-    record = copy.deepcopy(dataclasses.asdict(record))
-    record.get("parameters", {}).get("learner", {}).get("parameters", {}).get("fit", {}).pop("epochs", None)
-    record.pop("set_id", None)
-    return record
-
-
 def continuation_source(folder: str | Path) -> Path | None:
     """The checkpoint an extended training (larger ``fit.epochs``) continues from, else None.
 
@@ -871,14 +851,16 @@ def continuation_source(folder: str | Path) -> Path | None:
         return None
     if mine is None:
         return None
-    epochs = mine.parameters["learner"]["parameters"]["fit"]["epochs"]
-    wanted, best = _without_epochs(mine), None
+    epochs = mine.learner_epochs
+    if epochs is None:
+        return None
+    wanted, best = mine.without_learner_epochs(), None
     for sibling in workspace.sibling_stage_dirs(folder.parent):
         candidate = sibling / folder.name / CHECKPOINT_FILENAME
         if not candidate.is_file():
             continue
         try:
-            if _without_epochs(workspace.read_parameters(sibling)) != wanted:
+            if workspace.read_parameters(sibling).without_learner_epochs() != wanted:
                 continue
             trained = load_checkpoint(candidate)[0]["epoch"]
         except (OSError, Task1aError, KeyError, TypeError, AttributeError):

@@ -68,9 +68,10 @@ UNHASHED = (
 )
 # Sections hashed only when their switch is on: off, they leave every folder name as it was before they existed.
 SWITCHED_SECTIONS = {"device_models": "enabled"}
-# The learner's research options when off: declared once, here. utils.augmentation and utils.distillation
-# read their defaults from it, the hashes below leave an off option out (folders and checkpoints made
-# before the option existed stay valid), and the checkpoint fingerprint derives from the same data.
+# The learner's research options when off: declared once, here. The typed settings' defaults
+# (utils.settings.AugmentationSettings, distillation None) equal it (tests/test_augmentation.py holds them
+# together), the hashes below leave an off option out (folders and checkpoints made before the option
+# existed stay valid), and the checkpoint fingerprint derives from the same data.
 RESEARCH_OFF = {
     "augmentation": {"mixup": {"alpha": 0.0}, "time_mask": {"count": 0, "max_width": 0}, "frequency_mask": {"count": 0, "max_width": 0, "fill": None},
                      "time_roll": {"max_shift": 0}, "freq_mixstyle": {"p": 0.0, "alpha": 0.3}},
@@ -330,7 +331,7 @@ RULES: dict[str, Rule] = {
     "submission.edition": choice(2023, 2024, 2025),
 }
 # Key paths whose values are handed on as they are and checked by the code that uses them, before
-# any work: Keras configs (learning.check_settings builds them) and the network's layers and constants.
+# any work: Keras configs (utils.learning.check_keras_configs builds them) and the network's layers and constants.
 FREE_FORM = {
     "learner_method_parameters.cnn.model",
     "learner_method_parameters.cnn.compile.loss",

@@ -217,7 +217,7 @@ def check_before_work(run: _Run) -> None:
     from utils.complexity import enforce_limits, limits_enforced, network_complexity
 
     stages.check_learner_settings(run.params, run.root, given_model=bool(run.options.model))
-    device_models.check_device_settings(run.params)
+    device_models.check_device_settings(run.params, run.root)
     if run.options.model or (run.group is not None and not run.group.chief) or not limits_enforced(run.params):
         return
     enforce_limits(network_complexity(run.params), run.params["model_size"], f"the network of set {run.params['set_id']}")

@@ -241,7 +241,17 @@ def augmentation_settings(block: Mapping | None) -> AugmentationSettings:
     )
 
 
-def _resolved(root: Path | None, value) -> Path | None:
+def distillation_settings(block: Mapping | None) -> DistillationSettings | None:
+    """``distillation`` of a checked learner block (its path resolved): None when off (no ``teacher_outputs``)."""
+    block = block or {}
+    if block.get("teacher_outputs") is None:
+        return None
+    return DistillationSettings(Path(block["teacher_outputs"]), **_fields(DistillationSettings, {k: v for k, v in block.items() if k != "teacher_outputs"}))
+
+
+def resolve_path(root: Path | None, value) -> Path | None:
+    """A run path: absolute (after ``~``) as is, relative under the run's root (``--workdir``; None: the current
+    folder); None stays None. The one rule of every run path, the learner's files included."""
     if value is None:
         return None
     path = Path(value).expanduser()
@@ -253,10 +263,10 @@ def resolved_learner_block(block: Mapping, root: Path | None) -> dict:
     against the run's root (``--workdir``): what the checkpoint identity and the input files' digests read."""
     block = copy.deepcopy(dict(block))
     if block.get("initial_weights") is not None:
-        block["initial_weights"] = str(_resolved(root, block["initial_weights"]))
+        block["initial_weights"] = str(resolve_path(root, block["initial_weights"]))
     distillation = block.get("distillation") or {}
     if distillation.get("teacher_outputs") is not None:
-        block["distillation"] = dict(distillation, teacher_outputs=str(_resolved(root, distillation["teacher_outputs"])))
+        block["distillation"] = dict(distillation, teacher_outputs=str(resolve_path(root, distillation["teacher_outputs"])))
     return block
 
 
@@ -273,16 +283,12 @@ def learner_settings(block: Mapping, root: Path | None = None) -> LearnerSetting
     logged = ["val_loss"] + [f"val_{m}" for m in metrics]
     if monitor not in logged:
         raise Task1aError(f"{LEARNER_KEY}.model_selection.monitor {monitor!r} is not logged (known: {', '.join(logged)}); fix the value")
-    initial = _resolved(None, block.get("initial_weights"))
+    initial = resolve_path(None, block.get("initial_weights"))
     if initial is not None and not initial.is_file():
         raise Task1aError(f"{LEARNER_KEY}.initial_weights {initial} not found; give a saved model (.keras) or weights (.weights.h5)")
-    distillation = block.get("distillation") or {}
-    teacher = None
-    if distillation.get("teacher_outputs") is not None:
-        teacher = DistillationSettings(Path(distillation["teacher_outputs"]), **_fields(DistillationSettings, {k: v for k, v in distillation.items()
-                                                                                                               if k != "teacher_outputs"}))
-        if not teacher.teacher_outputs.is_file():
-            raise Task1aError(f"{LEARNER_KEY}.distillation.teacher_outputs {teacher.teacher_outputs} not found; give a system-output CSV or .npy file")
+    teacher = distillation_settings(block.get("distillation"))
+    if teacher is not None and not teacher.teacher_outputs.is_file():
+        raise Task1aError(f"{LEARNER_KEY}.distillation.teacher_outputs {teacher.teacher_outputs} not found; give a system-output CSV or .npy file")
     patterns = block.get("trainable_layers")
     batch_size = fit["batch_size"]
     return LearnerSettings(
@@ -310,9 +316,11 @@ def learner_settings(block: Mapping, root: Path | None = None) -> LearnerSetting
 def learner_from_block(overrides: Mapping | None = None, root: Path | None = None) -> LearnerSettings:
     """:class:`LearnerSettings` of the shipped defaults' learner block with ``overrides`` merged in (nested), checked by
     the registry first: what a library tool, a benchmark or a test builds instead of a parameter set."""
-    from utils.parameters import check_values, checked_defaults, merge
+    from utils.parameters import check_structure, check_values, checked_defaults, merge
 
-    block = merge(checked_defaults()["learner_method_parameters"]["cnn"], dict(overrides or {}))
+    defaults = checked_defaults()["learner_method_parameters"]["cnn"]
+    check_structure(defaults, dict(overrides or {}), LEARNER_KEY, "learner settings")
+    block = merge(defaults, dict(overrides or {}))
     check_values(block, "learner settings", LEARNER_KEY)
     return learner_settings(block, root)
 

@@ -17,6 +17,7 @@ here, YAML on disk (``docs/outputs.md`` describes each field).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from dataclasses import dataclass, field
@@ -75,6 +76,19 @@ class ParametersRecord:
     stage: str
     extra: Any
     parameters: dict
+
+    @property
+    def learner_epochs(self) -> int | None:
+        """``fit.epochs`` of a learner folder's record (None in a record without it)."""
+        return ((self.parameters.get("learner") or {}).get("parameters") or {}).get("fit", {}).get("epochs")
+
+    def without_learner_epochs(self) -> dict:
+        """The record as a mapping less ``fit.epochs`` and the set id: what two learner folders share when one
+        training continues the other (:func:`utils.learning.continuation_source`)."""
+        record = copy.deepcopy(dataclasses.asdict(self))
+        ((record["parameters"].get("learner") or {}).get("parameters") or {}).get("fit", {}).pop("epochs", None)
+        record.pop("set_id", None)
+        return record
 
 
 @dataclass

@@ -44,7 +44,7 @@ from utils.stages.data import (
 )
 from utils.stages.evaluation import EVALUATOR, EvaluationUnit, run_results, split_results, trials_evaluation
 from utils.stages.features import FEATURES, FeatureUnit, segment_labels
-from utils.stages.inputs import input_files, learner_settings, resolve_path
+from utils.stages.inputs import input_files, resolve_path
 from utils.stages.learning import (
     LEARNER,
     LearnerUnit,
@@ -67,7 +67,7 @@ __all__ = [
     "BASELINE_INFERENCE", "DATA", "EVALUATOR", "FEATURES", "LEARNER", "MODEL_SIZE", "OFFICIAL_MODEL_NORMALIZATION", "OFFICIAL_MODEL_SHA256",
     "RECOGNIZER", "SYNTHETIC_LABEL", "RecognizerStage", "DataContext", "DataUnit", "EvaluationUnit", "FeatureUnit", "LearnerUnit", "ModelSizeUnit", "Stage",
     "StageRunner", "StageTimer", "TestUnit", "TrainedModel", "baseline_model_path", "baseline_model_problem", "check_learner_settings",
-    "complexity_brief", "development_items", "development_set_found", "given_model", "input_files", "learner_settings", "measured_stage", "meta_complexity",
+    "complexity_brief", "development_items", "development_set_found", "given_model", "input_files", "measured_stage", "meta_complexity",
     "prepare_data", "resolve_path", "run_baseline_inference", "run_results", "segment_labels", "split_results", "test_items", "testing_stage",
     "trained_model", "trial_seeds", "trials_evaluation",
 ]

@@ -15,9 +15,9 @@ from utils import dataset as tau
 from utils import workspace as ws
 from utils.errors import Task1aError
 from utils.files import write_yaml_atomic
+from utils.settings import LearnerSettings, learner_settings
 from utils.stages.base import Stage
 from utils.stages.features import segment_labels
-from utils.stages.inputs import learner_settings
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +45,18 @@ def trial_seeds(params: dict) -> list[int]:
     return [params["general"]["seed"] + k for k in range(params["learner"]["parameters"]["iterations"])]
 
 
-def check_learner_settings(params: dict, root: Path | None = None, given_model: bool = False) -> None:
-    """Fail before any work when the learner's settings (Keras configs included) are invalid, or (DCASE2025)
-    when the device models' ``trainable_layers`` name no layer of the network, or the tested TFLite variant
-    is not exported."""
-    from utils.learning import check_settings
+def check_learner_settings(params: dict, root: Path | None = None, given_model: bool = False) -> LearnerSettings:
+    """Fail before any work when the learner's settings are invalid (their typing, :func:`utils.settings.learner_settings`:
+    the monitored metric, the files; the Keras configs built by Keras), or (DCASE2025) when the device models'
+    ``trainable_layers`` name no layer of the network, or the tested TFLite variant is not exported. Returns the settings."""
+    from utils.learning import check_keras_configs
 
-    learner = learner_settings(params, Path(root) if root is not None else Path.cwd())
-    check_settings(learner)
+    learner = learner_settings(params["learner"]["parameters"], Path(root) if root is not None else Path.cwd())
+    check_keras_configs(learner)
     io = params["recognizer"]["model_io"]
-    if not given_model and io not in learner["conversion"]["io"]:
+    if not given_model and io not in learner.conversion.io:
         raise Task1aError(f"recognizer.model_io '{io}' is not exported (learner_method_parameters.{params['learner']['method']}.conversion.io: "
-                          f"{learner['conversion']['io']}); add it there or choose another model_io")
+                          f"{list(learner.conversion.io)}); add it there or choose another model_io")
     patterns = params["device_models"]["trainable_layers"] if params["device_models"]["enabled"] else None
     if patterns:
         from fnmatch import fnmatchcase
@@ -64,10 +64,11 @@ def check_learner_settings(params: dict, root: Path | None = None, given_model: 
         from utils.complexity import network_input_shape
         from utils.model import build_model
 
-        names = [layer.name for layer in build_model(learner["model"], network_input_shape(params), len(tau.SCENE_LABELS)).layers]
+        names = [layer.name for layer in build_model(learner.model, network_input_shape(params), len(tau.SCENE_LABELS)).layers]
         for pattern in patterns:
             if not any(fnmatchcase(name, pattern) for name in names):
                 raise Task1aError(f"device_models.trainable_layers: {pattern!r} matches no layer of the network (layers: {', '.join(names)}); fix the pattern")
+    return learner
 
 
 # --------------------------------------------------------------------------------------- the stage
@@ -132,7 +133,7 @@ class LearnerStage(Stage):
         from utils import learning, tflite
 
         folder, seed, params = Path(unit.folder), unit.seed, unit.params
-        learner = learner_settings(params, unit.root)
+        learner = learner_settings(params["learner"]["parameters"], unit.root)
         data = learning_data(params, unit.items, unit.store, folder, write=unit.chief)
         X_train, y_train, X_val, y_val, train_items = data["X_train"], data["y_train"], data["X_val"], data["y_val"], data["train_items"]
         if unit.chief and not unit.overwrite:
@@ -140,27 +141,27 @@ class LearnerStage(Stage):
         trained = learning.train_model(learner, X_train, y_train, X_val, y_val, folder, seed=seed, deterministic=params["general"]["deterministic"],
                                        progress=unit.progress, distribute=params["learner"]["distribute"],
                                        training_names=segment_labels(unit.store, train_items, "filename"))
-        if not trained["chief"]:  # a multi-worker non-chief worker: the chief exports, tests and evaluates
+        if not trained.chief:  # a multi-worker non-chief worker: the chief exports, tests and evaluates
             return TrainedModel(folder, seed, {}, None, data["normalization"], chief=False)
-        model = trained["model"]
+        model = trained.model
         devices = segment_labels(unit.store, train_items, "source_label")
-        conversion = learner["conversion"]  # fewer training segments than representative_examples (a device's few clips): all of them
-        exported = tflite.export_tflite_models(model, X_train, y_train, devices, folder, ios=tuple(conversion["io"]),
-                                               n_examples=min(conversion["representative_examples"], len(y_train)), seed=seed)
+        conversion = learner.conversion  # fewer training segments than representative_examples (a device's few clips): all of them
+        exported = tflite.export_tflite_models(model, X_train, y_train, devices, folder, ios=conversion.io,
+                                               n_examples=min(conversion.representative_examples, len(y_train)), seed=seed)
         record = ws.LearningRecord(
             seed=seed,
-            keras=Path(trained["model_path"]).name,
+            keras=Path(trained.model_path).name,
             tflite={io: Path(path).name for io, path in exported.items()},
             normalization=data["normalization"],
-            best_epoch=trained["best_epoch"],
-            epochs_trained=trained["epochs_trained"],
-            stopped_early=trained["stopped_early"],
-            validation={k: v for k, v in trained.items() if k.startswith("val")},
+            best_epoch=trained.best_epoch,
+            epochs_trained=trained.epochs_trained,
+            stopped_early=trained.stopped_early,
+            validation=trained.validation,
             quantization=tflite.evaluate_quantization(model, exported, X_val, y_val) if X_val is not None else None,
             keras_parameters=int(model.count_params()),
             train_segments=int(len(y_train)),
             validation_segments=int(len(y_val)) if y_val is not None else 0,
-            model_selection=learner["model_selection"].get("rule") or "best",
+            model_selection=learner.model_selection.rule,
         )
         ws.write_learning(folder, record)
         return TrainedModel.from_record(folder, ws.read_learning(folder))
