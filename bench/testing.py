@@ -144,11 +144,11 @@ def main() -> None:
 
     from utils.feature_store import FeatureStore
     from utils.features import normalize_max_abs_int16
-    from utils.files import usable_cores
+    from utils.settings import worker_count
     from utils.testing import predict_store
     from utils.tflite import TFLiteClassifier
 
-    threads = usable_cores() if args.threads == -1 else args.threads
+    threads = worker_count(args.threads)
     work = Path(tempfile.mkdtemp(prefix="task1a_bench_testing_"))
     try:
         keys = development_items(args.meta, args.clips)["filename"].tolist()

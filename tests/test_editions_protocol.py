@@ -74,9 +74,11 @@ def demo_data(tmp_path_factory):
     from utils.demo_dataset import generate_demo_dataset
 
     root = tmp_path_factory.mktemp("editions_demo")
-    settings = ParameterContainer().resolve("demo")["dataset"]["parameters"]
-    settings.update(tiny_demo_parameters(root)["defaults"]["dataset_method_parameters"]["demo"])
-    return root, generate_demo_dataset(root / "datasets" / "demo", settings, progress=False)
+    from utils.settings import demo_settings
+
+    block = ParameterContainer().resolve("demo")["dataset"]["parameters"]
+    block.update(tiny_demo_parameters(root)["defaults"]["dataset_method_parameters"]["demo"])
+    return root, generate_demo_dataset(root / "datasets" / "demo", demo_settings(block), progress=False)
 
 
 def _data(params, demo_paths):

@@ -240,10 +240,11 @@ def _extract_features(run: _Run) -> None:
     def stores():
         data, params = run.data, run.params
         feature_dir = run.runner.folder(stages.FEATURES, params)
-        units = [stages.FeatureUnit(params, stages.development_items(data), data.development.path, feature_dir / "development", run.runner.progress)]
+        features = run.settings.features
+        units = [stages.FeatureUnit(features, stages.development_items(data), data.development.path, feature_dir / "development", run.runner.progress)]
         if params["general"]["mode"] == "eval":
             tests, test_root, _ = stages.test_items(data)
-            units.append(stages.FeatureUnit(params, tests, test_root, feature_dir / "evaluation", run.runner.progress))
+            units.append(stages.FeatureUnit(features, tests, test_root, feature_dir / "evaluation", run.runner.progress))
         return [run.runner.run(stages.FEATURES, unit) for unit in units]
 
     found = run.group.chief_first(stores)  # the others wait for the chief's finished stores
@@ -517,12 +518,13 @@ def predict(params: dict, recordings: list[str], output: Path, model: Path | Non
 
     trained = stages.given_model(params, model) if model else stages.trained_model(params, workdir)
     model_path = trained.tflite[params["recognizer"]["model_io"]]
-    recognizer = build_settings(params, run_root(params, workdir)).recognizer
+    settings = build_settings(params, paths.run_root(params, workdir))
+    recognizer = settings.recognizer
     classifier = TFLiteClassifier(model_path, batch_size=recognizer.batch_size, num_threads=recognizer.num_threads)
     normalizer = build_normalizer(trained.normalization["method"], trained.normalization.get("statistics"))
     found = find_recordings(recordings)
     names, probabilities, failures = predict_recordings(
-        found, classifier, build_extractor(params), normalizer, params["feature_extractor"]["segment_length_seconds"],
+        found, classifier, build_extractor(settings.features), normalizer, settings.features.segment_length_seconds,
         progress=progress, max_chunk_seconds=recognizer.max_chunk_seconds)
     if names:
         write_system_output(output, names, probabilities, SCENE_LABELS)
