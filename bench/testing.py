@@ -87,9 +87,11 @@ def export_forms(folder: Path) -> dict:
     """``{form: path}``: the default set's untrained network converted (float io) in the official graph form and in the converter's own form."""
     from utils.complexity import untrained_network
     from utils.parameters import ParameterContainer
+    from utils.settings import build_settings
     from utils.tflite import convert_to_tflite
 
-    network, calibration = untrained_network(ParameterContainer().resolve())
+    settings = build_settings(ParameterContainer().resolve())  # the active set (the shipped defaults: the 2023 baseline)
+    network, calibration = untrained_network(settings.features, settings.learner.model)
     forms = {"official graph form (batch one, resized by the interpreter)": True, "converter's own form (dynamic batch)": False}
     paths = {}
     for number, (form, official) in enumerate(forms.items()):

@@ -21,7 +21,7 @@ from typing import Callable
 from utils import device_models, editions, paths, stages, workspace
 from utils.errors import Task1aError
 from utils.files import file_digest
-from utils.settings import build_settings
+from utils.settings import build_settings, model_size_settings
 
 log = logging.getLogger(__name__)
 
@@ -214,13 +214,24 @@ def run_set(params: dict, options: RunOptions, checked: bool = False) -> RunOutc
 def check_before_work(run: _Run) -> None:
     """The learner's settings (Keras configs included), then, when ``model_size.enforce`` applies, the
     complexity gate: the untrained network measured by NeSsi, stopped if over a limit."""
-    from utils.complexity import enforce_limits, limits_enforced, network_complexity
+    from utils.complexity import enforce_limits, network_complexity
 
     stages.check_learner_settings(run.params, run.root, given_model=bool(run.options.model))
     device_models.check_device_settings(run.params)
-    if run.options.model or (run.group is not None and not run.group.chief) or not limits_enforced(run.params):
+    limits = model_size_settings(run.params["model_size"])
+    if run.options.model or (run.group is not None and not run.group.chief) or not limits.enforced(run.params["general"]["mode"]):
         return
-    enforce_limits(network_complexity(run.params), run.params["model_size"], f"the network of set {run.params['set_id']}")
+    set_id = run.params["set_id"]
+    enforce_limits(network_complexity(build_settings(run.params, run.root), set_id), limits, f"the network of set {set_id}")
+
+
+def check_complexity(all_params: list[dict], workdir=None) -> tuple[str, bool]:
+    """``--check_complexity``: the NeSsi table and verdict of each set's untrained network (:func:`utils.complexity.check_complexity`),
+    and whether any is over its limits."""
+    from utils import complexity
+
+    checked = [complexity.check_complexity(build_settings(params, paths.run_root(params, workdir)), params["set_id"]) for params in all_params]
+    return "".join(text for text, _ in checked), any(problems for _, problems in checked)
 
 
 def _prepare_data(run: _Run) -> None:
@@ -285,10 +296,11 @@ def _device_models(run: _Run) -> None:
 def _model_size(run: _Run) -> None:
     """NeSsi figures of the tested model: beside a trained model (our output), in the recognizer folder for a given one."""
     from model_size_calculation.nessi import format_nessi_table
-    from utils.complexity import enforce_limits, limits_enforced
+    from utils.complexity import enforce_limits
 
     params, model = run.params, run.models[0]
-    io, limits, enforced = params["recognizer"]["model_io"], params["model_size"], limits_enforced(params)
+    io, limits = run.settings.recognizer.model_io, run.settings.model_size
+    enforced = limits.enforced(params["general"]["mode"])
     folder = run.recognizer_dir if run.options.model else model.folder
     run.complexity = run.runner.run(stages.MODEL_SIZE, stages.ModelSizeUnit(model.tflite[io], limits, folder))
     log.info("model size (NeSsi) of %s:\n%s", model.tflite[io], format_nessi_table(run.complexity))
@@ -473,7 +485,7 @@ def _meta_complexity(outcome: RunOutcome) -> dict:
     params, model = outcome.params, outcome.model
     if outcome.complexity is None:
         raise Task1aError("--package needs the model's complexity figures; set flow.model_size: true")
-    enforce_limits(outcome.complexity, params["model_size"], f"the model of set {params['set_id']}")
+    enforce_limits(outcome.complexity, model_size_settings(params["model_size"]), f"the model of set {params['set_id']}")
     block = stages.meta_complexity(model.keras, model.tflite[params["recognizer"]["model_io"]], outcome.complexity)
     edition = editions.of(params)
     memory = edition.memory_bytes(block["total_model_size"], block["total_parameters"])
