@@ -181,6 +181,7 @@ def test_a_toy_edition_is_added_without_touching_the_pipeline_stages_or_paramete
     from utils import submission as sub
     from utils.editions.base import Edition
     from utils.pipeline import RunOptions, check_package_request
+    from utils.settings import build_settings
 
     template = tmp_path / "toy.meta.yaml"
     template.write_text(yaml.safe_dump({"submission": {"name": "Toy", "abbreviation": "Toy", "authors": [
@@ -194,7 +195,7 @@ def test_a_toy_edition_is_added_without_touching_the_pipeline_stages_or_paramete
         params = ParameterContainer().resolve("demo_eval", command_line={"submission": {"edition": 2099}})
         assert params["learner"]["parameters"]["validation_amount"] == 0.2  # the toy protocol
         check_package_request([params], RunOptions(package=LABEL))
-        meta = sub.build_submission_meta(LABEL, template, params, {"macs": 1000, "total_parameters": 10}, None, None, edition=2099)
+        meta = sub.build_submission_meta(LABEL, template, build_settings(params), {"macs": 1000, "total_parameters": 10}, None, None, edition=2099)
         assert set(meta["system"]["description"]) == {"input_sampling_rate"} and "energy_consumption" not in meta["system"]
         output = tmp_path / "output.csv"
         output.write_text("filename\tscene_label\t" + "\t".join(sub.SCENE_LABELS) + "\n" + "".join(

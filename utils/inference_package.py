@@ -61,9 +61,10 @@ def _model_entry(model, io: str, name: str, ckpts: Path) -> dict:
 
 def write_inference_package(outcome, label: str, folder: str | Path) -> Path:
     """Write the installable package of ``outcome`` (a challenge-mode run with device models:
-    ``utils.pipeline.RunOutcome``) into ``folder/<package>/``; returns that folder (``pip install`` it)."""
+    ``utils.pipeline.RunOutcome``; its typed ``settings`` say the front end and the tested TFLite variant) into
+    ``folder/<package>/``; returns that folder (``pip install`` it)."""
     package, module = package_names(label)
-    params, io = outcome.params, outcome.params["recognizer"]["model_io"]
+    features, io = outcome.settings.features, outcome.settings.recognizer.model_io
     if outcome.model is None or outcome.model.tflite.get(io) is None:
         raise Task1aError(f"the DCASE2025 inference package needs the run's exported {io} model; rerun the set with --package")
     root = Path(folder) / package
@@ -77,9 +78,9 @@ def write_inference_package(outcome, label: str, folder: str | Path) -> Path:
     config = {
         "label": label,
         "class_order": list(SCENE_LABELS),
-        "feature_method": params["feature_extractor"]["method"],  # mel (DCASE2023) | logmel32k (the DCASE2024/2025 front end)
-        "feature_extractor": dict(params["feature_extractor"]["parameters"]),
-        "segment_length_seconds": params["feature_extractor"]["segment_length_seconds"],
+        "feature_method": features.method,  # mel (DCASE2023) | logmel32k (the DCASE2024/2025 front end)
+        "feature_extractor": dict(features.parameters),
+        "segment_length_seconds": features.segment_length_seconds,
         "model_io": io,
         "general_model": _model_entry(outcome.model, io, "general.tflite", ckpts),
         "device_models": {device: _model_entry(model, io, f"device_{device}.tflite", ckpts) for device, (model, _) in outcome.device_models.items()},

@@ -48,6 +48,7 @@ class RunOutcome:
     package: Path | None = None
     trained: bool = True          # False on a multi-worker worker other than the chief
     params: dict | None = None
+    settings: object = None       # the run's typed settings (utils.settings.Settings): what the library is handed
     model: object = None          # the (first) tested model: stages.TrainedModel
     complexity: dict | None = None
     energy: dict | None = None    # the run's energy summary
@@ -341,7 +342,7 @@ def _record(run: _Run) -> None:
     """The run's record (``run.yaml``, the report's source) and outcome, once testing is done."""
     run.record = run_record(run)
     run.report_dir = run.recognizer_dir
-    run.outcome = RunOutcome(system_output=run.outputs[0], params=run.params, model=run.models[0], complexity=run.complexity,
+    run.outcome = RunOutcome(system_output=run.outputs[0], params=run.params, settings=run.settings, model=run.models[0], complexity=run.complexity,
                              energy=run.record.energy_summary, device_models=run.device_complexity, recognizer_extra=run.recognizer_extra)
 
 
@@ -506,8 +507,8 @@ def write_package(outcomes: list[RunOutcome], options: RunOptions) -> Path:
     edition = editions.of(params)
     label = params["submission"]["label"] if options.package is True else options.package
     inputs = edition.package_inputs(outcomes, _meta_complexity, lambda p, extra: development_results(p, workdir, extra))
-    meta = build_submission_meta(label, paths.meta_template(params, edition.meta_template, workdir), params, inputs["complexity"], inputs["energy"],
-                                 inputs["results"], edition=edition.year)
+    meta = build_submission_meta(label, paths.meta_template(params, edition.meta_template, workdir), outcomes[0].settings, inputs["complexity"],
+                                 inputs["energy"], inputs["results"], edition=edition.year)
     out_zip = workspace.Workspace(paths.system_dir(params, workdir)).package_path(label)
     build_submission_package(label, inputs["outputs"], out_zip, meta)
     log.info("submission package (DCASE%d) written to %s", edition.year, out_zip)
