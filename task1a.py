@@ -146,11 +146,9 @@ def run(args) -> int:
         print("".join(container.describe(params, command_line) for params in all_params), end="")
         return 0
     if args.check_complexity:
-        from utils.complexity import check_complexity
-
-        checked = [check_complexity(params) for params in all_params]
-        print("".join(text for text, _ in checked), end="")
-        return 1 if any(problems for _, problems in checked) else 0
+        text, over = pipeline.check_complexity(all_params, args.workdir)
+        print(text, end="")
+        return 1 if over else 0
     if args.show_results:
         from utils.reporting import show_results
 

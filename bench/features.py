@@ -49,9 +49,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from utils import audio  # noqa: E402
-from utils.feature_store import extract_to_store, resolve_jobs  # noqa: E402
+from utils.feature_store import extract_to_store  # noqa: E402
 from utils.features import EPS, LogMelExtractor  # noqa: E402
 from utils.files import usable_cores  # noqa: E402
+from utils.settings import worker_count  # noqa: E402
 
 
 def cpu_model() -> str:
@@ -226,7 +227,7 @@ def main() -> int:
     from threadpoolctl import threadpool_limits
 
     extractor = LogMelExtractor()  # the official parameters
-    jobs = resolve_jobs(args.jobs)
+    jobs = worker_count(args.jobs)
     with tempfile.TemporaryDirectory(prefix="bench-features-") as tmp:
         work = Path(tmp)
         (work / "audio").mkdir()

@@ -87,9 +87,11 @@ def export_forms(folder: Path) -> dict:
     """``{form: path}``: the default set's untrained network converted (float io) in the official graph form and in the converter's own form."""
     from utils.complexity import untrained_network
     from utils.parameters import ParameterContainer
+    from utils.settings import build_settings
     from utils.tflite import convert_to_tflite
 
-    network, calibration = untrained_network(ParameterContainer().resolve())
+    settings = build_settings(ParameterContainer().resolve())  # the active set (the shipped defaults: the 2023 baseline)
+    network, calibration = untrained_network(settings.features, settings.learner.model)
     forms = {"official graph form (batch one, resized by the interpreter)": True, "converter's own form (dynamic batch)": False}
     paths = {}
     for number, (form, official) in enumerate(forms.items()):
@@ -144,11 +146,11 @@ def main() -> None:
 
     from utils.feature_store import FeatureStore
     from utils.features import normalize_max_abs_int16
-    from utils.files import usable_cores
+    from utils.settings import worker_count
     from utils.testing import predict_store
     from utils.tflite import TFLiteClassifier
 
-    threads = usable_cores() if args.threads == -1 else args.threads
+    threads = worker_count(args.threads)
     work = Path(tempfile.mkdtemp(prefix="task1a_bench_testing_"))
     try:
         keys = development_items(args.meta, args.clips)["filename"].tolist()

@@ -88,11 +88,12 @@ def demo_data(tmp_path_factory) -> Path:
     hash is the one every run with these parameters expects."""
     from utils.demo_dataset import generate_demo_dataset
     from utils.parameters import ParameterContainer
+    from utils.settings import demo_settings
 
     root = tmp_path_factory.mktemp("demo_data")
     param_file = root / "tiny.yaml"
     param_file.write_text(yaml.safe_dump(tiny_demo_parameters(root)))
-    settings = ParameterContainer(override_path=param_file).resolve("demo")["dataset"]["parameters"]
+    settings = demo_settings(ParameterContainer(override_path=param_file).resolve("demo")["dataset"]["parameters"])
     generate_demo_dataset(root / "datasets" / "demo", settings, progress=False)
     return root / "datasets" / "demo"
 

@@ -14,21 +14,26 @@ from utils.complexity import (
     check_complexity,
     enforce_limits,
     limit_problems,
-    limits_enforced,
     measure_tflite,
     network_input_shape,
     untrained_network,
     untrained_tflite,
 )
 from utils.errors import Task1aError
-from utils.parameters import ParameterContainer
+from utils.parameters import ParameterContainer, checked_defaults, command_line_layer
+from utils.settings import ModelSizeSettings, build_settings, feature_settings
 
-LIMITS = {"max_macs": 30_000_000, "max_memory_bytes": 128_000}
+LIMITS = ModelSizeSettings(max_macs=30_000_000, max_memory_bytes=128_000)
 
 
 @pytest.fixture(scope="module")
 def params() -> dict:
     return ParameterContainer().resolve()
+
+
+@pytest.fixture(scope="module")
+def settings(params):
+    return build_settings(params)
 
 
 def widened(params: dict, filters: int) -> dict:
@@ -46,8 +51,10 @@ def test_limit_problems_name_the_figure_the_value_and_the_limit():
         "MACs 41,943,040 > 30,000,000 (model_size.max_macs)",
         "parameter memory 128,001 B > 128,000 B (model_size.max_memory_bytes)",
     ]
-    with pytest.raises(Task1aError, match="model_size.max_macs must be a positive integer"):
-        limit_problems({"total_macs": 1, "total_weight_bytes": 1}, {"max_macs": "30e6", "max_memory_bytes": 1})
+    with pytest.raises(Task1aError, match="'model_size.max_macs' must be an integer, got '30e6'"):  # never reaches the library
+        command_line_layer(["model_size.max_macs=30e6"], checked_defaults())
+    with pytest.raises(Task1aError, match="'model_size.parameter_bits' must be one of 8, 16, 32 or null, got 12"):
+        command_line_layer(["model_size.parameter_bits=12"], checked_defaults())
     with pytest.raises(Task1aError, match="total_weight_bytes"):
         limit_problems({"total_macs": 1}, LIMITS)
 
@@ -64,19 +71,20 @@ def test_enforce_stops_an_over_limit_model_unless_told_not_to(caplog):
 
 
 def test_the_gate_is_on_in_challenge_mode_by_default():
-    def params(mode, enforce):
-        return {"general": {"mode": mode}, "model_size": dict(LIMITS, enforce=enforce)}
+    def limits(enforce):
+        return ModelSizeSettings(LIMITS.max_macs, LIMITS.max_memory_bytes, enforce=enforce)
 
-    assert limits_enforced(params("eval", "eval")) and not limits_enforced(params("dev", "eval"))
-    assert limits_enforced(params("dev", "always")) and not limits_enforced(params("eval", "never"))
+    assert limits("eval").enforced("eval") and not limits("eval").enforced("dev")
+    assert limits("always").enforced("dev") and not limits("never").enforced("eval")
+    assert ModelSizeSettings(1, 1).enforce == "eval"
 
 
 def test_input_shape_follows_the_feature_parameters(params):
-    assert network_input_shape(params) == (40, 51, 1)
+    assert network_input_shape(feature_settings(params["feature_extractor"])) == (40, 51, 1)
     other = copy.deepcopy(params)
     other["feature_extractor"]["parameters"]["n_mels"] = 64
     other["feature_extractor"]["segment_length_seconds"] = 0.5
-    assert network_input_shape(other) == (64, 1 + 22050 // 882, 1)  # centred frames, hop 882 samples
+    assert network_input_shape(feature_settings(other["feature_extractor"])) == (64, 1 + 22050 // 882, 1)  # centred frames, hop 882 samples
 
 
 def test_a_bad_model_file_is_a_task1a_error(tmp_path):
@@ -88,9 +96,9 @@ def test_a_bad_model_file_is_a_task1a_error(tmp_path):
 
 # --------------------------------------------------------------------------- the real conversion
 @pytest.fixture(scope="module")
-def shipped(params):
+def shipped(settings, params):
     pytest.importorskip("tensorflow")
-    return check_complexity(params)
+    return check_complexity(settings, params["set_id"])
 
 
 def test_the_shipped_network_is_within_the_limits(shipped, reference_dir):
@@ -126,10 +134,10 @@ def schedule_rows(table: dict, content: bytes) -> list:
 
 
 @pytest.fixture(scope="module")
-def shipped_exports(params) -> dict:
+def shipped_exports(settings) -> dict:
     """The shipped network's untrained exports, float io (the measured one) and int8 io."""
     pytest.importorskip("tensorflow")
-    return {io: untrained_tflite(params, io=io) for io in ("float", "int8")}
+    return {io: untrained_tflite(settings.features, settings.learner.model, io=io) for io in ("float", "int8")}
 
 
 def test_the_shipped_network_counts_like_the_published_table_row_by_row(shipped_exports, reference_dir):
@@ -160,12 +168,12 @@ def test_the_int8_io_export_has_the_same_rows_without_the_io_conversions(shipped
     assert (integer["total_macs"], integer["total_weight_bytes"], integer["peak_memory_bytes"]) == (29_234_920, 46_512, 65_280)
 
 
-def test_a_graph_that_computes_shapes_at_run_time_is_named_by_the_gate(params, caplog):
+def test_a_graph_that_computes_shapes_at_run_time_is_named_by_the_gate(settings, caplog):
     """The converter's own form of the shipped network (a dynamic batch) makes Flatten run-time shape arithmetic:
     --check_complexity's figures and the gate name the operators; NeSsi counts 3,200 MACs and 16 B more."""
     from utils.tflite import convert_to_tflite
 
-    figures = measure_tflite(convert_to_tflite(*untrained_network(params), official_form=False), LIMITS)
+    figures = measure_tflite(convert_to_tflite(*untrained_network(settings.features, settings.learner.model), official_form=False), LIMITS)
     assert figures["runtime_shape_operators"] == ["6 SHAPE", "7 STRIDED_SLICE", "8 PACK", "9 RESHAPE"]
     assert (figures["total_macs"], figures["total_weight_bytes"]) == (29_234_920 + 100 * 32, 46_512 + 4 * 4)  # 64-wide dense input; 4 int32 constants
     with caplog.at_level(logging.WARNING, logger="utils.complexity"):
@@ -175,12 +183,12 @@ def test_a_graph_that_computes_shapes_at_run_time_is_named_by_the_gate(params, c
                                           "(6 SHAPE, 7 STRIDED_SLICE, 8 PACK, 9 RESHAPE): ")
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="utils.complexity"):
-        enforce_limits(measure_tflite(untrained_tflite(params), LIMITS), LIMITS, "set y")
+        enforce_limits(measure_tflite(untrained_tflite(settings.features, settings.learner.model), LIMITS), LIMITS, "set y")
     assert not caplog.records  # the export of the same network: none
 
 
 def test_a_widened_network_is_over_both_limits(shipped, params):
-    text, problems = check_complexity(widened(params, 64))
+    text, problems = check_complexity(build_settings(widened(params, 64)), "wide")
     positions = 40 * 51
     macs = (positions * 64 * 49 * 1 + positions * 64 * 49 * 64  # two 7x7 convolutions at full resolution
             + 8 * 10 * 64 * 25 + 8 * 10 * 64 * 49 * 64 + 2 * 1 * 64 * 40  # pool 5x5, conv, pool 4x10

@@ -14,9 +14,10 @@ import pytest
 
 from utils.cpmobile import PUBLISHED_MACS, PUBLISHED_PARAMETERS, cp_mobile, load_torch_state, logits_model, trainable_parameter_count
 from utils.errors import Task1aError
+from utils.settings import ModelSizeSettings
 
 FIXTURE = Path(__file__).resolve().parent / "data" / "reference" / "cpmobile_network.npz"
-LIMITS_2024 = {"max_macs": 30_000_000, "max_memory_bytes": 128_000, "parameter_bits": 16}
+LIMITS_2024 = ModelSizeSettings(max_macs=30_000_000, max_memory_bytes=128_000, parameter_bits=16)
 
 
 @pytest.fixture(scope="module")
@@ -109,10 +110,10 @@ def test_the_exports_fit_the_2024_limits_and_nessi_counts_the_published_convolut
     for figures in (int8, float16):
         convolutions = sum(op["macs"] for op in figures["operators"] if op["opcode"] in ("CONV_2D", "DEPTHWISE_CONV_2D"))
         assert convolutions == PUBLISHED_MACS - 2 * bn_channels
-        assert convolutions < figures["total_macs"] <= LIMITS_2024["max_macs"]
+        assert convolutions < figures["total_macs"] <= LIMITS_2024.max_macs
         # BN folded: one bias per normalised channel instead of scale and shift
         assert PUBLISHED_PARAMETERS - bn_channels <= figures["parameter_count"] < PUBLISHED_PARAMETERS
-        assert figures["parameter_memory_bytes"] == figures["parameter_count"] * 2 <= LIMITS_2024["max_memory_bytes"]
+        assert figures["parameter_memory_bytes"] == figures["parameter_count"] * 2 <= LIMITS_2024.max_memory_bytes
         assert figures["memory_ok"] and figures["macs_ok"]
     assert int8["total_weight_bytes"] < float16["total_weight_bytes"] < 2 * float16["parameter_count"] + 4096
 

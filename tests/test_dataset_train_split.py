@@ -24,6 +24,7 @@ from utils import demo_dataset, download
 from utils.dataset import SCENE_LABELS, TAUDevelopmentSet, check_dataset, location_disjoint_split
 from utils.errors import Task1aError
 from utils.parameters import ParameterContainer, apply_overrides, check_values
+from utils.settings import demo_from_block
 
 REPO = Path(__file__).resolve().parents[1]
 OFFICIAL_COUNTS = {5: 6_980, 10: 13_960, 25: 34_900, 50: 69_800, 100: 139_620}
@@ -305,12 +306,12 @@ def test_a_malformed_split_entry_names_the_key(tmp_path):
 # ------------------------------------------------------------------------------------------
 
 def test_demo_splits_are_nested_whole_recordings_in_proportion():
-    parameters = demo_dataset._yaml_parameters()
-    _, rows, _ = demo_dataset.plan_recordings(parameters)
+    settings = demo_from_block()  # the shipped demo block
+    _, rows, _ = demo_dataset.plan_recordings(settings)
     train = [row for row in rows if row["fold"] == "train"]
-    splits = demo_dataset.draw_train_splits(train, parameters["seed"])
-    assert splits == demo_dataset.draw_train_splits(train, parameters["seed"])  # deterministic
-    assert splits != demo_dataset.draw_train_splits(train, parameters["seed"] + 1)
+    splits = demo_dataset.draw_train_splits(train, settings.seed)
+    assert splits == demo_dataset.draw_train_splits(train, settings.seed)  # deterministic
+    assert splits != demo_dataset.draw_train_splits(train, settings.seed + 1)
     fold = pd.DataFrame(train)
     fold["recording"] = _recording(fold["filename"])
     previous = set()
@@ -330,13 +331,13 @@ def test_demo_splits_are_nested_whole_recordings_in_proportion():
 
 
 def test_demo_split_files_are_written_in_the_official_format(tmp_path):
-    parameters = demo_dataset._yaml_parameters() | {"locations_per_city": 1, "segments_per_location": 1, "test_locations_per_scene": 1,
-                                                    "cities": ["lisbon", "paris"], "evaluation_locations_per_scene": 1,
-                                                    "evaluation_files": 20, "subsegments_per_segment": 2, "train_device_fraction": 0.5}
-    paths = demo_dataset.generate_demo_dataset(tmp_path / "demo", parameters, progress=False, n_jobs=1)
+    settings = demo_from_block({"locations_per_city": 1, "segments_per_location": 1, "test_locations_per_scene": 1,
+                                "cities": ["lisbon", "paris"], "evaluation_locations_per_scene": 1,
+                                "evaluation_files": 20, "subsegments_per_segment": 2, "train_device_fraction": 0.5})
+    paths = demo_dataset.generate_demo_dataset(tmp_path / "demo", settings, progress=False, n_jobs=1)
     development = paths["development"]
-    _, rows, _ = demo_dataset.plan_recordings(parameters)
-    expected = demo_dataset.draw_train_splits([row for row in rows if row["fold"] == "train"], parameters["seed"])
+    _, rows, _ = demo_dataset.plan_recordings(settings)
+    expected = demo_dataset.draw_train_splits([row for row in rows if row["fold"] == "train"], settings.seed)
     for percent, subset in expected.items():
         raw = (development / "split_setup" / f"split{percent}.csv").read_bytes()
         assert b"\r" not in raw and raw.endswith(b"\n")  # LF, like the official split files

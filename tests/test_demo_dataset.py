@@ -1,5 +1,6 @@
 """The synthetic demo dataset: official TAU 2022 layout, formats, folds, determinism, acoustics."""
 
+import dataclasses
 import hashlib
 import re
 from pathlib import Path
@@ -11,8 +12,9 @@ import pytest
 import soundfile
 
 from utils import demo_dataset
-from utils.demo_dataset import generate_demo_dataset, validate_parameters
+from utils.demo_dataset import generate_demo_dataset
 from utils.errors import Task1aError
+from utils.settings import demo_from_block
 
 SCENES = ["airport", "bus", "metro", "metro_station", "park", "public_square", "shopping_mall", "street_pedestrian", "street_traffic", "tram"]
 TRAIN_DEVICES = {"a", "b", "c", "s1", "s2", "s3"}
@@ -21,7 +23,7 @@ EVALUATION_DEVICES = TEST_DEVICES | {"d", "s7", "s8", "s9", "s10", "s11"}
 # Written from the task description, independently of the generator's own pattern.
 OFFICIAL_NAME = re.compile(r"^audio/(?P<scene>[a-z_]+)-(?P<city>[a-z]+)-(?P<location>\d+)-(?P<segment>\d+)-(?P<sub>\d)-(?P<device>a|b|c|s[1-6])\.wav$")
 
-TINY = {
+TINY_BLOCK = {
     "path": "unused",
     "seed": 7,
     "cities": ["lisbon", "milan", "paris"],
@@ -36,6 +38,7 @@ TINY = {
     "location_variation": 0.3,
     "sample_rate": 44100,
 }
+TINY = demo_from_block(TINY_BLOCK)
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +108,8 @@ def test_development_names_meta_and_folds_agree(generated):
     assert (parsed["scene"] == meta["scene_label"]).all()
     assert (parsed["city"] + "-" + parsed["location"] == meta["identifier"]).all()
     assert (parsed["device"] == meta["source_label"]).all()
-    assert set(parsed["city"]) == set(TINY["cities"]) and set(meta["scene_label"]) == set(SCENES)
-    assert set(parsed["sub"].astype(int)) == set(range(TINY["subsegments_per_segment"]))
+    assert set(parsed["city"]) == set(TINY_BLOCK["cities"]) and set(meta["scene_label"]) == set(SCENES)
+    assert set(parsed["sub"].astype(int)) == set(range(TINY_BLOCK["subsegments_per_segment"]))
     # a location id means one place: one scene and one city
     assert (meta.groupby("identifier")["scene_label"].nunique() == 1).all()
 
@@ -141,9 +144,9 @@ def test_folds_are_location_disjoint_with_official_devices(generated):
     train_recordings = train["filename"].str.replace(r"-[a-z0-9]+\.wav$", "", regex=True)
     assert set(train_recordings) == set(train_recordings[train["source_label"] == "a"])
     # sizes follow the parameters
-    n_sub = TINY["subsegments_per_segment"]
-    assert len(evaluate) == len(SCENES) * TINY["test_locations_per_scene"] * TINY["test_segments_per_location"] * n_sub * len(TEST_DEVICES)
-    assert counts["a"] == len(SCENES) * len(TINY["cities"]) * TINY["locations_per_city"] * TINY["segments_per_location"] * n_sub
+    n_sub = TINY_BLOCK["subsegments_per_segment"]
+    assert len(evaluate) == len(SCENES) * TINY_BLOCK["test_locations_per_scene"] * TINY_BLOCK["test_segments_per_location"] * n_sub * len(TEST_DEVICES)
+    assert counts["a"] == len(SCENES) * len(TINY_BLOCK["cities"]) * TINY_BLOCK["locations_per_city"] * TINY_BLOCK["segments_per_location"] * n_sub
 
 
 def test_evaluation_set_layout_and_separate_labels(generated):
@@ -151,7 +154,7 @@ def test_evaluation_set_layout_and_separate_labels(generated):
     evaluation = paths["evaluation"]
     fold = read_tsv(evaluation / "evaluation_setup" / "fold1_test.csv")
     meta = read_tsv(evaluation / "meta.csv")
-    n = TINY["evaluation_files"]
+    n = TINY_BLOCK["evaluation_files"]
     assert list(fold.columns) == ["filename", "device_id"] and list(meta.columns) == ["filename"]  # DCASE2025: the list gives the device
     assert fold["filename"].tolist() == [f"audio/{i}.wav" for i in range(n)] == meta["filename"].tolist()
     assert sorted(p.name for p in (evaluation / "audio").iterdir()) == sorted(f"{i}.wav" for i in range(n))
@@ -187,7 +190,7 @@ def test_same_seed_gives_identical_bytes_whatever_the_workers(generated, tmp_pat
 def test_different_seed_gives_different_audio(generated, tmp_path):
     root, _ = generated
     other = tmp_path / "other"
-    generate_demo_dataset(other, {**TINY, "seed": 8}, progress=False, n_jobs=1)
+    generate_demo_dataset(other, demo_from_block({**TINY_BLOCK, "seed": 8}), progress=False, n_jobs=1)
     assert demo_dataset.read_marker(other)["hash"] != demo_dataset.read_marker(root)["hash"]
     ours, theirs = file_digests(root), file_digests(other)
     assert ours["evaluation/audio/0.wav"] != theirs["evaluation/audio/0.wav"]
@@ -195,14 +198,14 @@ def test_different_seed_gives_different_audio(generated, tmp_path):
 
 
 def test_generated_once_regenerated_when_parameters_change(tmp_path):
-    small = {**TINY, "cities": ["lyon"], "subsegments_per_segment": 1, "evaluation_files": 15}
+    small = demo_from_block({**TINY_BLOCK, "cities": ["lyon"], "subsegments_per_segment": 1, "evaluation_files": 15})
     root = tmp_path / "demo"
     generate_demo_dataset(root, small, progress=False, n_jobs=1)
     clip = next((root / "development" / "audio").iterdir())
     stamp = clip.stat().st_mtime_ns
-    generate_demo_dataset(root, {**small, "path": "elsewhere"}, progress=False, n_jobs=1)  # the path is not content
+    generate_demo_dataset(root, dataclasses.replace(small, path="elsewhere"), progress=False, n_jobs=1)  # the path is not content
     assert clip.stat().st_mtime_ns == stamp
-    generate_demo_dataset(root, {**small, "evaluation_files": 16}, progress=False, n_jobs=1)
+    generate_demo_dataset(root, dataclasses.replace(small, evaluation_files=16), progress=False, n_jobs=1)
     assert len(read_tsv(root / "evaluation_labels.csv")) == 16
     (root / ".complete").unlink()  # e.g. deleted by hand: regenerate
     generate_demo_dataset(root, small, progress=False, n_jobs=1)
@@ -212,7 +215,7 @@ def test_generated_once_regenerated_when_parameters_change(tmp_path):
 
 
 def test_interrupted_generation_never_looks_complete(tmp_path, monkeypatch):
-    small = {**TINY, "cities": ["lyon"], "subsegments_per_segment": 1, "evaluation_files": 15}
+    small = demo_from_block({**TINY_BLOCK, "cities": ["lyon"], "subsegments_per_segment": 1, "evaluation_files": 15})
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
@@ -254,19 +257,30 @@ def test_cli_reports_errors_in_one_line(tmp_path, capsys):
     ],
 )
 def test_bad_parameters_are_named(change, key):
+    """The registry refuses a bad value, one key at a time; the settings builder the one rule over two keys."""
     with pytest.raises(Task1aError, match=re.escape(key)):
-        validate_parameters({**TINY, **change})
+        demo_from_block({**TINY_BLOCK, **change})
 
 
-def test_missing_parameter_is_named():
-    parameters = dict(TINY)
-    del parameters["location_variation"]
-    with pytest.raises(Task1aError, match="demo.location_variation is missing"):
-        validate_parameters(parameters)
+def test_a_set_with_bad_demo_parameters_stops_before_any_data(tmp_path):
+    """The same bad values in a set: refused when the files are read (the registry) or when the data stage
+    types them (the one rule over two keys), before anything is generated."""
+    from utils.parameters import ParameterContainer
+    from utils.stages.data import prepare_data
+
+    user = tmp_path / "bad.yaml"
+    user.write_text("defaults:\n  dataset_method_parameters:\n    demo:\n      locations_per_city: 0\n")
+    with pytest.raises(Task1aError, match=re.escape("'dataset_method_parameters.demo.locations_per_city' must be an integer >= 1, got 0")):
+        ParameterContainer(override_path=user)
+    user.write_text(f"defaults:\n  dataset_method_parameters:\n    demo:\n      path: {tmp_path / 'demo'}\n      evaluation_files: 10000\n")
+    params = ParameterContainer(override_path=user).resolve("demo")
+    with pytest.raises(Task1aError, match=re.escape("dataset_method_parameters.demo.evaluation_files = 10000 exceeds")):
+        prepare_data(params, tmp_path, progress=False)
+    assert not (tmp_path / "demo").exists()
 
 
 def test_yaml_block_is_valid():
-    validate_parameters(demo_dataset._yaml_parameters())
+    assert demo_from_block() == demo_from_block({})  # the shipped block passes the registry and the builder
 
 
 def test_same_recording_on_two_devices_differs_in_spectrum_but_correlates(generated):
@@ -313,17 +327,20 @@ def test_scenes_differ_measurably(generated):
     assert len(y_test) == 30 and np.mean(predicted == y_test) > 0.4
 
 
-def test_the_cli_reads_task1a_yaml_through_the_parameter_container(monkeypatch):
+def test_the_cli_reads_task1a_yaml_through_the_parameter_container(monkeypatch, tmp_path):
     import utils.parameters
 
     class Container:  # stands for ParameterContainer(path): the one reader of task1a.yaml (utils.parameters.checked_defaults)
-        defaults = {"dataset_method_parameters": {"demo": {"marker": True}}}
+        defaults = {"dataset_method_parameters": {"demo": {**TINY_BLOCK, "seed": 11}}}
 
         def __init__(self, *args):
             pass
 
     monkeypatch.setattr(utils.parameters, "ParameterContainer", Container)
-    assert demo_dataset._yaml_parameters() == {"marker": True}
+    generated = []
+    monkeypatch.setattr(demo_dataset, "generate_demo_dataset", lambda root, settings, **kwargs: generated.append(settings) or {})
+    assert demo_dataset.main([str(tmp_path / "demo"), "--quiet"]) == 0
+    assert [(settings.seed, settings.cities) for settings in generated] == [(11, tuple(TINY_BLOCK["cities"]))]  # not the shipped block's
 
 
 def test_cli_refuses_a_bad_seed_in_one_line(tmp_path, capsys):

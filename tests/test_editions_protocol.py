@@ -75,9 +75,11 @@ def demo_data(tmp_path_factory):
     from utils.demo_dataset import generate_demo_dataset
 
     root = tmp_path_factory.mktemp("editions_demo")
-    settings = ParameterContainer().resolve("demo")["dataset"]["parameters"]
-    settings.update(tiny_demo_parameters(root)["defaults"]["dataset_method_parameters"]["demo"])
-    return root, generate_demo_dataset(root / "datasets" / "demo", settings, progress=False)
+    from utils.settings import demo_settings
+
+    block = ParameterContainer().resolve("demo")["dataset"]["parameters"]
+    block.update(tiny_demo_parameters(root)["defaults"]["dataset_method_parameters"]["demo"])
+    return root, generate_demo_dataset(root / "datasets" / "demo", demo_settings(block), progress=False)
 
 
 def _data(params, demo_paths):
@@ -196,6 +198,7 @@ def test_a_toy_edition_is_added_without_touching_the_pipeline_stages_or_paramete
     from utils import submission as sub
     from utils.editions.base import Edition
     from utils.pipeline import RunOptions, check_package_request
+    from utils.settings import build_settings
 
     template = tmp_path / "toy.meta.yaml"
     template.write_text(yaml.safe_dump({"submission": {"name": "Toy", "abbreviation": "Toy", "authors": [
@@ -209,7 +212,7 @@ def test_a_toy_edition_is_added_without_touching_the_pipeline_stages_or_paramete
         params = ParameterContainer().resolve("demo_eval", command_line={"submission": {"edition": 2099}})
         assert params["learner"]["parameters"]["validation_amount"] == 0.2  # the toy protocol
         check_package_request([params], RunOptions(package=LABEL))
-        meta = sub.build_submission_meta(LABEL, template, params, {"macs": 1000, "total_parameters": 10}, None, None, edition=2099)
+        meta = sub.build_submission_meta(LABEL, template, build_settings(params), {"macs": 1000, "total_parameters": 10}, None, None, edition=2099)
         assert set(meta["system"]["description"]) == {"input_sampling_rate"} and "energy_consumption" not in meta["system"]
         output = tmp_path / "output.csv"
         output.write_text("filename\tscene_label\t" + "\t".join(sub.SCENE_LABELS) + "\n" + "".join(

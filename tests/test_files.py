@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from utils import feature_store, files
-from utils.errors import Task1aError
+from utils import files
 from utils.files import lock_file, unlock_file
+from utils.settings import worker_count
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 
@@ -172,6 +172,4 @@ def test_file_digest_is_hashlib_over_the_whole_file(tmp_path):
 def test_usable_cores_honours_the_affinity_mask():
     expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert files.usable_cores() == expected >= 1
-    assert feature_store.resolve_jobs(-1) == expected and feature_store.resolve_jobs(3) == 3
-    with pytest.raises(Task1aError, match="n_jobs"):
-        feature_store.resolve_jobs(0)
+    assert worker_count(-1) == expected and worker_count(3) == 3  # the one reading of "-1 = all cores"

@@ -119,6 +119,7 @@ def test_frames_follow_the_centred_stft(extractor):
 def test_a_batch_is_each_clip_alone_and_the_complexity_gate_sees_256_by_65(extractor):
     from utils.complexity import network_input_shape
     from utils.parameters import ParameterContainer, apply_overrides
+    from utils.settings import feature_settings
 
     clips = np.random.default_rng(4).standard_normal((3, 44100)) * 0.1
     batch = extractor.extract_batch(clips)
@@ -126,7 +127,7 @@ def test_a_batch_is_each_clip_alone_and_the_complexity_gate_sees_256_by_65(extra
     assert all(np.array_equal(row, extractor.extract(clip).astype(np.float32)) for row, clip in zip(batch, clips))
     params = ParameterContainer().resolve("dcase2023_baseline")
     params = apply_overrides(params, {"feature_extractor.method": "logmel32k"})
-    assert network_input_shape(params) == (256, 65, 1)
+    assert network_input_shape(feature_settings(params["feature_extractor"])) == (256, 65, 1)
 
 
 def test_pickled_extractor_gives_the_same_features(extractor):
@@ -145,6 +146,7 @@ def test_method_selected_in_yaml_extracts_into_the_feature_store(tmp_path, fixtu
     from utils import stages
     from utils.feature_store import FeatureStore
     from utils.parameters import DEFAULT_PARAMETER_FILE, ParameterContainer
+    from utils.settings import feature_settings
 
     names = ["real_tau2022_airport_lisbon", "real_tau2020_metro_station_paris"]
     audio = tmp_path / "audio"
@@ -156,7 +158,7 @@ def test_method_selected_in_yaml_extracts_into_the_feature_store(tmp_path, fixtu
                                                                        "segment_length_seconds": 0.5}}}))
     params = ParameterContainer(DEFAULT_PARAMETER_FILE, user).resolve("dcase2023_baseline")
     items = pd.DataFrame({"filename": [f"{name}.wav" for name in names]})
-    store = stages.FEATURES.compute(stages.FeatureUnit(params, items, audio, tmp_path / "store", progress=False))
+    store = stages.FEATURES.compute(stages.FeatureUnit(feature_settings(params["feature_extractor"]), items, audio, tmp_path / "store", progress=False))
 
     reopened = FeatureStore(tmp_path / "store")
     assert reopened.storage == storage and reopened.data.dtype == np.dtype(storage)

@@ -27,19 +27,20 @@ def project_output(models: dict, general, recordings: list[Path], devices: list[
     """The project's own output for recordings and their devices: each device's model (utils.testing.predict_recordings)."""
     from utils.dataset import SCENE_LABELS
     from utils.features import build_extractor, build_normalizer
+    from utils.settings import feature_settings
     from utils.testing import predict_recordings
     from utils.tflite import TFLiteClassifier
 
-    io = params["recognizer"]["model_io"]
+    io, features = params["recognizer"]["model_io"], feature_settings(params["feature_extractor"])
     rows = {}
     for model in {id(m): m for m in [*models.values(), general]}.values():
         chosen = [path for path, device in zip(recordings, devices) if models.get(device, general) is model]
         if not chosen:
             continue
         classifier = TFLiteClassifier(model.tflite[io], batch_size=256, num_threads=1)
-        names, probabilities, failures = predict_recordings([(path, path.name) for path in chosen], classifier, build_extractor(params),
+        names, probabilities, failures = predict_recordings([(path, path.name) for path in chosen], classifier, build_extractor(features),
                                                             build_normalizer(model.normalization["method"], model.normalization.get("statistics")),
-                                                            params["feature_extractor"]["segment_length_seconds"], progress=False, n_jobs=1)
+                                                            features.segment_length_seconds, progress=False, n_jobs=1)
         assert not failures
         rows.update(dict(zip(names, probabilities)))
     table = pd.DataFrame([rows[path.name] for path in recordings], columns=list(SCENE_LABELS))

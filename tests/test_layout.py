@@ -86,6 +86,37 @@ def test_the_learning_side_takes_typed_settings_not_parameter_sections():
     assert SECTION_LOOKUP.search('learner["fit"]["epochs"]') and SECTION_LOOKUP.search("block.get('distillation')")  # the check can fail
 
 
+# The sections of a resolved parameter set (task1a.yaml's ``defaults``). The stages index them and hand the library typed
+# settings (utils/settings.py); settings.py builds those from a set and parameter_reference.py documents the file.
+PARAMETER_SECTIONS = ("general", "path", "dataset", "feature_extractor", "data_processing", "learner", "recognizer", "evaluator",
+                      "device_models", "model_size", "submission", "flow")
+READS_A_PARAMETER_SET = {"settings", "parameter_reference"}
+# Documents of their own whose keys share a section's name, by module and the expression indexed there (nothing else is let by):
+OTHER_DOCUMENTS = {
+    ("download", "result"): "a download's outcome {path, ...}",
+    ("reporting", "run"): "the run record (utils.workspace.RunRecord: its dataset field), rendered into report.md",
+    ("reporting", "setup"): "a row of --show_results (set_id, dataset, accuracy, ...)",
+    ("submission", "template"): "the DCASE meta template's submission block",
+    ("submission", "meta"): "the DCASE meta's submission block",
+    ("submission", "block"): "the meta's system.complexity block (DCASE2025: its device_models)",
+}
+
+
+def test_no_library_module_indexes_a_parameter_section():
+    """The regex ``\\["(general|path|...|flow)"\\]`` in code (either quote; docstrings are prose) finds nothing in the library:
+    it is handed typed settings, never a set to look values up in."""
+    found = []
+    for path in LIBRARY:
+        if path.stem in READS_A_PARAMETER_SET:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and node.slice.value in PARAMETER_SECTIONS:
+                indexed = (path.stem, ast.unparse(node.value))
+                if indexed not in OTHER_DOCUMENTS:
+                    found.append(f"{path.name}:{node.lineno} {ast.unparse(node)}")
+    assert not found, found
+
+
 def test_the_output_layout_and_its_records_are_spelled_in_the_workspace_only():
     """``<system>/<stage>/<hash>/seed_N`` and the record file names: one module (utils/workspace.py) knows them."""
     spelled = {}

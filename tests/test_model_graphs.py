@@ -126,17 +126,19 @@ def test_a_set_naming_a_graph_or_builder_gets_the_whole_model_and_no_layer_list_
 def test_the_complexity_gate_and_nessi_measure_them(kind):
     from utils.complexity import check_complexity, network_complexity
     from utils.parameters import ParameterContainer
+    from utils.settings import build_settings
 
     params = copy.deepcopy(ParameterContainer().resolve("demo"))
     params["learner"]["parameters"]["model"] = copy.deepcopy(MODELS[kind])
-    figures = network_complexity(params)
+    settings = build_settings(params)
+    figures = network_complexity(settings, kind)
     # NeSsi's conventions: conv 40*51*4*9; two ADDs of 40*51*4 (the shortcut, and BN's shift: the conv output
     # feeds the shortcut too, so BN is not folded into it); the pool 10*10*4*20; the dense layer fed the pooled
     # (1, 10, 10, 4) tensor (the flatten folded into it, as in the official graph) counted as the official tool
     # does, with the input's last dimension: 4*10
     assert figures["total_macs"] == 40 * 51 * 4 * 9 + 2 * 40 * 51 * 4 + 10 * 10 * 4 * 20 + 4 * 10
     assert figures["keras_trainable_parameters"] == (9 * 4 + 4) + 2 * 4 + (400 * 10 + 10)
-    text, problems = check_complexity(params)
+    text, problems = check_complexity(settings, kind)
     assert problems == [] and "verdict: within the DCASE2023 limits" in text
 
 

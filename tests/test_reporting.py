@@ -14,6 +14,7 @@ import yaml
 from conftest import link_demo_data
 from utils.errors import Task1aError
 from utils.reporting import format_ranking_table, rank_systems, render_run_report, setup_run_logging, write_run_report
+from utils.settings import ModelSizeSettings
 
 
 # ------------------------------------------------------------------------------------------- logging
@@ -241,7 +242,7 @@ def test_ranking_never_ranks_a_setup_over_the_limits():
     assert "41.943 M" in lines[5] and "128.001 K" in lines[6]
     assert "NOT RANKED, over the complexity limits: BIG: MACs 41,943,040 > 30,000,000 (model_size.max_macs)" in table
     # tighter limits of one's own (model_size in task1a.yaml) unrank more setups; all over: nothing ranked
-    assert [e["name"] for e in rank_systems(SETUPS, {"max_macs": 10_000_000, "max_memory_bytes": 128_000})
+    assert [e["name"] for e in rank_systems(SETUPS, ModelSizeSettings(max_macs=10_000_000, max_memory_bytes=128_000))
             if e["final_rank"] is not None] == ["B", "D"]
     assert all(e["final_rank"] is None for e in rank_systems([over_macs, over_memory]))
 

@@ -136,12 +136,12 @@ def evaluate_table(development: Path) -> pd.DataFrame:
 def demo_source(tmp_path_factory) -> Path:
     """One tiny demo development set (3 cities, 45 training and 90 test clips), read-only for the tests."""
     from utils.demo_dataset import generate_demo_dataset
+    from utils.settings import demo_from_block
 
-    parameters = yaml.safe_load((REPO / "task1a.yaml").read_text())["defaults"]["dataset_method_parameters"]["demo"]
-    parameters = dict(parameters, cities=["barcelona", "helsinki", "lisbon"], locations_per_city=1, segments_per_location=1,
-                      test_locations_per_scene=1, test_segments_per_location=1, subsegments_per_segment=1,
-                      evaluation_locations_per_scene=1, evaluation_files=10)
-    paths = generate_demo_dataset(tmp_path_factory.mktemp("demo") / "demo", parameters, progress=False, n_jobs=1)
+    settings = demo_from_block(dict(cities=["barcelona", "helsinki", "lisbon"], locations_per_city=1, segments_per_location=1,
+                                    test_locations_per_scene=1, test_segments_per_location=1, subsegments_per_segment=1,
+                                    evaluation_locations_per_scene=1, evaluation_files=10))
+    paths = generate_demo_dataset(tmp_path_factory.mktemp("demo") / "demo", settings, progress=False, n_jobs=1)
     return paths["development"]
 
 

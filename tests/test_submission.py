@@ -12,6 +12,7 @@ from utils.dataset import DEVELOPMENT_DEVICES, SCENE_LABELS
 from utils.errors import Task1aError
 from utils.evaluation import SceneClassificationMetrics
 from utils.parameters import ParameterContainer
+from utils.settings import build_settings
 from utils.submission import build_submission_meta, build_submission_package, main, validate_submission
 from utils.system_output import write_system_output
 
@@ -30,8 +31,9 @@ def probabilities_for(n, seed=0):
 
 
 @pytest.fixture(scope="module")
-def parameters():
-    return ParameterContainer(REPO_DIR / "task1a.yaml").resolve("dcase2023_baseline")
+def settings():
+    """The typed settings of the 2023 baseline set (what the pipeline hands the meta builder)."""
+    return build_settings(ParameterContainer(REPO_DIR / "task1a.yaml").resolve("dcase2023_baseline"))
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +69,8 @@ ENERGY = {"training": 0.302, "inference": 0.0021, "baseline_inference": 0.0019}
 
 
 @pytest.fixture()
-def valid_meta(filled_template, parameters, development_results):
-    return build_submission_meta(LABEL, filled_template, parameters, COMPLEXITY, ENERGY, development_results)
+def valid_meta(filled_template, settings, development_results):
+    return build_submission_meta(LABEL, filled_template, settings, COMPLEXITY, ENERGY, development_results)
 
 
 def test_meta_is_filled_from_the_run(valid_meta, development_results):
@@ -88,13 +90,13 @@ def test_meta_is_filled_from_the_run(valid_meta, development_results):
     assert development["device_wise"]["s5"]["accuracy"] == round(100 * development_results["device_wise"]["s5"]["accuracy"], 2)
 
 
-def test_meta_rejects_bad_label_and_unknown_measurements(filled_template, parameters):
+def test_meta_rejects_bad_label_and_unknown_measurements(filled_template, settings):
     with pytest.raises(Task1aError, match="Last name of corresponding author"):
-        build_submission_meta("Doe-TAU-task1-1", filled_template, parameters)
+        build_submission_meta("Doe-TAU-task1-1", filled_template, settings)
     with pytest.raises(Task1aError, match="unknown key"):
-        build_submission_meta(LABEL, filled_template, parameters, complexity={"params": 1})
+        build_submission_meta(LABEL, filled_template, settings, complexity={"params": 1})
     with pytest.raises(Task1aError, match="not found"):
-        build_submission_meta(LABEL, filled_template.parent / "missing.yaml", parameters)
+        build_submission_meta(LABEL, filled_template.parent / "missing.yaml", settings)
 
 
 def output_text(n=N_FILES):
@@ -129,8 +131,8 @@ def test_built_package_is_valid(tmp_path, valid_meta, capsys):
     assert "20 distinct files, the evaluation set has 118800" in capsys.readouterr().out
 
 
-def test_package_with_the_unfilled_template_lists_every_placeholder(tmp_path, parameters, development_results):
-    meta = build_submission_meta(LABEL, TEMPLATE, parameters, COMPLEXITY, ENERGY, development_results)
+def test_package_with_the_unfilled_template_lists_every_placeholder(tmp_path, settings, development_results):
+    meta = build_submission_meta(LABEL, TEMPLATE, settings, COMPLEXITY, ENERGY, development_results)
     problems = validate_submission(write_package(tmp_path / "p.zip", output_text(), meta), N_FILES)
     assert len(problems) == 8 and all("template placeholder" in problem for problem in problems)
 

@@ -14,6 +14,7 @@ from utils.dataset import DEVELOPMENT_DEVICES, SCENE_LABELS
 from utils.errors import Task1aError
 from utils.evaluation import SceneClassificationMetrics
 from utils.parameters import ParameterContainer
+from utils.settings import build_settings
 from utils.submission import (
     DEVICE_GROUPS_2025,
     MAX_MACS,
@@ -38,8 +39,9 @@ ENERGY = {"training": 0.302, "inference": 0.0021, "baseline_inference": 0.0019}
 
 
 @pytest.fixture(scope="module")
-def parameters():
-    return ParameterContainer(REPO_DIR / "task1a.yaml").resolve("dcase2023_baseline")
+def settings():
+    """The typed settings of the 2023 baseline set (what the pipeline hands the meta builder)."""
+    return build_settings(ParameterContainer(REPO_DIR / "task1a.yaml").resolve("dcase2023_baseline"))
 
 
 @functools.lru_cache(maxsize=None)
@@ -90,15 +92,15 @@ def edition_inputs(tmp_path, year):
     return complexity, None, dev, output_file(tmp_path / "out.csv")
 
 
-def built_package(tmp_path, parameters, year):
+def built_package(tmp_path, settings, year):
     complexity, energy, dev, outputs = edition_inputs(tmp_path, year)
-    meta = build_submission_meta(LABEL, filled_template(tmp_path, year), parameters, complexity, energy, dev, edition=year)
+    meta = build_submission_meta(LABEL, filled_template(tmp_path, year), settings, complexity, energy, dev, edition=year)
     return build_submission_package(LABEL, outputs, tmp_path / f"{LABEL}.zip", meta), meta, dev
 
 
 @pytest.mark.parametrize("year", [2023, 2024, 2025])
-def test_each_editions_built_package_passes_its_own_validator(tmp_path, parameters, year, capsys):
-    package, meta, dev = built_package(tmp_path, parameters, year)
+def test_each_editions_built_package_passes_its_own_validator(tmp_path, settings, year, capsys):
+    package, meta, dev = built_package(tmp_path, settings, year)
     assert meta["submission"]["edition"] == year
     assert validate_submission(package, N_FILES, edition=year) == []
     assert validate_submission(package, N_FILES) == []  # without an edition: the one the meta records
@@ -122,8 +124,8 @@ def test_each_editions_built_package_passes_its_own_validator(tmp_path, paramete
         assert sorted(meta["system"]["complexity"]["device_models"]) == ["a", "b", "s1"]
 
 
-def test_a_2024_package_missing_split_25_fails_naming_it(tmp_path, parameters):
-    package, meta, _ = built_package(tmp_path, parameters, 2024)
+def test_a_2024_package_missing_split_25_fails_naming_it(tmp_path, settings):
+    package, meta, _ = built_package(tmp_path, settings, 2024)
     broken = copy.deepcopy(meta)
     del broken["results"]["development_dataset"]["split_25"]
     folder = tmp_path / "folder" / "task1" / LABEL
@@ -143,8 +145,8 @@ def test_a_2024_package_missing_split_25_fails_naming_it(tmp_path, parameters):
         build_submission_package(LABEL, outputs, tmp_path / "p.zip", meta)
 
 
-def test_a_2023_package_fails_the_2024_rules(tmp_path, parameters, capsys):
-    package, _, _ = built_package(tmp_path, parameters, 2023)
+def test_a_2023_package_fails_the_2024_rules(tmp_path, settings, capsys):
+    package, _, _ = built_package(tmp_path, settings, 2023)
     assert main([str(package), "--edition", "2024", "--expected-files", str(N_FILES)]) == 1
     out = capsys.readouterr().out
     assert "submission.edition 2023 differs from the edition checked (2024)" in out
@@ -160,14 +162,14 @@ def test_a_2023_package_fails_the_2024_rules(tmp_path, parameters, capsys):
     (2025, ("device_models", "b", "macs"), 31_000_000, "system.complexity.device_models.b.macs 31,000,000 exceeds the challenge's limit of 30,000,000 MACs"),
     (2025, ("device_models", "s1", "total_model_size"), 130_000, "device_models.s1.total_model_size 130,000 exceeds the challenge's limit of 128,000 B"),
 ])
-def test_an_over_limit_complexity_figure_gives_one_line_and_a_failure(tmp_path, parameters, capsys, year, path, value, figure):
+def test_an_over_limit_complexity_figure_gives_one_line_and_a_failure(tmp_path, settings, capsys, year, path, value, figure):
     complexity, energy, dev, outputs = edition_inputs(tmp_path, year)
     complexity = copy.deepcopy(complexity)
     node = complexity
     for key in path[:-1]:
         node = node[key]
     node[path[-1]] = value
-    meta = build_submission_meta(LABEL, filled_template(tmp_path, year), parameters, complexity, energy, dev, edition=year)
+    meta = build_submission_meta(LABEL, filled_template(tmp_path, year), settings, complexity, energy, dev, edition=year)
     package = build_submission_package(LABEL, outputs, tmp_path / "p.zip", meta)
     problems = validate_submission(package, N_FILES)
     assert len(problems) == 1 and figure in problems[0], problems
@@ -175,40 +177,40 @@ def test_an_over_limit_complexity_figure_gives_one_line_and_a_failure(tmp_path, 
     assert capsys.readouterr().out.splitlines() == problems
     # exactly at the limit passes
     node[path[-1]] = MAX_MACS if path[-1] == "macs" else MAX_MEMORY_BYTES
-    meta = build_submission_meta(LABEL, filled_template(tmp_path, year), parameters, complexity, energy, dev, edition=year)
+    meta = build_submission_meta(LABEL, filled_template(tmp_path, year), settings, complexity, energy, dev, edition=year)
     assert validate_submission(build_submission_package(LABEL, outputs, tmp_path / "q.zip", meta), N_FILES) == []
 
 
-def test_the_builder_refuses_what_the_edition_does_not_have(tmp_path, parameters):
+def test_the_builder_refuses_what_the_edition_does_not_have(tmp_path, settings):
     template_2024 = filled_template(tmp_path, 2024)
     with pytest.raises(Task1aError, match="has no energy_consumption block"):
-        build_submission_meta(LABEL, template_2024, parameters, COMPLEXITY, ENERGY, edition=2024)
+        build_submission_meta(LABEL, template_2024, settings, COMPLEXITY, ENERGY, edition=2024)
     with pytest.raises(Task1aError, match="is for edition 2024, not 2023"):
-        build_submission_meta(LABEL, template_2024, parameters, COMPLEXITY, ENERGY, edition=2023)
+        build_submission_meta(LABEL, template_2024, settings, COMPLEXITY, ENERGY, edition=2023)
     with pytest.raises(Task1aError, match="unknown key 'split_30'"):
-        build_submission_meta(LABEL, template_2024, parameters, COMPLEXITY, None, {"split_30": results(0)}, edition=2024)
+        build_submission_meta(LABEL, template_2024, settings, COMPLEXITY, None, {"split_30": results(0)}, edition=2024)
     with pytest.raises(Task1aError, match=r"unknown device\(s\) \['d'\]"):
-        build_submission_meta(LABEL, filled_template(tmp_path, 2025), parameters, {"device_models": {"d": COMPLEXITY}}, edition=2025)
+        build_submission_meta(LABEL, filled_template(tmp_path, 2025), settings, {"device_models": {"d": COMPLEXITY}}, edition=2025)
     with pytest.raises(Task1aError, match="unknown key"):  # device models belong to 2025 only
-        build_submission_meta(LABEL, filled_template(tmp_path, 2023), parameters, {"device_models": {}}, edition=2023)
+        build_submission_meta(LABEL, filled_template(tmp_path, 2023), settings, {"device_models": {}}, edition=2023)
     with pytest.raises(Task1aError, match="edition 2022 is unknown"):
         get_edition(2022)
-    meta = build_submission_meta(LABEL, template_2024, parameters, COMPLEXITY, edition=2024)
+    meta = build_submission_meta(LABEL, template_2024, settings, COMPLEXITY, edition=2024)
     with pytest.raises(Task1aError, match="one system output per split"):
         build_submission_package(LABEL, tmp_path / "out.csv", tmp_path / "p.zip", meta)
 
 
-def test_the_unfilled_2024_and_2025_templates_list_their_placeholders(tmp_path, parameters):
+def test_the_unfilled_2024_and_2025_templates_list_their_placeholders(tmp_path, settings):
     for year in (2024, 2025):
         complexity, _, dev, outputs = edition_inputs(tmp_path, year)
-        meta = build_submission_meta(LABEL, TEMPLATES[year], parameters, complexity, None, dev, edition=year)
+        meta = build_submission_meta(LABEL, TEMPLATES[year], settings, complexity, None, dev, edition=year)
         problems = validate_submission(build_submission_package(LABEL, outputs, tmp_path / f"{year}.zip", meta), N_FILES)
         assert problems and all("template placeholder" in problem for problem in problems), problems
         assert any("split_adaptations" in problem for problem in problems) == (year == 2024)
 
 
-def test_a_meta_recording_an_unknown_edition_is_reported_and_checked_as_2023(tmp_path, parameters):
-    package, meta, _ = built_package(tmp_path, parameters, 2023)
+def test_a_meta_recording_an_unknown_edition_is_reported_and_checked_as_2023(tmp_path, settings):
+    package, meta, _ = built_package(tmp_path, settings, 2023)
     folder = tmp_path / "folder"
     with zipfile.ZipFile(package) as archive:
         archive.extractall(folder)

@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
 from model_size_calculation.nessi import ModelSizeError, format_nessi_table, get_model_size
 from utils.errors import Task1aError
+from utils.settings import FeatureSettings, ModelSizeSettings, Settings
 
 LOGGER = logging.getLogger(__name__)
 
@@ -41,23 +43,8 @@ LIMITED_FIGURES = (
     ("total_macs", "max_macs", "MACs", ""),
     ("parameter_memory_bytes", "max_memory_bytes", "parameter memory", " B"),
 )
-PARAMETER_BITS = (None, 8, 16, 32)  # model_size.parameter_bits: None = bytes as stored (DCASE2023)
 CALIBRATION_EXAMPLES = 4  # random examples: only the activation ranges depend on them, not the figures
 FILL_SEED = 0
-
-
-def check_limits(limits) -> dict:
-    """``model_size`` as ``{max_macs, max_memory_bytes}`` of positive integers (Task1aError otherwise)."""
-    if not isinstance(limits, dict):
-        raise Task1aError(f"model_size must be a mapping with max_macs and max_memory_bytes, got {limits!r}; fix task1a.yaml")
-    for _, key, _, _ in LIMITED_FIGURES:
-        value = limits.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise Task1aError(f"model_size.{key} must be a positive integer, got {value!r}; fix task1a.yaml")
-    bits = limits.get("parameter_bits")
-    if isinstance(bits, bool) or bits not in PARAMETER_BITS:
-        raise Task1aError(f"model_size.parameter_bits must be null (bytes as stored), 8, 16 or 32, got {bits!r}; fix task1a.yaml")
-    return limits
 
 
 def parameter_count(source) -> int:
@@ -78,8 +65,8 @@ def parameter_count(source) -> int:
     return int(sum(int(np.prod(graph.tensors[i].shape, dtype=np.int64)) for operator in graph.operators for i in operator.inputs if i >= 0 and i in constant))
 
 
-def measure_tflite(source, limits: dict) -> dict:
-    """NeSsi figures of a TFLite model (path or bytes) against ``model_size`` limits; Task1aError on a bad model.
+def measure_tflite(source, limits: ModelSizeSettings) -> dict:
+    """NeSsi figures of a TFLite model (path or bytes) against the ``model_size`` limits; Task1aError on a bad model.
 
     Adds ``parameter_bits``, ``parameter_count`` and ``parameter_memory_bytes`` (the figure the memory
     limit is checked on: ``total_weight_bytes`` when ``parameter_bits`` is null, else count x bits / 8),
@@ -87,18 +74,17 @@ def measure_tflite(source, limits: dict) -> dict:
     """
     from utils.tflite_graph import runtime_shape_operators
 
-    limits = check_limits(limits)
     try:
-        figures = get_model_size(source, "tflite", max_macs=limits["max_macs"], max_memory_bytes=limits["max_memory_bytes"])
+        figures = get_model_size(source, "tflite", max_macs=limits.max_macs, max_memory_bytes=limits.max_memory_bytes)
     except ModelSizeError as exc:
         raise Task1aError(str(exc)) from None
     content = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else Path(source).read_bytes()
     figures["runtime_shape_operators"] = runtime_shape_operators(content)
-    bits = limits.get("parameter_bits")
+    bits = limits.parameter_bits
     figures["parameter_bits"] = bits
     figures["parameter_count"] = parameter_count(content)
     figures["parameter_memory_bytes"] = figures["total_weight_bytes"] if bits is None else figures["parameter_count"] * bits // 8
-    figures["memory_ok"] = figures["parameter_memory_bytes"] <= limits["max_memory_bytes"]
+    figures["memory_ok"] = figures["parameter_memory_bytes"] <= limits.max_memory_bytes
     return figures
 
 
@@ -119,12 +105,12 @@ def shape_arithmetic_warning(complexity: dict) -> str | None:
             "(a fixed batch of one is exported)")
 
 
-def network_input_shape(params: dict) -> tuple[int, int, int]:
+def network_input_shape(features: FeatureSettings) -> tuple[int, int, int]:
     """``(n_mels, n_frames, 1)`` of one segment's log-mel features (40 x 51 for the defaults)."""
     from utils.features import build_extractor
 
-    extractor = build_extractor(params)
-    seconds = params["feature_extractor"]["segment_length_seconds"]
+    extractor = build_extractor(features)
+    seconds = features.segment_length_seconds
     segment_samples = int(round(seconds * extractor.fs))  # as utils.feature_store.extract_to_store cuts segments
     if segment_samples < 1:
         raise Task1aError(f"feature_extractor.segment_length_seconds {seconds!r} is shorter than one sample; fix task1a.yaml")
@@ -140,83 +126,83 @@ def _fill_zero_weights(model, seed: int = FILL_SEED) -> None:
             weight.assign(rng.uniform(0.01, 0.1, size=values.shape).astype(values.dtype))
 
 
-def untrained_network(params: dict):
-    """``(network, calibration)``: the parameter set's untrained Keras network, its all-zero weights filled
-    (:func:`_fill_zero_weights`), and random calibration examples ``(CALIBRATION_EXAMPLES, n_mels, n_frames)``."""
+def untrained_network(features: FeatureSettings, model: Mapping):
+    """``(network, calibration)``: the untrained Keras network of ``model`` (``learner_method_parameters.cnn.model``)
+    for the input ``features`` give, its all-zero weights filled (:func:`_fill_zero_weights`), and random
+    calibration examples ``(CALIBRATION_EXAMPLES, n_mels, n_frames)``."""
     from utils import dataset as tau
     from utils.model import build_model
 
-    input_shape = network_input_shape(params)
-    network = build_model(params["learner"]["parameters"]["model"], input_shape=input_shape, class_count=len(tau.SCENE_LABELS))
+    input_shape = network_input_shape(features)
+    network = build_model(model, input_shape=input_shape, class_count=len(tau.SCENE_LABELS))
     _fill_zero_weights(network)
     calibration = np.random.default_rng(FILL_SEED).normal(size=(CALIBRATION_EXAMPLES, *input_shape[:2])).astype(np.float32)
     return network, calibration
 
 
-def untrained_tflite(params: dict, io: str = "float") -> bytes:
-    """The int8 TFLite (``io`` float, as measured, or int8) of the parameter set's untrained network, converted as the learning stage does."""
+def untrained_tflite(features: FeatureSettings, model: Mapping, io: str = "float") -> bytes:
+    """The int8 TFLite (``io`` float, as measured, or int8) of the untrained network (:func:`untrained_network`), converted as the learning stage does."""
     from utils.tflite import convert_to_tflite
 
-    return convert_to_tflite(*untrained_network(params), io=io)
+    return convert_to_tflite(*untrained_network(features, model), io=io)
 
 
-def network_complexity(params: dict) -> dict:
-    """NeSsi figures (``model_size_calculation.nessi.get_model_size``) of the set's untrained network.
+def network_complexity(settings: Settings, set_id: str) -> dict:
+    """NeSsi figures (``model_size_calculation.nessi.get_model_size``) of set ``set_id``'s untrained network.
 
-    ``params``: one resolved parameter set. The figures are those the trained model will have (they
-    depend on shapes only), with ``input_shape`` and ``keras_trainable_parameters`` (the torchinfo-style
-    count, BN scales and shifts included) added. Takes a few seconds (one conversion).
+    ``settings``: the set's typed settings (its features, its learner's ``model``, its ``model_size``). The figures
+    are those the trained model will have (they depend on shapes only), with ``input_shape`` and
+    ``keras_trainable_parameters`` (the torchinfo-style count, BN scales and shifts included) added. Takes a few
+    seconds (one conversion).
     """
-    limits = check_limits(params["model_size"])
-    network, calibration = untrained_network(params)
+    network, calibration = untrained_network(settings.features, settings.learner.model)
     from utils.tflite import convert_to_tflite
 
-    figures = measure_tflite(convert_to_tflite(network, calibration, io="float"), limits)
-    figures["source"] = f"untrained network of set {params.get('set_id', '?')}"
-    figures["input_shape"] = list(network_input_shape(params))
+    figures = measure_tflite(convert_to_tflite(network, calibration, io="float"), settings.model_size)
+    figures["source"] = f"untrained network of set {set_id}"
+    figures["input_shape"] = list(network_input_shape(settings.features))
     figures["keras_trainable_parameters"] = int(sum(int(np.prod(weight.shape)) for weight in network.trainable_weights))
     return figures
 
 
-def limit_problems(complexity: dict, limits: dict) -> list[str]:
+def limit_problems(complexity: dict, limits: ModelSizeSettings) -> list[str]:
     """One line per NeSsi figure over its ``model_size`` limit, e.g.
     ``MACs 41,943,040 > 30,000,000 (model_size.max_macs)``; empty when the model is within the limits."""
-    limits = check_limits(limits)
     problems = []
     for figure, key, name, unit in LIMITED_FIGURES:
-        value = _figure(complexity, figure)
+        value, limit = _figure(complexity, figure), getattr(limits, key)
         if isinstance(value, bool) or not isinstance(value, int):
             named = figure if figure in complexity else "total_weight_bytes" if figure == "parameter_memory_bytes" else figure
             raise Task1aError(f"complexity figures lack an integer '{named}' (got {value!r}); give NeSsi's get_model_size output")
-        if value > limits[key]:
-            problems.append(f"{name} {value:,}{unit} > {limits[key]:,}{unit} (model_size.{key})")
+        if value > limit:
+            problems.append(f"{name} {value:,}{unit} > {limit:,}{unit} (model_size.{key})")
     return problems
 
 
-def verdict_line(complexity: dict, limits: dict) -> str:
+def verdict_line(complexity: dict, limits: ModelSizeSettings) -> str:
     """One line: within the DCASE2023 limits, or over them and why."""
     problems = limit_problems(complexity, limits)
     if problems:
         return "verdict: OVER THE DCASE2023 LIMITS: " + "; ".join(problems)
-    figures = "; ".join(f"{name} {_figure(complexity, figure):,}{unit} <= {limits[key]:,}{unit}" for figure, key, name, unit in LIMITED_FIGURES)
+    figures = "; ".join(f"{name} {_figure(complexity, figure):,}{unit} <= {getattr(limits, key):,}{unit}" for figure, key, name, unit in LIMITED_FIGURES)
     bits = complexity.get("parameter_bits")
     counted = f"; parameters counted at {bits} bit: {complexity['parameter_count']:,} x {bits // 8} B" if bits else ""
     return f"verdict: within the DCASE2023 limits ({figures}{counted})"
 
 
-def check_complexity(params: dict) -> tuple[str, list[str]]:
-    """``(text, problems)`` of ``--check_complexity``: the NeSsi table of the set's untrained network and the verdict.
+def check_complexity(settings: Settings, set_id: str) -> tuple[str, list[str]]:
+    """``(text, problems)`` of ``--check_complexity``: the NeSsi table of set ``set_id``'s untrained network and the verdict.
 
     ``problems`` is :func:`limit_problems` (empty when within the limits); the caller prints ``text``
     and exits non-zero when ``problems`` is not empty.
     """
-    figures = network_complexity(params)
-    limits = params["model_size"]
+    figures = network_complexity(settings, set_id)
+    limits = settings.model_size
     n_mels, n_frames, _ = figures["input_shape"]
-    header = (f"Complexity of set {params.get('set_id', '?')}: its untrained network ({n_mels} mels x {n_frames} frames in), "
+    header = (f"Complexity of set {set_id}: its untrained network ({n_mels} mels x {n_frames} frames in), "
               "converted to int8 TFLite as the learning stage exports it, counted by NeSsi:")
     lines = [header, "", format_nessi_table(figures).rstrip("\n"), ""]
-    bits = limits.get("parameter_bits")
+    bits = limits.parameter_bits
     if bits:
         lines.append(f"Parameter memory as the edition counts it (model_size.parameter_bits {bits}): {figures['parameter_count']:,} TFLite "
                      f"parameters x {bits} bit = {figures['parameter_memory_bytes']:,} B (the Keras network's trainable parameters, "
@@ -228,14 +214,9 @@ def check_complexity(params: dict) -> tuple[str, list[str]]:
     return text, limit_problems(figures, limits)
 
 
-def limits_enforced(params: dict) -> bool:
-    """Whether an over-limit network stops this run: ``model_size.enforce`` ``always``, or ``eval`` in challenge mode."""
-    enforce = params["model_size"].get("enforce", "eval")
-    return enforce == "always" or (enforce == "eval" and params["general"]["mode"] == "eval")
-
-
-def enforce_limits(complexity: dict, limits: dict, what: str, enforced: bool = True) -> list[str]:
-    """Stop (Task1aError) when ``what`` is over the limits and ``enforced``; else warn once per figure.
+def enforce_limits(complexity: dict, limits: ModelSizeSettings, what: str, enforced: bool = True) -> list[str]:
+    """Stop (Task1aError) when ``what`` is over the limits and ``enforced`` (:meth:`ModelSizeSettings.enforced`); else
+    warn once per figure.
 
     Also warns when ``what``'s graph computes shapes at run time (:func:`shape_arithmetic_warning`).
     Returns the problems (empty when within the limits).

@@ -52,8 +52,8 @@ import soundfile
 from utils import cli
 from utils.dataset import DEVELOPMENT_DEVICES, DEVICE_GROUPS, EVALUATION_DEVICES, SCENE_LABELS, SPLIT_FOLDER, TRAIN_SPLITS, split_filename
 from utils.errors import Task1aError, run_cli
-from utils.files import usable_cores, write_json_atomic, write_text_atomic
-from utils.parameters import RULES, rule_for, value_error
+from utils.files import write_json_atomic, write_text_atomic
+from utils.settings import DEMO_KEY, DemoSettings, demo_from_block, worker_count
 
 # Bump when the acoustic model or the layout changes: it is part of the parameters' hash, so an
 # existing dataset made by an older generator is regenerated.
@@ -66,7 +66,6 @@ EVALUATION_FOLDER = "evaluation"
 EVALUATION_LABELS_FILE = "evaluation_labels.csv"
 COMPLETE_MARKER = ".complete"
 README_FILE = "README.txt"
-PARAMETER_SECTION = "dataset_method_parameters.demo"
 
 TRAIN_DEVICES = tuple(device for device in DEVELOPMENT_DEVICES if device not in DEVICE_GROUPS["unseen_simulated"])
 REFERENCE_DEVICE = "a"  # records every segment, like the Soundman binaural microphone of the real data
@@ -189,44 +188,14 @@ DEVICE_MODELS: dict[str, DeviceModel] = {
 # Parameters
 # ----------------------------------------------------------------------------------------------
 
-# The parameter names, each with its rule in the registry (utils.parameters.RULES) under
-# PARAMETER_SECTION; ``path`` is where the dataset goes, not what it contains.
-PARAMETER_NAMES = tuple(key[len(PARAMETER_SECTION) + 1:] for key in RULES if key.startswith(PARAMETER_SECTION + "."))
+def _as_mapping(settings: DemoSettings) -> dict:
+    """The settings as the marker and the README write them (``cities`` a list)."""
+    return {**dataclasses.asdict(settings), "cities": list(settings.cities)}
 
 
-def validate_parameters(parameters: dict) -> dict:
-    """Check the ``dataset_method_parameters.demo`` block; return a clean copy (ints, floats, lists).
-
-    Raises :class:`Task1aError` naming the key for a missing or unknown key, or a value its rule in
-    the registry (:data:`utils.parameters.RULES`) refuses; and when the evaluation set asks for more
-    clips than its locations give.
-    """
-    if not isinstance(parameters, dict):
-        raise Task1aError(f"{PARAMETER_SECTION} must be a mapping, got {type(parameters).__name__}; fix task1a.yaml")
-    unknown = sorted(set(parameters) - set(PARAMETER_NAMES))
-    if unknown:
-        raise Task1aError(f"unknown key {PARAMETER_SECTION}.{unknown[0]} (known: {', '.join(PARAMETER_NAMES)}); fix the spelling")
-    missing = [name for name in PARAMETER_NAMES if name not in parameters]
-    if missing:
-        raise Task1aError(f"{PARAMETER_SECTION}.{missing[0]} is missing; add it (see task1a.yaml)")
-    clean = {}
-    for name in PARAMETER_NAMES:
-        key, value = f"{PARAMETER_SECTION}.{name}", parameters[name]
-        if not rule_for(key).accepts(value):
-            raise value_error(key, value, "demo dataset")
-        clean[name] = float(value) if rule_for(key).kind == "number" else list(value) if isinstance(value, list) else value
-    pool = len(SCENE_LABELS) * clean["evaluation_locations_per_scene"] * clean["subsegments_per_segment"] * len(EVALUATION_DEVICES)
-    if clean["evaluation_files"] > pool:
-        raise Task1aError(
-            f"{PARAMETER_SECTION}.evaluation_files = {clean['evaluation_files']} exceeds the {pool} distinct clips of the evaluation "
-            f"locations; lower it or raise evaluation_locations_per_scene"
-        )
-    return clean
-
-
-def parameters_hash(parameters: dict) -> str:
+def parameters_hash(settings: DemoSettings) -> str:
     """SHA-256 (hex) of what determines the files: every parameter but ``path``, and the generator version."""
-    content = {name: value for name, value in validate_parameters(parameters).items() if name != "path"}
+    content = {name: value for name, value in _as_mapping(settings).items() if name != "path"}
     content["generator_version"] = GENERATOR_VERSION
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode("utf-8")).hexdigest()
 
@@ -313,27 +282,27 @@ def clip_name(scene: str, identifier: str, segment_id: int, subsegment: int, dev
     return f"audio/{scene}-{identifier}-{segment_id}-{subsegment}-{device}.wav"
 
 
-def _plan_segments(p: dict, rng: np.random.Generator) -> list[tuple]:
+def _plan_segments(p: DemoSettings, rng: np.random.Generator) -> list[tuple]:
     """The recorded segments ``(folder, fold, scene, identifier, segment id, model)``, drawn with ``rng``.
 
     Locations: per scene, `locations_per_city` training ones in every city, `test_locations_per_scene`
     held-out ones spread over the cities, and `evaluation_locations_per_scene` ones for the evaluation
     set. Location ids are distinct within a city, as in the real data.
     """
-    spread, cities = p["location_variation"], p["cities"]
+    spread, cities = p.location_variation, p.cities
     city_offsets = {city: {"level_db": float(rng.normal(0, 2.0 * spread)), "slope_db_per_octave": float(rng.normal(0, 0.5 * spread))} for city in cities}
     locations = []  # (folder, fold, scene, city)
     for scene in SCENE_LABELS:
         for city in cities:
-            locations += [(DEVELOPMENT_FOLDER, "train", scene, city)] * p["locations_per_city"]
-        test_cities = [cities[i % len(cities)] for i in rng.permutation(max(len(cities), p["test_locations_per_scene"]))[: p["test_locations_per_scene"]]]
+            locations += [(DEVELOPMENT_FOLDER, "train", scene, city)] * p.locations_per_city
+        test_cities = [cities[i % len(cities)] for i in rng.permutation(max(len(cities), p.test_locations_per_scene))[: p.test_locations_per_scene]]
         locations += [(DEVELOPMENT_FOLDER, "test", scene, city) for city in test_cities]
         eval_cities = [cities[i % len(cities)]
-                       for i in rng.permutation(max(len(cities), p["evaluation_locations_per_scene"]))[: p["evaluation_locations_per_scene"]]]
+                       for i in rng.permutation(max(len(cities), p.evaluation_locations_per_scene))[: p.evaluation_locations_per_scene]]
         locations += [(EVALUATION_FOLDER, "test", scene, city) for city in eval_cities]
     per_city = {city: sum(1 for location in locations if location[3] == city) for city in cities}
     location_ids = {city: iter(np.sort(rng.choice(max(1300, 2 * n), size=n, replace=False))) for city, n in per_city.items()}
-    segments_per_fold = {"train": p["segments_per_location"], "test": p["test_segments_per_location"]}
+    segments_per_fold = {"train": p.segments_per_location, "test": p.test_segments_per_location}
     n_segments = sum(1 if folder == EVALUATION_FOLDER else segments_per_fold[fold] for folder, fold, _, _ in locations)
     segment_ids = iter(rng.choice(max(50000, 2 * n_segments), size=n_segments, replace=False))
     recordings = []
@@ -345,13 +314,13 @@ def _plan_segments(p: dict, rng: np.random.Generator) -> list[tuple]:
     return recordings
 
 
-def _plan_devices(p: dict, rng: np.random.Generator, recordings: list[tuple]) -> dict[int, list[str]]:
+def _plan_devices(p: DemoSettings, rng: np.random.Generator, recordings: list[tuple]) -> dict[int, list[str]]:
     """Devices of each development segment: the reference device records every one; each other training
     device a random `train_device_fraction` of the training segments (at least one); test segments all nine."""
     train_positions = [i for i, r in enumerate(recordings) if r[0] == DEVELOPMENT_FOLDER and r[1] == "train"]
     devices_of = {i: ([REFERENCE_DEVICE] if recordings[i][1] == "train" else list(DEVELOPMENT_DEVICES))
                   for i, r in enumerate(recordings) if r[0] == DEVELOPMENT_FOLDER}
-    n_per_device = max(1, int(round(p["train_device_fraction"] * len(train_positions))))
+    n_per_device = max(1, int(round(p.train_device_fraction * len(train_positions))))
     for device in TRAIN_DEVICES:
         if device == REFERENCE_DEVICE:
             continue
@@ -360,12 +329,12 @@ def _plan_devices(p: dict, rng: np.random.Generator, recordings: list[tuple]) ->
     return devices_of
 
 
-def _plan_evaluation_clips(p: dict, rng: np.random.Generator, recordings: list[tuple]) -> list[tuple]:
+def _plan_evaluation_clips(p: DemoSettings, rng: np.random.Generator, recordings: list[tuple]) -> list[tuple]:
     """Evaluation clips ``(segment index, sub-segment, device)`` in file order (audio/0.wav, ...): devices in
     turn (all fifteen equally often), scenes balanced and shuffled, then location and sub-segment."""
-    n_sub = p["subsegments_per_segment"]
+    n_sub = p.subsegments_per_segment
     eval_positions = {scene: [i for i, r in enumerate(recordings) if r[0] == EVALUATION_FOLDER and r[2] == scene] for scene in SCENE_LABELS}
-    n_eval = p["evaluation_files"]
+    n_eval = p.evaluation_files
     scene_sequence = rng.permutation(np.resize(np.arange(len(SCENE_LABELS)), n_eval))
     device_sequence = rng.permutation(np.resize(np.arange(len(EVALUATION_DEVICES)), n_eval))
     chosen = set()
@@ -386,7 +355,7 @@ def _plan_evaluation_clips(p: dict, rng: np.random.Generator, recordings: list[t
     return [eval_order[i] for i in rng.permutation(len(eval_order))]
 
 
-def plan_recordings(parameters: dict) -> tuple[list[RecordingJob], list[dict], list[dict]]:
+def plan_recordings(p: DemoSettings) -> tuple[list[RecordingJob], list[dict], list[dict]]:
     """Draw the whole recording plan from the seed.
 
     Returns
@@ -395,15 +364,14 @@ def plan_recordings(parameters: dict) -> tuple[list[RecordingJob], list[dict], l
     development_rows : one dict per development clip: filename, scene_label, identifier, source_label, fold ('train' | 'test')
     evaluation_rows : one dict per evaluation clip in file order (audio/0.wav, ...): filename, scene_label, identifier, source_label
     """
-    p = validate_parameters(parameters)
-    rng = np.random.default_rng(p["seed"])
-    n_sub = p["subsegments_per_segment"]
+    rng = np.random.default_rng(p.seed)
+    n_sub = p.subsegments_per_segment
     recordings = _plan_segments(p, rng)
     devices_of = _plan_devices(p, rng, recordings)
     eval_order = _plan_evaluation_clips(p, rng, recordings)
     eval_name = {item: f"audio/{number}.wav" for number, item in enumerate(eval_order)}
     jobs, development_rows = [], []
-    evaluation_rows = [None] * p["evaluation_files"]
+    evaluation_rows = [None] * p.evaluation_files
     for index, (folder, fold, scene, identifier, segment_id, model) in enumerate(recordings):
         outputs = []
         if folder == DEVELOPMENT_FOLDER:
@@ -419,7 +387,7 @@ def plan_recordings(parameters: dict) -> tuple[list[RecordingJob], list[dict], l
                 evaluation_rows[int(name[len("audio/") : -len(".wav")])] = {"filename": name, "scene_label": scene, "identifier": identifier,
                                                                             "source_label": item[2]}
         if outputs:
-            jobs.append(RecordingJob(folder, scene, identifier, model, n_sub * CLIP_SECONDS, (p["seed"], index), tuple(outputs)))
+            jobs.append(RecordingJob(folder, scene, identifier, model, n_sub * CLIP_SECONDS, (p.seed, index), tuple(outputs)))
     development_rows.sort(key=lambda row: row["filename"])
     return jobs, development_rows, evaluation_rows
 
@@ -769,7 +737,7 @@ _README_CONTENT = {
 }
 
 
-def _write_tables(build: Path, parameters: dict, development_rows: list, evaluation_rows: list) -> None:
+def _write_tables(build: Path, settings: DemoSettings, development_rows: list, evaluation_rows: list) -> None:
     development = build / DEVELOPMENT_FOLDER
     meta_columns = ("filename", "scene_label", "identifier", "source_label")
     write_text_atomic(development / "meta.csv", _tsv(development_rows, meta_columns))
@@ -778,7 +746,7 @@ def _write_tables(build: Path, parameters: dict, development_rows: list, evaluat
     write_text_atomic(development / "evaluation_setup" / "fold1_train.csv", _tsv(train, ("filename", "scene_label")))
     write_text_atomic(development / "evaluation_setup" / "fold1_evaluate.csv", _tsv(test, ("filename", "scene_label")))
     write_text_atomic(development / "evaluation_setup" / "fold1_test.csv", _tsv(test, ("filename",)))
-    for percent, rows in draw_train_splits(train, parameters["seed"]).items():
+    for percent, rows in draw_train_splits(train, settings.seed).items():
         write_text_atomic(development / SPLIT_FOLDER / split_filename(percent), _tsv(rows, ("filename", "scene_label"), newline="\n"))
     evaluation = build / EVALUATION_FOLDER
     write_text_atomic(evaluation / "meta.csv", _tsv(evaluation_rows, ("filename",)))
@@ -786,7 +754,7 @@ def _write_tables(build: Path, parameters: dict, development_rows: list, evaluat
     listed = [{"filename": row["filename"], "device_id": row["source_label"]} for row in evaluation_rows]
     write_text_atomic(evaluation / "evaluation_setup" / "fold1_test.csv", _tsv(listed, ("filename", "device_id")))
     write_text_atomic(build / EVALUATION_LABELS_FILE, _tsv(evaluation_rows, meta_columns))
-    shown = json.dumps({name: value for name, value in parameters.items() if name != "path"}, sort_keys=True)
+    shown = json.dumps({name: value for name, value in _as_mapping(settings).items() if name != "path"}, sort_keys=True)
     for where, folder in (("root", build), (DEVELOPMENT_FOLDER, development), (EVALUATION_FOLDER, evaluation)):
         write_text_atomic(folder / README_FILE, _README.format(content=_README_CONTENT[where], parameters=shown))
 
@@ -797,7 +765,7 @@ def _write_audio(build: Path, jobs: list, sr: int, progress: bool, n_jobs: int) 
     for folder in (DEVELOPMENT_FOLDER, EVALUATION_FOLDER):
         (build / folder / "audio").mkdir(parents=True, exist_ok=True)
     total = sum(len(job.outputs) for job in jobs)
-    workers = usable_cores() if n_jobs == -1 else max(1, n_jobs)
+    workers = worker_count(n_jobs)
     with tqdm(total=total, desc="demo dataset", unit="clip", disable=None if progress else True) as bar:
         if workers == 1 or len(jobs) < 2 * workers:
             for job in jobs:
@@ -842,13 +810,13 @@ def _remove_abandoned_builds(root: Path) -> None:
             continue
 
 
-def generate_demo_dataset(root: str | os.PathLike, parameters: dict, progress: bool = True, n_jobs: int = -1) -> dict:
+def generate_demo_dataset(root: str | os.PathLike, settings: DemoSettings, progress: bool = True, n_jobs: int = -1) -> dict:
     """Generate the synthetic demo dataset under ``root`` unless it is already there with these parameters.
 
     Parameters
     ----------
     root : folder of the dataset (``dataset_method_parameters.demo.path``)
-    parameters : the ``dataset_method_parameters.demo`` block of task1a.yaml
+    settings : the ``dataset_method_parameters.demo`` block, checked (:func:`utils.settings.demo_settings`)
     progress : show a progress bar
     n_jobs : worker processes for the audio (-1: all cores); does not change the files
 
@@ -856,15 +824,14 @@ def generate_demo_dataset(root: str | os.PathLike, parameters: dict, progress: b
     -------
     dict with the paths ``development``, ``evaluation`` (dataset folders) and ``evaluation_labels`` (file)
     """
-    parameters = validate_parameters(parameters)
     root = Path(root)
-    digest = parameters_hash(parameters)
+    digest = parameters_hash(settings)
     paths = dataset_paths(root)
     marker = read_marker(root)
     if marker is not None and marker.get("hash") == digest:
         return paths
     if root.exists() and marker is None and not _is_ours(root):
-        raise Task1aError(f"{root} exists and is not a demo dataset made by this project; remove it or set {PARAMETER_SECTION}.path to another folder")
+        raise Task1aError(f"{root} exists and is not a demo dataset made by this project; remove it or set {DEMO_KEY}.path to another folder")
     try:
         root.parent.mkdir(parents=True, exist_ok=True)
         _remove_abandoned_builds(root)
@@ -873,12 +840,12 @@ def generate_demo_dataset(root: str | os.PathLike, parameters: dict, progress: b
         os.umask(umask)
         build.chmod(0o777 & ~umask)  # mkdtemp makes it private; the dataset folder should not be
     except OSError as exc:
-        raise Task1aError(f"cannot create the demo dataset beside {root}: {exc.strerror}; choose a writable {PARAMETER_SECTION}.path") from exc
+        raise Task1aError(f"cannot create the demo dataset beside {root}: {exc.strerror}; choose a writable {DEMO_KEY}.path") from exc
     try:
-        jobs, development_rows, evaluation_rows = plan_recordings(parameters)
-        _write_audio(build, jobs, parameters["sample_rate"], progress, n_jobs)
-        _write_tables(build, parameters, development_rows, evaluation_rows)
-        write_json_atomic(build / COMPLETE_MARKER, {"hash": digest, "generator_version": GENERATOR_VERSION, "parameters": parameters})
+        jobs, development_rows, evaluation_rows = plan_recordings(settings)
+        _write_audio(build, jobs, settings.sample_rate, progress, n_jobs)
+        _write_tables(build, settings, development_rows, evaluation_rows)
+        write_json_atomic(build / COMPLETE_MARKER, {"hash": digest, "generator_version": GENERATOR_VERSION, "parameters": _as_mapping(settings)})
         if root.exists():
             marker = read_marker(root)
             if marker is not None and marker.get("hash") == digest:  # a concurrent generation finished first
@@ -890,18 +857,11 @@ def generate_demo_dataset(root: str | os.PathLike, parameters: dict, progress: b
         os.replace(build, root)
     except OSError as exc:
         shutil.rmtree(build, ignore_errors=True)
-        raise Task1aError(f"cannot write the demo dataset {root}: {exc.strerror}; free disk space or choose another {PARAMETER_SECTION}.path") from exc
+        raise Task1aError(f"cannot write the demo dataset {root}: {exc.strerror}; free disk space or choose another {DEMO_KEY}.path") from exc
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise
     return paths
-
-
-def _yaml_parameters() -> dict:
-    """The demo block of the shipped task1a.yaml's defaults, read (and checked) by the parameter container."""
-    from utils.parameters import checked_defaults
-
-    return checked_defaults()["dataset_method_parameters"]["demo"]
 
 
 def main(argv=None) -> int:
@@ -915,10 +875,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
-        parameters = dict(_yaml_parameters())
-        if args.seed is not None:
-            parameters["seed"] = args.seed
-        paths = generate_demo_dataset(args.path, parameters, progress=not args.quiet, n_jobs=args.jobs)
+        # the shipped task1a.yaml's demo block (read by the parameter container), --seed checked by the registry
+        settings = demo_from_block({"seed": args.seed} if args.seed is not None else {})
+        paths = generate_demo_dataset(args.path, settings, progress=not args.quiet, n_jobs=args.jobs)
         for name, path in paths.items():
             print(f"{name}: {path}")
         return 0

@@ -33,7 +33,8 @@ import numpy as np
 
 from utils.audio import ReadBuffers, load_audio, segment_audio
 from utils.errors import Task1aError
-from utils.files import lock_file, unlock_file, usable_cores, write_json_atomic
+from utils.files import lock_file, unlock_file, write_json_atomic
+from utils.settings import worker_count
 
 # float16 halves a float32 store (a log-mel value is rounded by at most half its spacing: 0.002 for |x| in
 # [4, 8), 0.004 in [8, 16)); it is read back as float32 like float32 rows.
@@ -308,13 +309,6 @@ def pool_context(preload: Sequence[str] = ("utils.feature_store",)):
     return context
 
 
-def resolve_jobs(n_jobs: int) -> int:
-    """Worker processes for ``n_jobs`` (``feature_extractor.n_jobs``): itself, or for -1 every usable core."""
-    if not isinstance(n_jobs, (int, np.integer)) or isinstance(n_jobs, bool) or n_jobs == 0 or n_jobs < -1:
-        raise Task1aError(f"n_jobs must be a positive number of processes or -1 (all cores), got {n_jobs!r}; fix feature_extractor.n_jobs")
-    return usable_cores() if n_jobs == -1 else int(n_jobs)
-
-
 class StoreWriter:
     """The single writer of a store: appends chunk rows to data.bin, then commits a journal line.
 
@@ -414,13 +408,13 @@ def extract_to_store(
     (``'int16'``: per-segment max-abs scaling, computed from the float64 rows).
     Keys already stored are skipped; files that fail are recorded in ``.failed`` (key -> reason)
     and tried again by the next run when ``retry_failed``; nothing about one file stops the run.
-    ``n_jobs`` worker processes (-1: all cores) each load and extract ``chunk_size`` files at a
-    time; the calling process writes. ``max_chunks`` stops after that many chunks (a time-boxed
+    ``n_jobs`` worker processes (-1: all cores, :func:`utils.settings.worker_count`) each load and extract ``chunk_size``
+    files at a time; the calling process writes. ``max_chunks`` stops after that many chunks (a time-boxed
     run; the next call resumes). Returns the reopened store.
     """
     keys = _check_extract_request(audio_paths, keys, extractor, segment_length_seconds, storage, chunk_size)
     segment_samples = int(round(segment_length_seconds * extractor.fs))
-    jobs = resolve_jobs(n_jobs)
+    jobs = worker_count(n_jobs)
     store_dir = Path(store_dir)
     manifest = store_manifest(extractor.params, segment_samples, storage, extractor.row_shape(segment_samples), keys)
     writer = StoreWriter(store_dir, manifest)

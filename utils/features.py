@@ -35,6 +35,7 @@ from utils import cli
 from utils.errors import Task1aError, run_cli
 from utils.feature_store import INT16_SCALE, STORAGE_TYPES
 from utils.parameters import allowed
+from utils.settings import FeatureSettings, features_from_block
 
 # numpy.spacing(1) = 2**-52: dcase_util adds it to the signal before the STFT and to the mel
 # energies before the log (spec sections 4.1 and 7).
@@ -478,20 +479,17 @@ class MeanStdNormalizer:
         return normalizer
 
 
-def build_extractor(params: dict):
-    """The feature extractor of ``feature_extractor.method`` with its parameters (a resolved parameter set).
+def build_extractor(features: FeatureSettings):
+    """The feature extractor of ``features.method`` with its parameters (``feature_extractor_method_parameters.<method>``).
 
     ``mel``: :class:`LogMelExtractor` (the 2023 baseline); ``logmel32k``:
     :class:`utils.frontend_32k.LogMel32kExtractor` (the DCASE2024/2025 baseline's front end).
     """
-    section = params["feature_extractor"]
-    if section["method"] == "mel":
-        return LogMelExtractor(**section["parameters"])
-    if section["method"] == "logmel32k":
-        from utils.frontend_32k import LogMel32kExtractor
+    if features.method == "mel":
+        return LogMelExtractor(**features.parameters)
+    from utils.frontend_32k import LogMel32kExtractor  # the registry allows no other method (utils.parameters.METHODS)
 
-        return LogMel32kExtractor(**section["parameters"])
-    raise Task1aError(f"feature_extractor.method '{section['method']}' is not supported (known: {', '.join(allowed('feature_extractor'))}); fix task1a.yaml")
+    return LogMel32kExtractor(**features.parameters)
 
 
 def build_normalizer(method: str, statistics: dict | None = None):
@@ -538,18 +536,7 @@ def load_normalized(store, keys, normalizer, chunk: int = READ_CHUNK_ROWS) -> np
 
 
 # ============================================================================================= CLI
-def _method_parameters(params_file: Path | None, method: str = "mel") -> dict:
-    """``defaults.feature_extractor_method_parameters.<method>`` of the parameter file (default: the shipped task1a.yaml)."""
-    from utils.parameters import DEFAULT_PARAMETER_FILE, checked_defaults
-
-    path = params_file or DEFAULT_PARAMETER_FILE
-    section = checked_defaults(path).get("feature_extractor_method_parameters")
-    if not isinstance(section, dict) or not isinstance(section.get(method), dict):
-        raise Task1aError(f"{path} has no defaults.feature_extractor_method_parameters.{method}; give a task1a.yaml with --params")
-    return dict(section[method])
-
-
-def _extract_folder(source: Path, extractor, args) -> int:
+def _extract_folder(source: Path, extractor, features: FeatureSettings, args) -> int:
     """Every audio file under ``source`` into the store ``args.output``; 1 when some could not be read."""
     from utils.audio import AUDIO_EXTENSIONS, audio_files_under
     from utils.feature_store import extract_to_store
@@ -558,8 +545,8 @@ def _extract_folder(source: Path, extractor, args) -> int:
     if not files:
         raise Task1aError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {source}; give a folder of audio files")
     keys = [p.relative_to(source).as_posix() for p in files]
-    store = extract_to_store(files, keys, args.output, extractor, segment_length_seconds=args.segment_length,
-                             n_jobs=args.jobs, progress=not args.no_progress, storage=args.storage)
+    store = extract_to_store(files, keys, args.output, extractor, segment_length_seconds=features.segment_length_seconds,
+                             n_jobs=features.n_jobs, progress=not args.no_progress, storage=args.storage)
     print(f"{len(store.keys)} files, {len(store)} segments in {store.path}")
     if store.failed:
         print(f"error: {len(store.failed)} file(s) could not be read and were skipped:", file=sys.stderr)
@@ -599,10 +586,13 @@ def main(argv: Iterable[str] | None = None) -> int:
     args = parser.parse_args(None if argv is None else list(argv))
 
     def body() -> int:
-        extractor = build_extractor({"feature_extractor": {"method": args.method, "parameters": _method_parameters(args.params, args.method)}})
+        # --storage may also be the official int16 rows, a store type the tool offers beyond feature_extractor.storage
+        features = features_from_block({"method": args.method, "n_jobs": args.jobs, "segment_length_seconds": args.segment_length}, args.params,
+                                       source=cli.prog("utils.features"))
+        extractor = build_extractor(features)
         source = Path(args.source)
         if source.is_dir():
-            return _extract_folder(source, extractor, args)
+            return _extract_folder(source, extractor, features, args)
         return _extract_file(source, extractor, Path(args.output))
 
     return run_cli(body, args.debug)

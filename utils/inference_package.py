@@ -61,9 +61,10 @@ def _model_entry(model, io: str, name: str, ckpts: Path) -> dict:
 
 def write_inference_package(outcome, label: str, folder: str | Path) -> Path:
     """Write the installable package of ``outcome`` (a challenge-mode run with device models:
-    ``utils.pipeline.RunOutcome``) into ``folder/<package>/``; returns that folder (``pip install`` it)."""
+    ``utils.pipeline.RunOutcome``; its typed ``settings`` say the front end and the tested TFLite variant) into
+    ``folder/<package>/``; returns that folder (``pip install`` it)."""
     package, module = package_names(label)
-    params, io = outcome.params, outcome.params["recognizer"]["model_io"]
+    features, io = outcome.settings.features, outcome.settings.recognizer.model_io
     if outcome.model is None or outcome.model.tflite.get(io) is None:
         raise Task1aError(f"the DCASE2025 inference package needs the run's exported {io} model; rerun the set with --package")
     root = Path(folder) / package
@@ -74,15 +75,16 @@ def write_inference_package(outcome, label: str, folder: str | Path) -> Path:
     ckpts.mkdir(parents=True)
     from utils.dataset import SCENE_LABELS
 
+    devices = {device: _model_entry(model, io, f"device_{device}.tflite", ckpts) for device, (model, _) in outcome.device_models.items()}
     config = {
         "label": label,
         "class_order": list(SCENE_LABELS),
-        "feature_method": params["feature_extractor"]["method"],  # mel (DCASE2023) | logmel32k (the DCASE2024/2025 front end)
-        "feature_extractor": dict(params["feature_extractor"]["parameters"]),
-        "segment_length_seconds": params["feature_extractor"]["segment_length_seconds"],
+        "feature_method": features.method,  # mel (DCASE2023) | logmel32k (the DCASE2024/2025 front end)
+        "feature_extractor": dict(features.parameters),
+        "segment_length_seconds": features.segment_length_seconds,
         "model_io": io,
         "general_model": _model_entry(outcome.model, io, "general.tflite", ckpts),
-        "device_models": {device: _model_entry(model, io, f"device_{device}.tflite", ckpts) for device, (model, _) in outcome.device_models.items()},
+        "device_models": devices,
     }
     write_text_atomic(ckpts / "config.json", json.dumps(config, indent=2, default=str) + "\n")
     write_text_atomic(source / "__init__.py", f'"""DCASE2025 Task 1 submission {package} (written by the task1a project)."""\n')
@@ -98,10 +100,10 @@ def write_inference_package(outcome, label: str, folder: str | Path) -> Path:
         f"# {package}: DCASE2025 Task 1 inference package\n\n"
         f"Submission module `{package}.{module}` (the official API: load_model, load_inputs, get_model_for_device, predict), "
         f"written by the task1a project for submission {label}: the general model and the device models "
-        f"{', '.join(config['device_models']) or '(none)'} as TFLite files ({io} io) in `{package}/ckpts/`.\n\n"
+        f"{', '.join(devices) or '(none)'} as TFLite files ({io} io) in `{package}/ckpts/`.\n\n"
         f"    pip install .\n    python evaluate_submission.py --submission_name {package} --submission_index {label.rsplit('_', 1)[1]} "
         "--dev_set_dir DEV --eval_set_dir EVAL\n"))
     shutil.rmtree(root, ignore_errors=True)
     staging.rename(root)
-    log.info("DCASE2025 inference package %s (module %s, %d device models) written to %s", package, module, len(config["device_models"]), root)
+    log.info("DCASE2025 inference package %s (module %s, %d device models) written to %s", package, module, len(devices), root)
     return root

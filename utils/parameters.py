@@ -231,7 +231,7 @@ RULES: dict[str, Rule] = {
     "dataset_method_parameters.tau2022_mobile.development": PATH,
     "dataset_method_parameters.tau2022_mobile.evaluation": text(optional=True),  # null: the edition's evaluation set (utils.editions)
     "dataset_method_parameters.tau2022_mobile.evaluation_labels": text(optional=True),
-    # the synthetic demo generator (utils.demo_dataset.validate_parameters reads these)
+    # the synthetic demo generator (utils.settings.DemoSettings, built once by demo_settings; utils.demo_dataset takes it)
     "dataset_method_parameters.demo.path": PATH,
     "dataset_method_parameters.demo.seed": SEED,
     "dataset_method_parameters.demo.cities": items(text(r"[a-z]+", "a lower-case name of letters only (it goes into file names)")),

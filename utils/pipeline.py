@@ -21,7 +21,7 @@ from typing import Callable
 from utils import device_models, editions, paths, stages, workspace
 from utils.errors import Task1aError
 from utils.files import file_digest
-from utils.settings import build_settings
+from utils.settings import build_settings, model_size_settings
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class RunOutcome:
     package: Path | None = None
     trained: bool = True          # False on a multi-worker worker other than the chief
     params: dict | None = None
+    settings: object = None       # the run's typed settings (utils.settings.Settings): what the library is handed
     model: object = None          # the (first) tested model: stages.TrainedModel
     complexity: dict | None = None
     energy: dict | None = None    # the run's energy summary
@@ -214,13 +215,24 @@ def run_set(params: dict, options: RunOptions, checked: bool = False) -> RunOutc
 def check_before_work(run: _Run) -> None:
     """The learner's settings (Keras configs included), then, when ``model_size.enforce`` applies, the
     complexity gate: the untrained network measured by NeSsi, stopped if over a limit."""
-    from utils.complexity import enforce_limits, limits_enforced, network_complexity
+    from utils.complexity import enforce_limits, network_complexity
 
     stages.check_learner_settings(run.params, run.root, given_model=bool(run.options.model))
     device_models.check_device_settings(run.params, run.root)
-    if run.options.model or (run.group is not None and not run.group.chief) or not limits_enforced(run.params):
+    limits = model_size_settings(run.params["model_size"])
+    if run.options.model or (run.group is not None and not run.group.chief) or not limits.enforced(run.params["general"]["mode"]):
         return
-    enforce_limits(network_complexity(run.params), run.params["model_size"], f"the network of set {run.params['set_id']}")
+    set_id = run.params["set_id"]
+    enforce_limits(network_complexity(build_settings(run.params, run.root), set_id), limits, f"the network of set {set_id}")
+
+
+def check_complexity(all_params: list[dict], workdir=None) -> tuple[str, bool]:
+    """``--check_complexity``: the NeSsi table and verdict of each set's untrained network (:func:`utils.complexity.check_complexity`),
+    and whether any is over its limits."""
+    from utils import complexity
+
+    checked = [complexity.check_complexity(build_settings(params, paths.run_root(params, workdir)), params["set_id"]) for params in all_params]
+    return "".join(text for text, _ in checked), any(problems for _, problems in checked)
 
 
 def _prepare_data(run: _Run) -> None:
@@ -240,10 +252,11 @@ def _extract_features(run: _Run) -> None:
     def stores():
         data, params = run.data, run.params
         feature_dir = run.runner.folder(stages.FEATURES, params)
-        units = [stages.FeatureUnit(params, stages.development_items(data), data.development.path, feature_dir / "development", run.runner.progress)]
+        features = run.settings.features
+        units = [stages.FeatureUnit(features, stages.development_items(data), data.development.path, feature_dir / "development", run.runner.progress)]
         if params["general"]["mode"] == "eval":
             tests, test_root, _ = stages.test_items(data)
-            units.append(stages.FeatureUnit(params, tests, test_root, feature_dir / "evaluation", run.runner.progress))
+            units.append(stages.FeatureUnit(features, tests, test_root, feature_dir / "evaluation", run.runner.progress))
         return [run.runner.run(stages.FEATURES, unit) for unit in units]
 
     found = run.group.chief_first(stores)  # the others wait for the chief's finished stores
@@ -284,10 +297,11 @@ def _device_models(run: _Run) -> None:
 def _model_size(run: _Run) -> None:
     """NeSsi figures of the tested model: beside a trained model (our output), in the recognizer folder for a given one."""
     from model_size_calculation.nessi import format_nessi_table
-    from utils.complexity import enforce_limits, limits_enforced
+    from utils.complexity import enforce_limits
 
     params, model = run.params, run.models[0]
-    io, limits, enforced = params["recognizer"]["model_io"], params["model_size"], limits_enforced(params)
+    io, limits = run.settings.recognizer.model_io, run.settings.model_size
+    enforced = limits.enforced(params["general"]["mode"])
     folder = run.recognizer_dir if run.options.model else model.folder
     run.complexity = run.runner.run(stages.MODEL_SIZE, stages.ModelSizeUnit(model.tflite[io], limits, folder))
     log.info("model size (NeSsi) of %s:\n%s", model.tflite[io], format_nessi_table(run.complexity))
@@ -328,7 +342,7 @@ def _record(run: _Run) -> None:
     """The run's record (``run.yaml``, the report's source) and outcome, once testing is done."""
     run.record = run_record(run)
     run.report_dir = run.recognizer_dir
-    run.outcome = RunOutcome(system_output=run.outputs[0], params=run.params, model=run.models[0], complexity=run.complexity,
+    run.outcome = RunOutcome(system_output=run.outputs[0], params=run.params, settings=run.settings, model=run.models[0], complexity=run.complexity,
                              energy=run.record.energy_summary, device_models=run.device_complexity, recognizer_extra=run.recognizer_extra)
 
 
@@ -472,7 +486,7 @@ def _meta_complexity(outcome: RunOutcome) -> dict:
     params, model = outcome.params, outcome.model
     if outcome.complexity is None:
         raise Task1aError("--package needs the model's complexity figures; set flow.model_size: true")
-    enforce_limits(outcome.complexity, params["model_size"], f"the model of set {params['set_id']}")
+    enforce_limits(outcome.complexity, model_size_settings(params["model_size"]), f"the model of set {params['set_id']}")
     block = stages.meta_complexity(model.keras, model.tflite[params["recognizer"]["model_io"]], outcome.complexity)
     edition = editions.of(params)
     memory = edition.memory_bytes(block["total_model_size"], block["total_parameters"])
@@ -493,8 +507,8 @@ def write_package(outcomes: list[RunOutcome], options: RunOptions) -> Path:
     edition = editions.of(params)
     label = params["submission"]["label"] if options.package is True else options.package
     inputs = edition.package_inputs(outcomes, _meta_complexity, lambda p, extra: development_results(p, workdir, extra))
-    meta = build_submission_meta(label, paths.meta_template(params, edition.meta_template, workdir), params, inputs["complexity"], inputs["energy"],
-                                 inputs["results"], edition=edition.year)
+    meta = build_submission_meta(label, paths.meta_template(params, edition.meta_template, workdir), outcomes[0].settings, inputs["complexity"],
+                                 inputs["energy"], inputs["results"], edition=edition.year)
     out_zip = workspace.Workspace(paths.system_dir(params, workdir)).package_path(label)
     build_submission_package(label, inputs["outputs"], out_zip, meta)
     log.info("submission package (DCASE%d) written to %s", edition.year, out_zip)
@@ -517,12 +531,13 @@ def predict(params: dict, recordings: list[str], output: Path, model: Path | Non
 
     trained = stages.given_model(params, model) if model else stages.trained_model(params, workdir)
     model_path = trained.tflite[params["recognizer"]["model_io"]]
-    recognizer = build_settings(params, paths.run_root(params, workdir)).recognizer
+    settings = build_settings(params, paths.run_root(params, workdir))
+    recognizer = settings.recognizer
     classifier = TFLiteClassifier(model_path, batch_size=recognizer.batch_size, num_threads=recognizer.num_threads)
     normalizer = build_normalizer(trained.normalization["method"], trained.normalization.get("statistics"))
     found = find_recordings(recordings)
     names, probabilities, failures = predict_recordings(
-        found, classifier, build_extractor(params), normalizer, params["feature_extractor"]["segment_length_seconds"],
+        found, classifier, build_extractor(settings.features), normalizer, settings.features.segment_length_seconds,
         progress=progress, max_chunk_seconds=recognizer.max_chunk_seconds)
     if names:
         write_system_output(output, names, probabilities, SCENE_LABELS)

@@ -32,6 +32,7 @@ from utils.complexity import limit_problems
 from utils.energy import PHASE_NAMES, energy_summary, finite_float
 from utils.errors import Task1aError
 from utils.files import write_text_atomic
+from utils.settings import ModelSizeSettings
 
 PROJECT_LOGGER = "utils"  # the root of every module's logging.getLogger(__name__)
 LOG_FILE_PREFIX = "task1a"
@@ -40,7 +41,7 @@ FILE_LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)-8s %(name)s [%(module)s:
 FILE_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 # The DCASE2023 limits the ranking applies (the official NeSsi tool's), as ``model_size`` in task1a.yaml.
-DCASE2023_LIMITS = {"max_macs": OFFICIAL_MAX_MACS, "max_memory_bytes": OFFICIAL_MAX_MEMORY_BYTES}
+DCASE2023_LIMITS = ModelSizeSettings(max_macs=OFFICIAL_MAX_MACS, max_memory_bytes=OFFICIAL_MAX_MEMORY_BYTES)
 
 # DCASE2023 Task 1: "ranked by weighted average rank of classification accuracy, memory usage, and MACS".
 RANKING_WEIGHTS = {"accuracy": 0.5, "memory": 0.25, "macs": 0.25}
@@ -521,18 +522,18 @@ def _ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return ranked
 
 
-def setup_limit_problems(setup: dict[str, Any], limits: Mapping[str, int] | None = None) -> list[str]:
+def setup_limit_problems(setup: dict[str, Any], limits: ModelSizeSettings | None = None) -> list[str]:
     """:func:`utils.complexity.limit_problems` of a setup's ``memory`` and ``macs`` (DCASE2023 limits by default)."""
     figures = {"total_macs": int(float(setup["macs"])), "total_weight_bytes": int(float(setup["memory"]))}
-    return limit_problems(figures, dict(limits or DCASE2023_LIMITS))
+    return limit_problems(figures, limits or DCASE2023_LIMITS)
 
 
-def rank_systems(setups: Sequence[dict[str, Any]], limits: Mapping[str, int] | None = None) -> list[dict[str, Any]]:
+def rank_systems(setups: Sequence[dict[str, Any]], limits: ModelSizeSettings | None = None) -> list[dict[str, Any]]:
     """Rank evaluated setups as DCASE2023 Task 1 does; best first, then the setups it does not rank.
 
     Each setup: ``name``, ``accuracy`` (fraction in [0, 1]), ``memory`` (parameter bytes, NeSsi) and
-    ``macs`` (NeSsi); other keys are kept. A setup over the complexity ``limits`` (``{max_macs,
-    max_memory_bytes}``, the DCASE2023 ones by default) is not ranked: it comes after the ranked ones
+    ``macs`` (NeSsi); other keys are kept. A setup over the complexity ``limits`` (``model_size``'s
+    ``max_macs`` and ``max_memory_bytes``, the DCASE2023 ones by default) is not ranked: it comes after the ranked ones
     (by accuracy, then name) with ``final_rank`` None and ``over_limit`` naming each figure over its
     limit (empty for the ranked ones). The others are ranked by the weighted average of three separate
     ranks: accuracy (higher is better, weight 0.5), memory and MACs (lower is better, 0.25 each).
@@ -613,7 +614,7 @@ RESULT_GROUPS = (
 )
 
 
-def _result_row(setup: dict[str, Any], limits: Mapping[str, int] | None) -> tuple:
+def _result_row(setup: dict[str, Any], limits: ModelSizeSettings | None) -> tuple:
     """One row of the result tables: the setup's figures, complexity in NeSsi's units, and whether it is within the limits."""
     measured = setup["memory"] is not None and setup["macs"] is not None
     verdict = ("n/a" if not measured else "OVER" if setup_limit_problems(setup, limits) else "ok")
@@ -675,7 +676,7 @@ def format_result_rows(rows: Sequence[dict[str, Any]], result_format: str) -> st
     raise Task1aError(f"unknown result format {result_format!r}; choose one of {', '.join(RESULT_FORMATS)}")
 
 
-def show_results(system_dir: str | os.PathLike, limits: Mapping[str, int] | None = None, result_format: str | None = None) -> str:
+def show_results(system_dir: str | os.PathLike, limits: ModelSizeSettings | None = None, result_format: str | None = None) -> str:
     """Print (and return) the evaluated setups, one table per data kind (real, synthetic) and mode, and
     the DCASE2023 ranking among the real development-mode results (the only comparable ones).
 

@@ -25,6 +25,7 @@ from utils.errors import Task1aError
 from utils.files import usable_cores
 
 LEARNER_KEY = "learner_method_parameters.cnn"
+DEMO_KEY = "dataset_method_parameters.demo"
 
 
 def worker_count(n_jobs: int) -> int:
@@ -205,6 +206,26 @@ class ModelSizeSettings:
 
 
 @dataclass(frozen=True)
+class DemoSettings:
+    """``dataset_method_parameters.demo``: the synthetic demo dataset's recording plan (utils.demo_dataset).
+    ``path`` is where it goes (resolved by the data stage), not what it contains; every other field is content."""
+
+    path: str
+    seed: int
+    cities: tuple[str, ...]
+    locations_per_city: int
+    segments_per_location: int
+    test_locations_per_scene: int
+    test_segments_per_location: int
+    subsegments_per_segment: int  # 1-s clips of a 10-s segment
+    train_device_fraction: float
+    evaluation_locations_per_scene: int
+    evaluation_files: int
+    location_variation: float
+    sample_rate: int
+
+
+@dataclass(frozen=True)
 class Settings:
     """The typed sections of one resolved set: what the stages hand down instead of the parameters dict."""
 
@@ -222,6 +243,55 @@ def _fields(cls, values: Mapping) -> dict:
     from dataclasses import fields
 
     return {f.name: values[f.name] for f in fields(cls) if f.name in values}
+
+
+def features_from_block(overrides: Mapping | None = None, path: str | Path | None = None, source: str = "feature settings") -> FeatureSettings:
+    """:class:`FeatureSettings` of a parameter file's defaults (the shipped task1a.yaml by default) with ``overrides`` of
+    ``feature_extractor`` merged in (``method``, ``n_jobs``, ...), checked by the registry first: what a library tool
+    (task1a-features), a benchmark or a test builds instead of a parameter set. ``source`` names the caller in errors."""
+    from utils.parameters import DEFAULT_PARAMETER_FILE, check_structure, check_values, checked_defaults, merge
+
+    path = path or DEFAULT_PARAMETER_FILE
+    defaults = checked_defaults(path)
+    overrides = dict(overrides or {})
+    check_structure(defaults["feature_extractor"], overrides, "feature_extractor", source)
+    check_values(overrides, source, "feature_extractor")
+    section = merge(defaults["feature_extractor"], overrides)
+    method_parameters = (defaults.get("feature_extractor_method_parameters") or {}).get(section["method"])
+    if not isinstance(method_parameters, dict):
+        raise Task1aError(f"{path} has no defaults.feature_extractor_method_parameters.{section['method']}; give a task1a.yaml with --params")
+    return feature_settings(dict(section, parameters=method_parameters))
+
+
+def model_size_settings(section: Mapping) -> ModelSizeSettings:
+    """``model_size`` of a checked set (or of a parameter file's defaults)."""
+    return ModelSizeSettings(**_fields(ModelSizeSettings, section))
+
+
+def demo_settings(block: Mapping) -> DemoSettings:
+    """``dataset_method_parameters.demo`` of a checked set as :class:`DemoSettings`. Refuses, in one line naming the key,
+    what the registry cannot say of one key alone: more evaluation files than the evaluation locations give."""
+    from utils.dataset import EVALUATION_DEVICES, SCENE_LABELS
+
+    settings = DemoSettings(**{**_fields(DemoSettings, block), "cities": tuple(block["cities"]),
+                               "train_device_fraction": float(block["train_device_fraction"]), "location_variation": float(block["location_variation"])})
+    pool = len(SCENE_LABELS) * settings.evaluation_locations_per_scene * settings.subsegments_per_segment * len(EVALUATION_DEVICES)
+    if settings.evaluation_files > pool:
+        raise Task1aError(f"{DEMO_KEY}.evaluation_files = {settings.evaluation_files} exceeds the {pool} distinct clips of the evaluation "
+                          "locations; lower it or raise evaluation_locations_per_scene")
+    return settings
+
+
+def demo_from_block(overrides: Mapping | None = None, source: str = "demo dataset") -> DemoSettings:
+    """:class:`DemoSettings` of the shipped defaults' demo block with ``overrides`` merged in, checked by the registry
+    first: what the demo generator's own tool (task1a-demo) and the tests build instead of a parameter set."""
+    from utils.parameters import check_structure, check_values, checked_defaults, merge
+
+    defaults = checked_defaults()["dataset_method_parameters"]["demo"]
+    overrides = dict(overrides or {})
+    check_structure(defaults, overrides, DEMO_KEY, source)
+    check_values(overrides, source, DEMO_KEY)
+    return demo_settings(merge(defaults, overrides))
 
 
 def feature_settings(section: Mapping) -> FeatureSettings:
@@ -332,7 +402,7 @@ def build_settings(params: Mapping, root: Path | None = None) -> Settings:
         learner=learner_settings(params["learner"]["parameters"], root),
         recognizer=RecognizerSettings(**_fields(RecognizerSettings, params["recognizer"])),
         evaluator=EvaluatorSettings(**_fields(EvaluatorSettings, params["evaluator"])),
-        model_size=ModelSizeSettings(**_fields(ModelSizeSettings, params["model_size"])),
+        model_size=model_size_settings(params["model_size"]),
         normalization=params["data_processing"]["normalization"],
         learner_method=params["learner"]["method"],
     )

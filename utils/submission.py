@@ -71,6 +71,7 @@ from utils import cli
 from utils.dataset import DEVELOPMENT_DEVICES, SCENE_LABELS, TRAIN_SPLITS
 from utils.errors import Task1aError, run_cli
 from utils.files import atomic_path
+from utils.settings import Settings
 from utils.system_output import MAX_ROWS_PER_PROBLEM, check_output_text
 
 TASK_FOLDER = "task1"
@@ -217,28 +218,14 @@ def _label_problem(label) -> str | None:
     return None
 
 
-def _section_parameters(parameters: Mapping, section: str) -> Mapping:
-    """The resolved method parameters of a section (``ParameterContainer.resolve`` attaches them)."""
-    try:
-        return parameters[section]["parameters"]
-    except (KeyError, TypeError):
-        raise Task1aError(f"parameters lack '{section}.parameters'; pass ParameterContainer.resolve() output") from None
-
-
-def description_from_parameters(parameters: Mapping) -> dict:
-    """The ``system.description`` fields this run's parameters determine (resolved parameters)."""
-    features = _section_parameters(parameters, "feature_extractor")
-    try:
-        sample_rate = float(features["fs"])
-        method = parameters["learner"]["method"]
-    except (KeyError, TypeError, ValueError):
-        raise Task1aError("parameters lack feature_extractor fs or learner.method; pass ParameterContainer.resolve() output") from None
+def description_from_settings(settings: Settings) -> dict:
+    """The ``system.description`` fields this run's settings determine (the front end's rate and log scale, the learner method)."""
     return {
-        "input_sampling_rate": f"{sample_rate / 1000:g}kHz",
-        "acoustic_features": "log-mel energies" if features.get("logarithmic", True) else "mel energies",
+        "input_sampling_rate": f"{settings.features.fs / 1000:g}kHz",
+        "acoustic_features": "log-mel energies" if settings.features.parameters.get("logarithmic", True) else "mel energies",
         "embeddings": None,
         "data_augmentation": None,
-        "machine_learning_method": {"cnn": "CNN"}.get(str(method), str(method)),
+        "machine_learning_method": {"cnn": "CNN"}.get(settings.learner_method, settings.learner_method),
         "ensemble_method_subsystem_count": None,
         "decision_making": None,
         "external_data_usage": None,
@@ -342,7 +329,7 @@ def load_meta_template(template_path: str | Path) -> dict:
 def build_submission_meta(
     label: str,
     template_path: str | Path,
-    parameters: Mapping,
+    settings: Settings,
     complexity: Mapping | None = None,
     energy: Mapping | None = None,
     development_results: Mapping | None = None,
@@ -352,8 +339,8 @@ def build_submission_meta(
 
     - ``submission``: the template's (name, abbreviation, authors...), ``label`` = ``label``,
       ``edition`` = ``edition`` (a template recording another edition is refused);
-    - ``system.description``: the edition's fields from ``parameters`` (``ParameterContainer.resolve()``
-      output); a non-null template value wins, for systems changed by hand and the fields only a
+    - ``system.description``: the edition's fields from the run's ``settings`` (:func:`description_from_settings`);
+      a non-null template value wins, for systems changed by hand and the fields only a
       person knows (2024's split_adaptations, system_adaptations);
     - ``system.complexity``: ``complexity`` (keys total_model_size, total_parameters,
       total_parameters_non_zero, memory_use, macs; :func:`utils.stages.meta_complexity`), null
@@ -377,7 +364,7 @@ def build_submission_meta(
         raise Task1aError(f"{rules.name} has no energy_consumption block; pass energy=None")
     submission = {**template["submission"], "label": label, "edition": rules.year}
     system_template = template.get("system") or {}
-    derived = description_from_parameters(parameters)
+    derived = description_from_settings(settings)
     description = {field: derived.get(field) for field in rules.description_fields}
     description.update({key: value for key, value in (system_template.get("description") or {}).items() if value is not None})
     system = {"description": description, "complexity": _complexity_block(complexity, rules)}

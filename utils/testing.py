@@ -16,6 +16,7 @@ import numpy as np
 
 from utils.audio import AUDIO_EXTENSIONS
 from utils.errors import Task1aError
+from utils.settings import worker_count
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def predict_recordings(recordings, classifier, extractor, normalizer, segment_le
     of arrays per worker at 30 s of 48 kHz stereo, against 2.8 GB for an hour loaded whole).
 
     Files are classified in parallel: ``n_jobs`` worker processes (default: the classifier's
-    thread count, i.e. ``recognizer.num_threads``, -1 = all cores), each with its own one-thread
+    thread count, i.e. ``recognizer.num_threads``; -1: all cores, :func:`utils.settings.worker_count`), each with its own one-thread
     interpreter; with one worker, or one file, everything runs here with ``classifier`` as it is.
 
     Returns ``(names, probabilities (n_files, n_classes), failures {name: reason})`` in the order
@@ -124,19 +125,8 @@ def predict_recordings(recordings, classifier, extractor, normalizer, segment_le
     """
     from tqdm import tqdm
 
-    if isinstance(max_chunk_seconds, bool) or not isinstance(max_chunk_seconds, (int, float)) or not 0 < max_chunk_seconds < float("inf"):
-        raise Task1aError(f"recognizer.max_chunk_seconds must be a positive number of seconds, got {max_chunk_seconds!r}; fix the value")
-    if not isinstance(segment_length_seconds, (int, float)) or isinstance(segment_length_seconds, bool) or not segment_length_seconds > 0:
-        raise Task1aError(f"segment_length_seconds must be a positive number, got {segment_length_seconds!r}; fix feature_extractor.segment_length_seconds")
     recordings = [(Path(path), name) for path, name in recordings]
-    jobs = getattr(classifier, "num_threads", 1) if n_jobs is None else n_jobs
-    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1):
-        raise Task1aError(f"predict_recordings: n_jobs must be -1 (all cores) or an integer >= 1, got {n_jobs!r}")
-    if jobs == -1:
-        from utils.files import usable_cores
-
-        jobs = usable_cores()
-    jobs = max(1, min(int(jobs), len(recordings)))
+    jobs = min(worker_count(getattr(classifier, "num_threads", 1) if n_jobs is None else n_jobs), max(1, len(recordings)))
     settings = (extractor, normalizer, int(round(segment_length_seconds * extractor.fs)), float(max_chunk_seconds))
     pool = None
     if jobs > 1:

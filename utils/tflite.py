@@ -28,8 +28,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from utils.errors import Task1aError
-from utils.files import usable_cores, write_bytes_atomic
+from utils.files import write_bytes_atomic
 from utils.parameters import allowed
+from utils.settings import worker_count
 
 LOGGER = logging.getLogger(__name__)
 IO_TYPES = allowed("recognizer.model_io")  # the parameter registry's
@@ -236,16 +237,14 @@ class TFLiteClassifier:
     ``model`` is a ``.tflite`` path or the flatbuffer bytes; ``batch_size`` clips go through the
     interpreter per call (``recognizer.batch_size``) when its input can be resized, else one by one.
     ``num_threads`` (``recognizer.num_threads``; -1 = all cores) is the interpreter's thread count:
-    the interpreter is 95 % of the testing stage's time, and it scales with threads.
+    the interpreter is 95 % of the testing stage's time, and it scales with threads. Both values come
+    checked (the registry's rules); nothing here checks them again.
     """
 
     def __init__(self, model: str | Path | bytes, batch_size: int = 256, num_threads: int = 1):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise Task1aError(f"recognizer.batch_size must be an integer >= 1, got {batch_size!r}; fix the value")
-        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads == 0 or num_threads < -1:
-            raise Task1aError(f"recognizer.num_threads must be -1 (all cores) or an integer >= 1, got {num_threads!r}; fix the value")
-        if num_threads == -1:
-            num_threads = usable_cores()
+        # -1 is resolved by the project's one rule (utils.settings.worker_count: the usable cores), not handed to
+        # LiteRT, whose own -1 means "the runtime's default" and need not be every core this process may use
+        num_threads = worker_count(num_threads)
         if isinstance(model, (bytes, bytearray, memoryview)):
             content, self.source = bytes(model), "TFLite model (bytes)"
         else:

@@ -74,9 +74,11 @@ def prepare_data(params: dict, root: Path, progress: bool = True, edition=None) 
     if method != "demo":
         raise Task1aError(f"unknown dataset.method '{method}' (known: {', '.join(allowed('dataset'))}); fix task1a.yaml")
     from utils.demo_dataset import generate_demo_dataset
+    from utils.settings import demo_settings
 
-    demo_root = resolve_path(root, settings["path"])
-    paths = generate_demo_dataset(demo_root, settings, progress=progress)
+    demo = demo_settings(settings)  # the checked block, typed once; refuses more evaluation files than clips
+    demo_root = resolve_path(root, demo.path)
+    paths = generate_demo_dataset(demo_root, demo, progress=progress)
     development = tau.TAUDevelopmentSet.load(paths["development"], train_split=train_split)
     evaluation = tau.TAUEvaluationSet.load(paths["evaluation"], paths["evaluation_labels"]) if mode == "eval" else None
     return DataContext(development, evaluation, synthetic=True, name=f"task1a demo dataset ({demo_root})", params=params)

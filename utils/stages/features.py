@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from utils.errors import Task1aError
+from utils.settings import FeatureSettings
 from utils.stages.base import Stage
 
 log = logging.getLogger(__name__)
@@ -19,9 +20,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class FeatureUnit:
-    """One store: ``items``' audio under ``audio_root`` into the store ``folder``."""
+    """One store: ``items``' audio under ``audio_root`` into the store ``folder``, as ``features`` say."""
 
-    params: dict
+    features: FeatureSettings
     items: pd.DataFrame
     audio_root: Path
     folder: Path
@@ -61,8 +62,8 @@ class FeaturesStage(Stage):
     def compute(self, unit: FeatureUnit):
         """Extract the features of every item (resuming a store begun earlier). Files that cannot be read stop
         the run with one line naming the first of them (a result on a silently shrunk test set would be wrong)."""
-        from utils import features
         from utils.feature_store import FeatureStore, extract_to_store
+        from utils.features import build_extractor
 
         keys = unit.keys
         if Path(unit.folder).exists():
@@ -70,10 +71,10 @@ class FeaturesStage(Stage):
             if done:
                 log.info("features: resuming %s (%d of %d files already extracted)", unit.folder, done, len(keys))
         log.info("features: extracting %d files into %s", len(keys), unit.folder)
-        section = unit.params["feature_extractor"]
-        store = extract_to_store([Path(unit.audio_root) / key for key in keys], keys, unit.folder, features.build_extractor(unit.params),
-                                 segment_length_seconds=section["segment_length_seconds"], n_jobs=section["n_jobs"], progress=unit.progress,
-                                 storage=section["storage"])
+        settings = unit.features
+        store = extract_to_store([Path(unit.audio_root) / key for key in keys], keys, unit.folder, build_extractor(settings),
+                                 segment_length_seconds=settings.segment_length_seconds, n_jobs=settings.n_jobs, progress=unit.progress,
+                                 storage=settings.storage)
         if store.failed:
             first, reason = next(iter(store.failed.items()))
             raise Task1aError(

@@ -63,8 +63,10 @@ def check_learner_settings(params: dict, root: Path | None = None, given_model: 
 
         from utils.complexity import network_input_shape
         from utils.model import build_model
+        from utils.settings import feature_settings
 
-        names = [layer.name for layer in build_model(learner.model, network_input_shape(params), len(tau.SCENE_LABELS)).layers]
+        names = [layer.name for layer in build_model(learner.model, network_input_shape(feature_settings(params["feature_extractor"])),
+                                                     len(tau.SCENE_LABELS)).layers]
         for pattern in patterns:
             if not any(fnmatchcase(name, pattern) for name in names):
                 raise Task1aError(f"device_models.trainable_layers: {pattern!r} matches no layer of the network (layers: {', '.join(names)}); fix the pattern")

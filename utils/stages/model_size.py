@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from utils.files import file_digest
+from utils.settings import ModelSizeSettings
 from utils.stages.base import Stage
 
 log = logging.getLogger(__name__)
@@ -26,10 +27,10 @@ OFFICIAL_MODEL_KERAS_PARAMETERS = 46_246
 
 @dataclass
 class ModelSizeUnit:
-    """The TFLite model at ``tflite_path`` measured against ``limits`` (``model_size``: max_macs, max_memory_bytes), figures saved in ``folder``."""
+    """The TFLite model at ``tflite_path`` measured against ``limits`` (``model_size``), figures saved in ``folder``."""
 
     tflite_path: Path
-    limits: dict
+    limits: ModelSizeSettings
     folder: Path
 
     @property
@@ -46,7 +47,7 @@ class ModelSizeStage(Stage):
         if not path.exists() or path.stat().st_mtime < Path(unit.tflite_path).stat().st_mtime:
             return False
         limits = json.loads(path.read_text()).get("limits", {})
-        return limits.get("macs") == unit.limits["max_macs"] and limits.get("memory_bytes") == unit.limits["max_memory_bytes"]
+        return limits.get("macs") == unit.limits.max_macs and limits.get("memory_bytes") == unit.limits.max_memory_bytes
 
     def reuse(self, unit: ModelSizeUnit) -> dict:
         return json.loads(unit.json_path.read_text())
