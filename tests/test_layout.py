@@ -18,6 +18,15 @@ def test_the_command_line_only_parses_and_calls():
     assert len((REPO / "task1a.py").read_text().splitlines()) < 200
 
 
+def test_the_package_docstring_names_every_module():
+    """utils/__init__.py is the newcomer's map: every module and package of utils/ has its line there."""
+    import utils
+
+    names = [p.stem for p in REPO.glob("utils/*.py") if p.stem != "__init__"] + [p.parent.name + "/" for p in REPO.glob("utils/*/__init__.py")]
+    missing = [name for name in names if f"``{name}``" not in utils.__doc__]
+    assert not missing, f"utils/__init__.py does not name {missing}"
+
+
 def test_no_function_is_over_80_lines():
     long = []
     for path in CODE:

@@ -7,6 +7,8 @@ The map (docs/architecture.md has the picture, docs/outputs.md the output layout
 - ``device_models``    DCASE2025 device-specific models, plugged in as a stage and a testing strategy
 - ``workspace``        the output layout ``<system>/<stage>/<hash>/seed_N`` and its records (dataclasses)
 - ``parameters``       task1a.yaml, its sets and layers, the value registry (RULES), the stage hashes
+- ``settings``         the typed settings (frozen dataclasses) a checked set becomes once, handed to the library
+- ``editions/``        one Edition object per DCASE edition: protocol, package, rules, reference figures
 - ``paths``            shipped files and the run's root (``--workdir``) that run paths resolve against
 - ``dataset``          the TAU 2022 Mobile layout: metadata, folds, training subsets, the validation split
 - ``demo_dataset``     the synthetic demo dataset in the TAU layout (never TAU audio)
@@ -19,12 +21,15 @@ The map (docs/architecture.md has the picture, docs/outputs.md the output layout
 - ``cpmobile``         the DCASE2024/2025 baseline network (simplified CP-Mobile) as a Keras model builder
 - ``augmentation``     mixup, SpecAugment masks, time roll, Freq-MixStyle on training batches
 - ``distillation``     a teacher's probabilities as soft targets, the distillation loss
+- ``schedules``        learning-rate schedules usable from the YAML (warm-up + cosine decay)
 - ``learning``         training with one Keras fit, best-epoch selection, checkpoints and resume
 - ``callbacks``        the Keras callbacks training is made of (selection, checkpoint, log, progress)
 - ``distribute``       tf.distribute strategies and the workers of a cluster
 - ``tflite``           TFLite export (float, int8) and the interpreter that runs it
 - ``complexity``       NeSsi figures of a network and the challenge's limits
 - ``tflite_graph``     the converted flatbuffer in the official graph form (reshape folded into the dense layer)
+- ``inference_package``  the DCASE2025 installable inference package (load_model, predict, ...)
+- ``inference_template/``  the source files the inference package is made from (copied, never imported here)
 - ``testing``          running a TFLite model over a test list or any recordings
 - ``system_output``    the challenge's system-output CSV: writer, reader, checker
 - ``evaluation``       the metrics (accuracy, log loss, per class and device), trials, plots
