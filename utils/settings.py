@@ -245,21 +245,32 @@ def _fields(cls, values: Mapping) -> dict:
     return {f.name: values[f.name] for f in fields(cls) if f.name in values}
 
 
-def features_from_block(overrides: Mapping | None = None, path: str | Path | None = None, source: str = "feature settings") -> FeatureSettings:
-    """:class:`FeatureSettings` of a parameter file's defaults (the shipped task1a.yaml by default) with ``overrides`` of
-    ``feature_extractor`` merged in (``method``, ``n_jobs``, ...), checked by the registry first: what a library tool
-    (task1a-features), a benchmark or a test builds instead of a parameter set. ``source`` names the caller in errors."""
+def defaults_with(key_path: str, overrides: Mapping | None, source: str, path: str | Path | None = None) -> dict:
+    """The block at ``key_path`` of a parameter file's ``defaults`` (the shipped task1a.yaml by default) with ``overrides``
+    merged in (nested), the overrides checked by the registry first (their keys and values; one line naming the key
+    and ``source``): how a library tool, a benchmark or a test gets a checked block without a parameter set."""
     from utils.parameters import DEFAULT_PARAMETER_FILE, check_structure, check_values, checked_defaults, merge
 
-    path = path or DEFAULT_PARAMETER_FILE
-    defaults = checked_defaults(path)
+    block = checked_defaults(path or DEFAULT_PARAMETER_FILE)
+    for key in key_path.split("."):
+        block = block[key]
     overrides = dict(overrides or {})
-    check_structure(defaults["feature_extractor"], overrides, "feature_extractor", source)
-    check_values(overrides, source, "feature_extractor")
-    section = merge(defaults["feature_extractor"], overrides)
-    method_parameters = (defaults.get("feature_extractor_method_parameters") or {}).get(section["method"])
+    check_structure(block, overrides, key_path, source)
+    check_values(overrides, source, key_path)
+    return merge(block, overrides)
+
+
+def features_from_block(overrides: Mapping | None = None, path: str | Path | None = None, source: str = "feature settings") -> FeatureSettings:
+    """:class:`FeatureSettings` of a parameter file's defaults (the shipped task1a.yaml by default) with ``overrides`` of
+    ``feature_extractor`` merged in (``method``, ``n_jobs``, ...) (:func:`defaults_with`): what a library tool
+    (task1a-features), a benchmark or a test builds instead of a parameter set. ``source`` names the caller in errors."""
+    from utils.parameters import DEFAULT_PARAMETER_FILE, checked_defaults
+
+    section = defaults_with("feature_extractor", overrides, source, path)
+    method_parameters = (checked_defaults(path or DEFAULT_PARAMETER_FILE).get("feature_extractor_method_parameters") or {}).get(section["method"])
     if not isinstance(method_parameters, dict):
-        raise Task1aError(f"{path} has no defaults.feature_extractor_method_parameters.{section['method']}; give a task1a.yaml with --params")
+        raise Task1aError(f"{path or DEFAULT_PARAMETER_FILE} has no defaults.feature_extractor_method_parameters.{section['method']}; "
+                          "give a task1a.yaml with --params")
     return feature_settings(dict(section, parameters=method_parameters))
 
 
@@ -283,15 +294,9 @@ def demo_settings(block: Mapping) -> DemoSettings:
 
 
 def demo_from_block(overrides: Mapping | None = None, source: str = "demo dataset") -> DemoSettings:
-    """:class:`DemoSettings` of the shipped defaults' demo block with ``overrides`` merged in, checked by the registry
-    first: what the demo generator's own tool (task1a-demo) and the tests build instead of a parameter set."""
-    from utils.parameters import check_structure, check_values, checked_defaults, merge
-
-    defaults = checked_defaults()["dataset_method_parameters"]["demo"]
-    overrides = dict(overrides or {})
-    check_structure(defaults, overrides, DEMO_KEY, source)
-    check_values(overrides, source, DEMO_KEY)
-    return demo_settings(merge(defaults, overrides))
+    """:class:`DemoSettings` of the shipped defaults' demo block with ``overrides`` merged in (:func:`defaults_with`):
+    what the demo generator's own tool (task1a-demo) and the tests build instead of a parameter set."""
+    return demo_settings(defaults_with(DEMO_KEY, overrides, source))
 
 
 def feature_settings(section: Mapping) -> FeatureSettings:
@@ -384,15 +389,9 @@ def learner_settings(block: Mapping, root: Path | None = None) -> LearnerSetting
 
 
 def learner_from_block(overrides: Mapping | None = None, root: Path | None = None) -> LearnerSettings:
-    """:class:`LearnerSettings` of the shipped defaults' learner block with ``overrides`` merged in (nested), checked by
-    the registry first: what a library tool, a benchmark or a test builds instead of a parameter set."""
-    from utils.parameters import check_structure, check_values, checked_defaults, merge
-
-    defaults = checked_defaults()["learner_method_parameters"]["cnn"]
-    check_structure(defaults, dict(overrides or {}), LEARNER_KEY, "learner settings")
-    block = merge(defaults, dict(overrides or {}))
-    check_values(block, "learner settings", LEARNER_KEY)
-    return learner_settings(block, root)
+    """:class:`LearnerSettings` of the shipped defaults' learner block with ``overrides`` merged in (nested,
+    :func:`defaults_with`): what a library tool, a benchmark or a test builds instead of a parameter set."""
+    return learner_settings(defaults_with(LEARNER_KEY, overrides, "learner settings"), root)
 
 
 def build_settings(params: Mapping, root: Path | None = None) -> Settings:
