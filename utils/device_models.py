@@ -99,13 +99,16 @@ def device_models_stage(params: dict, general: TrainedModel, items: pd.DataFrame
     from utils.evaluation import device_sort_key
 
     devices = item_devices(items)
+    from utils.settings import learner_settings
+
     device_params = fine_tuning_parameters(params, general.keras)
+    device_learner = learner_settings(device_params["learner"]["parameters"], runner.root)  # one recipe for every device
     trained = {}
     amount = params["device_models"]["validation_amount"]
     for device in sorted(devices.unique(), key=device_sort_key):
         device_items = items[devices.to_numpy() == device]
         if amount:
-            train_index, validation_index = tau.location_disjoint_split(device_items, amount, params["learner"]["parameters"]["validation_seed"])
+            train_index, validation_index = tau.location_disjoint_split(device_items, amount, device_learner.validation_seed)
             if len(train_index) == 0 or len(validation_index) == 0:
                 log.warning("device models: device %s has %d clips in %d locations, too few for a location-disjoint validation split "
                             "(device_models.validation_amount %s): it keeps the general model", device, len(device_items),
@@ -113,7 +116,8 @@ def device_models_stage(params: dict, general: TrainedModel, items: pd.DataFrame
                 continue
         log.info("device models: fine-tuning the general model on device %s (%d clips)", device, len(device_items))
         device_folder = Path(folder) / device
-        unit = LearnerUnit(device_params, runner.root, device_items, store, device_folder, general.seed, None, runner.overwrite, runner.progress)
+        unit = LearnerUnit(device_params, device_learner, runner.root, device_items, store, device_folder, general.seed, None, runner.overwrite,
+                           runner.progress)
         trained[device] = runner.run(LEARNER, unit)
     return trained
 

@@ -275,8 +275,8 @@ def _learn(run: _Run) -> None:
         return
     learner_dir = run.runner.folder(stages.LEARNER, params)
     items = run.training
-    run.models = [run.runner.run(stages.LEARNER, stages.LearnerUnit(params, run.root, items, run.stores[0], run.runner.workspace.seed_dir(
-                      stages.LEARNER.name, learner_dir.name, seed), seed, run.group, options.overwrite, run.runner.progress))
+    run.models = [run.runner.run(stages.LEARNER, stages.LearnerUnit(params, run.settings.learner, run.root, items, run.stores[0],
+                      run.runner.workspace.seed_dir(stages.LEARNER.name, learner_dir.name, seed), seed, run.group, options.overwrite, run.runner.progress))
                   for seed in stages.trial_seeds(params)]
     if run.group.chief and io not in run.models[0].tflite:
         raise Task1aError(f"recognizer.model_io '{io}' was not exported (conversion.io: {params['learner']['parameters']['conversion']['io']}); "

@@ -381,7 +381,7 @@ def learner_settings(block: Mapping, root: Path | None = None) -> LearnerSetting
         initial_weights=initial,
         trainable_layers=tuple(patterns) if patterns is not None else None,
         conversion=ConversionSettings(**_fields(ConversionSettings, {k: tuple(v) if k == "io" else v for k, v in (block.get("conversion") or {}).items()})),
-        validation_amount=block.get("validation_amount") or 0.0,
+        validation_amount=0.0 if block.get("validation_amount") is None else block["validation_amount"],
         validation_seed=block.get("validation_seed", 0),
         iterations=block.get("iterations", 1),
         identity=checkpoint_parameters(block),

@@ -76,9 +76,11 @@ def check_learner_settings(params: dict, root: Path | None = None, given_model: 
 # --------------------------------------------------------------------------------------- the stage
 @dataclass
 class LearnerUnit:
-    """One training: ``items`` (features in ``store``) for ``seed`` into ``folder`` (``.../seed_N``)."""
+    """One training: ``items`` (features in ``store``) for ``seed`` into ``folder`` (``.../seed_N``), with the
+    typed ``learner`` settings the run built once (``params``: the set, for what the stage itself decides)."""
 
     params: dict
+    learner: LearnerSettings
     root: Path
     items: pd.DataFrame
     store: object
@@ -135,8 +137,8 @@ class LearnerStage(Stage):
         from utils import learning, tflite
 
         folder, seed, params = Path(unit.folder), unit.seed, unit.params
-        learner = learner_settings(params["learner"]["parameters"], unit.root)
-        data = learning_data(params, unit.items, unit.store, folder, write=unit.chief)
+        learner = unit.learner
+        data = learning_data(params, learner, unit.items, unit.store, folder, write=unit.chief)
         X_train, y_train, X_val, y_val, train_items = data["X_train"], data["y_train"], data["X_val"], data["y_val"], data["train_items"]
         if unit.chief and not unit.overwrite:
             learning.adopt_earlier_checkpoint(folder)  # a larger fit.epochs continues a shorter training of the same parameters
@@ -172,21 +174,20 @@ class LearnerStage(Stage):
 LEARNER = LearnerStage()
 
 
-def learning_data(params: dict, items: pd.DataFrame, store, folder: Path, write: bool = True) -> dict:
-    """The location-disjoint split of ``items`` (``validation_seed``), the normalisation fitted on its
+def learning_data(params: dict, learner: LearnerSettings, items: pd.DataFrame, store, folder: Path, write: bool = True) -> dict:
+    """The location-disjoint split of ``items`` (``learner.validation_amount``, ``validation_seed``), the normalisation fitted on its
     training side, and the normalised arrays: ``X_train`` ``(n, n_mels, n_frames)``, ``y_train`` ``(n,)``
     class indices, ``X_val``, ``y_val``, plus ``train_items`` and ``normalization``. With ``write``,
     ``split.yaml`` and ``normalization.yaml`` are saved in ``folder``."""
     from utils import features
 
-    learner = params["learner"]["parameters"]
-    if learner["validation_amount"]:
-        train_index, validation_index = tau.location_disjoint_split(items, learner["validation_amount"], learner["validation_seed"])
+    if learner.validation_amount:
+        train_index, validation_index = tau.location_disjoint_split(items, learner.validation_amount, learner.validation_seed)
         train_items, validation_items = items.iloc[train_index], items.iloc[validation_index]
     else:  # validation_amount 0: the whole of ``items`` trains, no hold-out (the official DCASE2024/2025 protocol)
         train_items, validation_items = items, items.iloc[:0]
     split = {
-        "train_split": params["dataset"]["train_split"], "seed": learner["validation_seed"], "validation_amount": learner["validation_amount"],
+        "train_split": params["dataset"]["train_split"], "seed": learner.validation_seed, "validation_amount": learner.validation_amount,
         "train_locations": sorted(train_items["identifier"].unique().tolist()),
         "validation_locations": sorted(validation_items["identifier"].unique().tolist()),
         "train_count": int(len(train_items)), "validation_count": int(len(validation_items)),
@@ -209,7 +210,7 @@ def learning_data(params: dict, items: pd.DataFrame, store, folder: Path, write:
                  train_items["identifier"].nunique())
     else:
         log.info("learning: %d training and %d validation segments (%d / %d locations), validation split seed %d", len(data["y_train"]),
-                 len(data["y_val"]), train_items["identifier"].nunique(), validation_items["identifier"].nunique(), learner["validation_seed"])
+                 len(data["y_val"]), train_items["identifier"].nunique(), validation_items["identifier"].nunique(), learner.validation_seed)
     return data
 
 
