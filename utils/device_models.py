@@ -92,15 +92,14 @@ def device_models_stage(params: dict, general: TrainedModel, items: pd.DataFrame
 
     Each device model is a learning stage of its own (split, checkpoints, export, ``learning.yaml``):
     finished ones are reused, an interrupted one resumes; ``runner`` measures its energy into the run's
-    ``training`` phase. Without a hold-out (``device_models.validation_amount: 0``, the official recipe)
+    ``learner`` phase (the meta's training energy). Without a hold-out (``device_models.validation_amount: 0``, the official recipe)
     every training device gets its model; with one, a device whose clips cannot be split by location
     keeps the general model (logged).
     """
     from utils.evaluation import device_sort_key
-
-    devices = item_devices(items)
     from utils.settings import learner_settings
 
+    devices = item_devices(items)
     device_params = fine_tuning_parameters(params, general.keras)
     device_learner = learner_settings(device_params["learner"]["parameters"], runner.root)  # one recipe for every device
     trained = {}
